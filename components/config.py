@@ -1,0 +1,194 @@
+"""Typed configuration: ``params.yaml`` parsed once, at the edge, into frozen validated objects.
+
+Nothing below the CLI / flow edge reads YAML. Every model forbids unknown keys, so a typo such as ``test_fractoin``
+fails at load time with the key's dotted path instead of being silently ignored. Sections are named after the
+stage that reads them (``prepare`` is read by the ``prepare`` stage, CLI command and Prefect task).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from components.errors import ConfigError
+from components.schema import CATEGORIES, Label, consistency_problem
+
+Category = Literal[
+    "violence_hate",
+    "sexual_content",
+    "criminal_planning",
+    "guns_illegal_weapons",
+    "regulated_substances",
+    "suicide_self_harm",
+]
+assert set(Category.__args__) == set(CATEGORIES)  # type: ignore[attr-defined]
+
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+FileFormat = Literal["auto", "csv", "jsonl", "json", "parquet"]
+
+
+class Frozen(BaseModel):
+    """Base for every config object: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LabelMapping(Frozen):
+    """What one raw label of a source means in emosafe's schema."""
+
+    label: Label = Field(description="Trinary label given to rows with this raw label.")
+    categories: tuple[Category, ...] = Field(default=(), description="Risk categories always given.")
+    keywords: bool = Field(
+        default=False, description="Also add categories whose keyword list matches the text (see `keywords`)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LabelMapping:
+        problem = consistency_problem(self.label.value, frozenset(self.categories))
+        if problem:
+            raise ValueError(problem)
+        if self.keywords and self.label == Label.SAFE:
+            raise ValueError("a safe mapping cannot add keyword categories (safe rows carry none)")
+        return self
+
+
+class _SourceBase(Frozen):
+    name: str = Field(description="Short slug; prefixes every row id so ids stay unique across sources.")
+    keywords: dict[Category, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Category -> phrases; a case-insensitive word-prefix match adds the category to rows "
+        "whose mapping sets keywords: true.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SOURCE_NAME.match(value):
+            raise ValueError("must be a lower-case slug: a letter, then letters, digits or _ (max 40)")
+        return value
+
+
+class EmosafeSource(_SourceBase):
+    """A corpus already in emosafe's schema (the bundled sample): id, text, label, categories."""
+
+    kind: Literal["emosafe"]
+    path: str = Field(description="CSV, JSONL, JSON or Parquet file.")
+    format: FileFormat = "auto"
+
+
+class TableSource(_SourceBase):
+    """Any CSV / JSONL / JSON / Parquet corpus, described entirely here so no code is needed."""
+
+    kind: Literal["table"]
+    path: str
+    format: FileFormat = "auto"
+    text_columns: tuple[str, ...] = Field(min_length=1, description="Joined with a newline to form the text.")
+    label_column: str = Field(description="Column holding the raw label looked up in `label_map`.")
+    label_map: dict[str, LabelMapping] = Field(min_length=1)
+    default: LabelMapping | None = Field(default=None, description="Mapping for raw labels not in label_map.")
+    id_column: str | None = Field(default=None, description="Native id; the 1-based row number if absent.")
+    dedupe_column: str | None = Field(default=None, description="Keep only the first row per value.")
+
+
+class DiaSafetySource(_SourceBase):
+    """DiaSafety JSON files (list of {context, response, category, label})."""
+
+    kind: Literal["diasafety"]
+    paths: tuple[str, ...] = Field(min_length=1)
+    text_field: Literal["context", "response"] = Field(
+        default="context", description="emosafe classifies user messages, so the user's context by default."
+    )
+    category_map: dict[str, LabelMapping] = Field(min_length=1, description="DiaSafety category -> mapping.")
+    default: LabelMapping | None = None
+
+
+class CounselChatSource(_SourceBase):
+    """CounselChat CSV: one help-seeker question per questionID, weakly labelled from its topic."""
+
+    kind: Literal["counsel_chat"]
+    path: str
+    topic_map: dict[str, LabelMapping] = Field(min_length=1)
+    default: LabelMapping | None = None
+
+
+SourceConfig = Annotated[EmosafeSource | TableSource | DiaSafetySource | CounselChatSource, Field(discriminator="kind")]
+
+
+class SplitConfig(Frozen):
+    val_fraction: float = Field(default=0.15, gt=0, lt=1)
+    test_fraction: float = Field(default=0.15, gt=0, lt=1)
+    stratify_by: tuple[Literal["label", "category", "source"], ...] = Field(
+        default=("label", "category"),
+        min_length=1,
+        description="Keys whose combinations are split proportionally; `category` is a row's rarest category.",
+    )
+
+    @model_validator(mode="after")
+    def _room_for_train(self) -> SplitConfig:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must be below 0.9 to leave a training split")
+        return self
+
+
+class PrepareConfig(Frozen):
+    sources: tuple[SourceConfig, ...] = Field(min_length=1)
+    conflict_policy: Literal["error", "drop", "most_severe"] = Field(
+        default="most_severe",
+        description="Same text, different labels: fail, drop every copy, or keep the most severe label with "
+        "the union of categories.",
+    )
+    split: SplitConfig = SplitConfig()
+    output_dir: str = "data/prepared"
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+        names = [source.name for source in sources]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"source names must be unique, repeated: {duplicated}")
+        return sources
+
+
+class Params(Frozen):
+    """The whole of params.yaml."""
+
+    seed: int = Field(default=13, ge=0, description="Global seed: splits now, sampling and training later.")
+    prepare: PrepareConfig
+
+
+def parse_params(raw: Any, origin: str = "params") -> Params:
+    """Validate an already-loaded mapping; ``origin`` names the file in error messages."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: top level must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file. Raises ConfigError naming the file and the offending key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return parse_params(raw, str(path))
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see params.yaml docs)"
+        lines.append(f"{key}: {message}")
+    return f"{origin}: invalid configuration\n  " + "\n  ".join(lines)

@@ -1,0 +1,332 @@
+"""Source adapters: each turns one corpus file into emosafe ``Record`` rows, or fails naming file, row and rule.
+
+Every adapter is a small function over the same core (``read_table_records``), so the generic ``table`` source,
+DiaSafety and CounselChat share one tested path for encodings, missing columns, empty or non-string text,
+unmapped labels and duplicate ids. Text is never put into an error message or a log line: ids and row numbers are.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.config import (
+    Category,
+    CounselChatSource,
+    DiaSafetySource,
+    EmosafeSource,
+    LabelMapping,
+    SourceConfig,
+    TableSource,
+)
+from components.errors import DataRowError, EmptyCorpusError, SourceFileError
+from components.schema import CATEGORIES, Origin, consistency_problem
+from components.text import normalise
+
+_SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One message in emosafe's schema, before merging and splitting."""
+
+    id: str
+    text: str
+    label: str
+    categories: frozenset[str]
+    source: str
+    origin: str = Origin.HUMAN.value
+    parent_id: str | None = None
+    row: int = 0  # 1-based record number in its file, for error messages after the fact
+    path: str = ""
+
+
+def read_source(config: SourceConfig, root: Path) -> list[Record]:
+    """Dispatch on the source kind. Relative paths are resolved against ``root`` (the project folder)."""
+    if isinstance(config, EmosafeSource):
+        records = read_emosafe(root / config.path, config)
+    elif isinstance(config, TableSource):
+        records = read_table(root / config.path, config)
+    elif isinstance(config, DiaSafetySource):
+        records = [record for path in config.paths for record in read_diasafety(root / path, config)]
+    else:
+        records = read_counsel_chat(root / config.path, config)
+    if not records:
+        raise EmptyCorpusError(f"source '{config.name}': no rows (rule: every declared source must add rows)")
+    return records
+
+
+def read_table_records(path: Path, fmt: str = "auto") -> list[dict[str, Any]]:
+    """Read a CSV / JSONL / JSON (list of objects) / Parquet file into plain dicts, one per record."""
+    if not path.is_file():
+        raise SourceFileError(path, "file not found")
+    fmt = _SUFFIX_FORMATS.get(path.suffix.lower(), "") if fmt == "auto" else fmt
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_table(path).to_pylist())
+        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+            raise SourceFileError(path, f"not a readable Parquet file ({type(exc).__name__})") from None
+    if fmt not in {"csv", "jsonl", "json"}:
+        raise SourceFileError(path, "unknown format: set `format` to csv, jsonl, json or parquet")
+    text = _decode(path, header_lines=1 if fmt == "csv" else 0)
+    if fmt == "csv":
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise SourceFileError(path, f"not a readable CSV file ({exc})".splitlines()[0]) from None
+        return [{str(key): value for key, value in row.items()} for row in frame.to_dict(orient="records")]
+    if fmt == "jsonl":
+        return [_json_object(path, number, line) for number, line in _jsonl_lines(text)]
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceFileError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(loaded, list) or not all(isinstance(item, dict) for item in loaded):
+        raise SourceFileError(path, "a JSON source must be a list of objects")
+    return loaded
+
+
+def read_table(path: Path, config: TableSource) -> list[Record]:
+    """Generic adapter: columns and label mapping are all declared in params.yaml."""
+    raw = read_table_records(path, config.format)
+    return _map_records(
+        raw,
+        path,
+        config,
+        config.text_columns,
+        config.label_column,
+        config.label_map,
+        config.default,
+        config.id_column,
+        config.dedupe_column,
+    )
+
+
+def read_diasafety(path: Path, config: DiaSafetySource) -> list[Record]:
+    """DiaSafety: text from ``context`` (the user turn); label from its DiaSafety category.
+
+    DiaSafety's own Safe/Unsafe judges the bot's *response*, not the user's message, so only the category is
+    mapped: the same context is just as risky whatever the bot answered.
+    """
+    raw = read_table_records(path, "json")
+    return _map_records(
+        raw,
+        path,
+        config,
+        (config.text_field,),
+        "category",
+        config.category_map,
+        config.default,
+        None,
+        None,
+        id_prefix=path.stem,
+    )
+
+
+def read_counsel_chat(path: Path, config: CounselChatSource) -> list[Record]:
+    """CounselChat: the help-seeker's title + question, one per questionID, weak label from ``topic``."""
+    raw = read_table_records(path, "csv")
+    return _map_records(
+        raw,
+        path,
+        config,
+        ("questionTitle", "questionText"),
+        "topic",
+        config.topic_map,
+        config.default,
+        "questionID",
+        "questionID",
+    )
+
+
+def read_emosafe(path: Path, config: EmosafeSource) -> list[Record]:
+    """A corpus already in emosafe's schema: ``categories`` as a list / ';'-joined string, or six booleans."""
+    raw = read_table_records(path, config.format)
+    _require_columns(raw, path, ("id", "text", "label"))
+    records: list[Record] = []
+    seen: dict[str, int] = {}
+    for row, item in enumerate(raw, start=1):
+        native = _native_id(item["id"], path, row, "id", seen)
+        text = _text(item, ("text",), path, row)
+        label = str(item["label"]).strip().lower()
+        categories = _categories(item, path, row)
+        problem = consistency_problem(label, categories)
+        if problem:
+            raise DataRowError(path, row, "label" if "label '" in problem else "categories", problem)
+        origin = str(item.get("origin") or Origin.HUMAN.value)
+        parent = item.get("parent_id") or None
+        records.append(
+            Record(
+                f"{config.name}:{native}",
+                text,
+                label,
+                categories,
+                config.name,
+                origin,
+                f"{config.name}:{parent}" if parent else None,
+                row,
+                str(path),
+            )
+        )
+    return records
+
+
+def _map_records(
+    raw: list[dict[str, Any]],
+    path: Path,
+    config: TableSource | DiaSafetySource | CounselChatSource,
+    text_columns: Sequence[str],
+    label_column: str,
+    label_map: Mapping[str, LabelMapping],
+    default: LabelMapping | None,
+    id_column: str | None,
+    dedupe_column: str | None,
+    id_prefix: str = "",
+) -> list[Record]:
+    _require_columns(raw, path, (*text_columns, label_column, *([id_column] if id_column else [])))
+    matchers = _keyword_matchers(config.keywords)
+    seen_dedupe: set[str] = set()
+    seen_ids: dict[str, int] = {}
+    records: list[Record] = []
+    for row, item in enumerate(raw, start=1):
+        if dedupe_column is not None:
+            key = str(item.get(dedupe_column))
+            if key in seen_dedupe:
+                continue
+            seen_dedupe.add(key)
+        native = _native_id(item[id_column] if id_column else row, path, row, id_column or "(row)", seen_ids)
+        text = _text(item, text_columns, path, row)
+        raw_label = str(item[label_column]).strip()
+        mapping = label_map.get(raw_label, default)
+        if mapping is None:
+            known = ", ".join(sorted(label_map)[:8]) + (" ..." if len(label_map) > 8 else "")
+            raise DataRowError(
+                path,
+                row,
+                label_column,
+                f"label '{raw_label}' is not in the source's mapping (known: {known}) and no default is set",
+            )
+        categories: set[str] = set(mapping.categories)
+        if mapping.keywords:
+            categories |= {cat for cat, pattern in matchers.items() if pattern.search(text)}
+        prefix = f"{config.name}:{id_prefix + ':' if id_prefix else ''}"
+        records.append(
+            Record(
+                prefix + native,
+                text,
+                mapping.label.value,
+                frozenset(categories),
+                config.name,
+                row=row,
+                path=str(path),
+            )
+        )
+    return records
+
+
+def _decode(path: Path, header_lines: int) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataRowError(
+            path,
+            max(line - header_lines, 1),
+            "(encoding)",
+            f"byte 0x{data[exc.start]:02x} at line {line} is not valid UTF-8; re-save the file as UTF-8",
+        ) from None
+
+
+def _jsonl_lines(text: str) -> list[tuple[int, str]]:
+    return [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def _json_object(path: Path, number: int, line: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataRowError(path, number, "(json)", f"not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise DataRowError(path, number, "(json)", "each line must be a JSON object")
+    return value
+
+
+def _require_columns(raw: list[dict[str, Any]], path: Path, columns: Sequence[str]) -> None:
+    if not raw:
+        raise EmptyCorpusError(f"{path}: the file has no rows (rule: a source must not be empty)")
+    present = set().union(*(item.keys() for item in raw[:1000]))
+    missing = [column for column in columns if column not in present]
+    if missing:
+        have = ", ".join(sorted(str(key) for key in present if not str(key).startswith("_")))
+        raise SourceFileError(path, f"missing column(s) {missing} (file has: {have})")
+
+
+def _text(item: Mapping[str, Any], columns: Sequence[str], path: Path, row: int) -> str:
+    parts = []
+    for column in columns:
+        value = item.get(column)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if not isinstance(value, str):
+            raise DataRowError(path, row, column, f"text must be a string, got {type(value).__name__}")
+        if normalise(value):
+            parts.append(normalise(value))
+    if not parts:
+        raise DataRowError(path, row, "/".join(columns), "text is empty (rule: text must be non-empty)")
+    return "\n".join(parts)
+
+
+def _native_id(value: Any, path: Path, row: int, field: str, seen: dict[str, int]) -> str:
+    native = str(value).strip()
+    if not native:
+        raise DataRowError(path, row, field, "id is empty")
+    if native in seen:
+        raise DataRowError(path, row, field, f"duplicate id '{native}' (first seen at row {seen[native]})")
+    seen[native] = row
+    return native
+
+
+def _categories(item: Mapping[str, Any], path: Path, row: int) -> frozenset[str]:
+    if "categories" in item:
+        value = item["categories"]
+        if value is None:
+            return frozenset()
+        if isinstance(value, str):
+            value = [part for part in re.split(r"[;,|]", value) if part.strip()]
+        if not isinstance(value, (list, tuple)) and not hasattr(value, "tolist"):
+            raise DataRowError(path, row, "categories", "categories must be a list or a ';'-joined string")
+        return frozenset(str(part).strip() for part in value)
+    flags = set()
+    for category in CATEGORIES:
+        value = item.get(category, False)
+        if isinstance(value, str):
+            value = value.strip().lower() in {"1", "true", "yes"}
+        if value:
+            flags.add(category)
+    return frozenset(flags)
+
+
+def _keyword_matchers(keywords: Mapping[Category, Sequence[str]]) -> dict[str, re.Pattern[str]]:
+    """Case-insensitive word-prefix matchers: 'suicid' matches 'suicide' and 'suicidal', not 'presuicidal'."""
+    return {
+        category: re.compile(r"(?<!\w)(?:" + "|".join(re.escape(p) for p in phrases) + ")", re.IGNORECASE)
+        for category, phrases in keywords.items()
+        if phrases
+    }

@@ -1,0 +1,33 @@
+"""The real corpora in ../shared/data merge with the sample (skips on a fresh clone without ../shared)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from components.config import load_params
+from components.stages import prepare
+from tests.conftest import REPO, needs_shared
+
+
+@needs_shared
+def test_shared_corpora_merge_into_one_leakage_free_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "emosafe"
+    (root / "data" / "sample").mkdir(parents=True)
+    shutil.copy(REPO / "data" / "sample" / "messages.jsonl", root / "data" / "sample")
+    (tmp_path / "shared").symlink_to(REPO.parent / "shared")
+    result = prepare(load_params(REPO / "configs" / "shared-corpora.yaml"), root)
+
+    summary = result.summary
+    assert set(summary["source"]) == {"sample", "diasafety", "counsel_chat"}
+    assert summary["source"]["counsel_chat"] > 700  # 815 questions, a few duplicates
+    assert summary["source"]["diasafety"] > 5000  # 10,114 rows, many repeated contexts
+    assert summary["merge"]["exact_duplicates_removed"] > 0
+    for split in ("train", "val", "test"):
+        assert all(summary["split"][split]["label"][label] > 0 for label in ("safe", "borderline", "unsafe"))
+    frame = pd.read_parquet(result.dataset_path)
+    assert frame["id"].is_unique
+    assert frame.groupby("text_hash")["split"].nunique().max() == 1
+    assert not frame.loc[frame["label"] == "safe", list(summary["category"])].any(axis=None)

@@ -1,0 +1,167 @@
+"""Source adapters on small fixtures shaped like the real corpora (written here, not copied)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.config import CounselChatSource, DiaSafetySource, TableSource
+from components.sources import read_counsel_chat, read_diasafety, read_source, read_table
+
+MAP = {
+    "chat": {"label": "safe"},
+    "sh": {"label": "borderline", "categories": ["suicide_self_harm"]},
+    "mix": {"label": "borderline", "keywords": True},
+}
+KEYWORDS = {"suicide_self_harm": ["suicid", "end my life"], "regulated_substances": ["drunk", "weed"]}
+
+
+def table_config(path: str, **extra: object) -> TableSource:
+    return TableSource.model_validate(
+        {
+            "name": "forum",
+            "kind": "table",
+            "path": path,
+            "text_columns": ["title", "body"],
+            "label_column": "tag",
+            "label_map": MAP,
+            "keywords": KEYWORDS,
+            **extra,
+        }
+    )
+
+
+ROWS = [
+    {"pid": "a", "title": "Hi", "body": "  how are   you ", "tag": "chat"},
+    {"pid": "b", "title": "Rough week", "body": "I got drunk again and feel suicidal", "tag": "mix"},
+    {"pid": "c", "title": "Presuicidal? no", "body": "just sad", "tag": "mix"},
+    {"pid": "d", "title": "Why", "body": None, "tag": "sh"},
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "parquet"])
+def test_generic_table_adapter_reads_every_format(tmp_path: Path, fmt: str) -> None:
+    frame = pd.DataFrame(ROWS)
+    path = tmp_path / f"forum.{fmt}"
+    if fmt == "csv":
+        frame.fillna("").to_csv(path, index=False)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    elif fmt == "json":
+        path.write_text(json.dumps(ROWS))
+    else:
+        frame.to_parquet(path)
+    records = read_table(path, table_config(str(path), id_column="pid"))
+    assert [r.id for r in records] == ["forum:a", "forum:b", "forum:c", "forum:d"]
+    assert records[0].text == "Hi\nhow are you"  # columns joined, whitespace collapsed
+    assert records[0].label == "safe" and records[0].categories == frozenset()
+    assert records[1].categories == {"suicide_self_harm", "regulated_substances"}  # keyword rules
+    assert records[2].categories == frozenset()  # word-prefix match: "Presuicidal" is not "suicid..."
+    assert records[3].text == "Why" and records[3].categories == {"suicide_self_harm"}
+
+
+def test_table_adapter_default_mapping_and_dedupe(tmp_path: Path) -> None:
+    path = tmp_path / "forum.csv"
+    pd.DataFrame([*ROWS, {**ROWS[0], "tag": "unknown-topic"}]).fillna("").to_csv(path, index=False)
+    config = table_config(str(path), default={"label": "borderline"}, dedupe_column="pid", id_column="pid")
+    records = read_table(path, config)
+    assert len(records) == 4  # the repeated pid "a" is dropped before mapping
+
+
+def test_diasafety_adapter_maps_category_of_user_context(tmp_path: Path) -> None:
+    rows = [
+        {
+            "context": "I want to end my life",
+            "response": "ok",
+            "category": "Risk Ignorance",
+            "label": "Unsafe",
+        },
+        {
+            "context": "is this rash serious",
+            "response": "see a doctor",
+            "category": "Unauthorized Expertise",
+            "label": "Safe",
+        },
+        {
+            "context": "those people are vermin",
+            "response": "agreed",
+            "category": "Toxicity Agreement",
+            "label": "Unsafe",
+        },
+    ]
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(rows))
+    config = DiaSafetySource.model_validate(
+        {
+            "name": "diasafety",
+            "kind": "diasafety",
+            "paths": [str(path)],
+            "keywords": KEYWORDS,
+            "category_map": {
+                "Risk Ignorance": {"label": "borderline", "keywords": True},
+                "Unauthorized Expertise": {"label": "safe"},
+                "Toxicity Agreement": {"label": "unsafe", "categories": ["violence_hate"]},
+            },
+        }
+    )
+    records = read_diasafety(path, config)
+    assert [r.id for r in records] == ["diasafety:train:1", "diasafety:train:2", "diasafety:train:3"]
+    assert [r.label for r in records] == ["borderline", "safe", "unsafe"]
+    assert records[0].categories == {"suicide_self_harm"}
+    assert records[0].text == "I want to end my life"  # the context, not the bot's response
+
+
+def test_counsel_chat_adapter_one_row_per_question(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        [
+            {
+                "questionID": "1",
+                "questionTitle": "Can't sleep",
+                "questionText": "Every night.",
+                "topic": "sleep-improvement",
+                "answerText": "a1",
+            },
+            {
+                "questionID": "1",
+                "questionTitle": "Can't sleep",
+                "questionText": "Every night.",
+                "topic": "sleep-improvement",
+                "answerText": "a2",
+            },
+            {
+                "questionID": "2",
+                "questionTitle": "Hurting",
+                "questionText": "I hurt myself again.",
+                "topic": "depression",
+                "answerText": "a3",
+            },
+        ]
+    )
+    path = tmp_path / "counsel.csv"
+    frame.to_csv(path)
+    config = CounselChatSource.model_validate(
+        {
+            "name": "counsel_chat",
+            "kind": "counsel_chat",
+            "path": str(path),
+            "keywords": {"suicide_self_harm": ["hurt myself"]},
+            "topic_map": {"sleep-improvement": {"label": "safe"}},
+            "default": {"label": "borderline", "keywords": True},
+        }
+    )
+    records = read_counsel_chat(path, config)
+    assert [(r.id, r.label, sorted(r.categories)) for r in records] == [
+        ("counsel_chat:1", "safe", []),
+        ("counsel_chat:2", "borderline", ["suicide_self_harm"]),
+    ]
+
+
+def test_read_source_resolves_paths_against_root(project: Path) -> None:
+    from components.config import load_params
+
+    params = load_params(project / "params.yaml")
+    records = read_source(params.prepare.sources[0], project)
+    assert len(records) == 30 and records[0].id == "tiny:t001"
