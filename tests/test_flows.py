@@ -1,0 +1,13 @@
+"""The pipeline flow's task is the stage function, nothing more (tasks tested through .fn())."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flows.pipeline import prepare_task
+
+
+def test_prepare_task_calls_the_stage(project: Path) -> None:
+    summary = prepare_task.fn("params.yaml", str(project))
+    assert summary["rows"] == 30
+    assert (project / "out" / "dataset.parquet").is_file()
