@@ -21,7 +21,7 @@ CHILD = textwrap.dedent(
     import json, resource, sys, time
     from pathlib import Path
     from components.config import parse_params
-    from components.stages import prepare
+    from components.stages.prepare import prepare
     root = Path(sys.argv[1])
     params = parse_params({"seed": 1, "prepare": {"sources": [{"name": "bench", "kind": "emosafe",
                            "path": "corpus.jsonl"}], "output_dir": "out"}})

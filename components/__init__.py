@@ -8,3 +8,8 @@ __version__ = "0.1.0"
 
 #: Modules allowed to import orchestration / CLI libraries and to touch the filesystem directly.
 APP_LAYER = frozenset({"components.cli", "components.stages", "components.io"})
+
+
+def is_app_layer(module: str) -> bool:
+    """True for the CLI, I/O helpers and every stage module (``components.stages.*``)."""
+    return any(module == name or module.startswith(name + ".") for name in APP_LAYER)

@@ -55,7 +55,7 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
     it names the file, row and rule, exits non-zero and writes nothing.
     """
     from components.config import load_params
-    from components.stages import prepare as run_prepare
+    from components.stages.prepare import prepare as run_prepare
 
     result = run_prepare(load_params(params))
     _print_summary(result.summary, str(result.dataset_path))
@@ -65,7 +65,7 @@ def prepare(params: ParamsOption = Path("params.yaml")) -> None:
 def summary(params: ParamsOption = Path("params.yaml")) -> None:
     """Print the dataset summary written by the last `prepare` run (counts only, never text)."""
     from components.config import load_params
-    from components.stages import SUMMARY_FILE
+    from components.stages.prepare import SUMMARY_FILE
 
     path = Path(load_params(params).prepare.output_dir) / SUMMARY_FILE
     if not path.is_file():

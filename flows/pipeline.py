@@ -11,7 +11,7 @@ from typing import Any
 from prefect import flow, task
 
 from components.config import load_params
-from components.stages import prepare
+from components.stages.prepare import prepare
 
 
 @task(name="prepare", retries=1, retry_delay_seconds=2)

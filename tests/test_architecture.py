@@ -8,22 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from components import APP_LAYER
-from components.stages import PREPARE_MODULES, source_paths
+from components import is_app_layer
+from components.stages.prepare import PREPARE_MODULES, source_paths
 from tests.conftest import REPO
 
 FORBIDDEN = {"prefect", "dvc", "typer", "click"}
 
 
 def pure_modules() -> list[Path]:
-    return [
-        p
-        for p in sorted((REPO / "components").rglob("*.py"))
-        if f"components.{p.stem}" not in APP_LAYER and p.stem not in {"__main__"}
-    ]
+    paths = sorted((REPO / "components").rglob("*.py"))
+    modules = {p: ".".join(p.relative_to(REPO).with_suffix("").parts) for p in paths}
+    return [p for p, name in modules.items() if not is_app_layer(name) and p.stem != "__main__"]
 
 
-@pytest.mark.parametrize("path", pure_modules(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", pure_modules(), ids=lambda p: str(p.relative_to(REPO)))
 def test_pure_components_do_not_import_orchestration(path: Path) -> None:
     tree = ast.parse(path.read_text())
     imported = set()
@@ -41,7 +39,7 @@ def test_dvc_prepare_stage_lists_its_modules_inputs_and_params() -> None:
     from components.config import load_params
 
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["prepare"]
-    modules = {f"components/{name.split('.')[1]}.py" for name in PREPARE_MODULES}
+    modules = {name.replace(".", "/") + ".py" for name in PREPARE_MODULES}
     inputs = set(source_paths(load_params(REPO / "params.yaml").prepare.sources))
     assert set(stage["deps"]) == modules | inputs
     assert stage["params"] == ["seed", "prepare"]

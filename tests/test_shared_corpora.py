@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import load_params
-from components.stages import prepare
+from components.stages.prepare import prepare
 from tests.conftest import REPO, needs_shared
 
 

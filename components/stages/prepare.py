@@ -1,8 +1,4 @@
-"""Stage functions (app layer): one per pipeline step, called alike by the CLI, DVC and Prefect tasks.
-
-A stage reads its inputs, calls pure components, and writes its artifacts atomically only after every check
-passed, so a bad input leaves nothing half-written behind.
-"""
+"""The ``prepare`` stage: declared corpora -> one de-duplicated, split dataset (parquet + summary)."""
 
 from __future__ import annotations
 
@@ -25,7 +21,7 @@ PREPARE_MODULES = [
     "components.dataset",
     "components.schema",
     "components.sources",
-    "components.stages",
+    "components.stages.prepare",
     "components.text",
     "components.io",
 ]
