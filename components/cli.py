@@ -100,11 +100,13 @@ def _print_summary(summary: dict[str, Any], where: str) -> None:
     for name, count in summary["source"].items():
         sources.add_row(name, str(count))
     console.print(sources)
-    splits = summary["split"]
+    from components.schema import CATEGORIES, LABELS, Split
+
+    splits = {name.value: summary["split"][name.value] for name in Split}
     table = Table("", *[f"{name} ({part['rows']})" for name, part in splits.items()], "all", title="Per split")
-    for kind in ("label", "category"):
-        for key, total in summary[kind].items():
-            table.add_row(key, *[str(part[kind][key]) for part in splits.values()], str(total))
+    for kind, keys in (("label", LABELS), ("category", CATEGORIES)):
+        for key in keys:
+            table.add_row(key, *[str(part[kind][key]) for part in splits.values()], str(summary[kind][key]))
     console.print(table)
 
 

@@ -39,7 +39,9 @@ def test_dvc_prepare_stage_lists_its_modules_inputs_and_params() -> None:
     from components.config import load_params
 
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["prepare"]
-    modules = {name.replace(".", "/") + ".py" for name in PREPARE_MODULES}
+    modules = {
+        name.replace(".", "/") + ("/__init__.py" if name == "components.config" else ".py") for name in PREPARE_MODULES
+    }
     inputs = set(source_paths(load_params(REPO / "params.yaml").prepare.sources))
     assert set(stage["deps"]) == modules | inputs
     assert stage["params"] == ["seed", "prepare"]

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 PREPARE_MODULES = [
     "components.config",
+    "components.config.base",
+    "components.config.prepare",
     "components.dataset",
     "components.schema",
     "components.sources",

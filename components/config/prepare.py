@@ -1,40 +1,17 @@
-"""Typed configuration: ``params.yaml`` parsed once, at the edge, into frozen validated objects.
-
-Nothing below the CLI / flow edge reads YAML. Every model forbids unknown keys, so a typo such as ``test_fractoin``
-fails at load time with the key's dotted path instead of being silently ignored. Sections are named after the
-stage that reads them (``prepare`` is read by the ``prepare`` stage, CLI command and Prefect task).
-"""
+"""The ``prepare`` section: which corpora to read, how to map their labels, how to split."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from components.errors import ConfigError
-from components.schema import CATEGORIES, Label, consistency_problem
-
-Category = Literal[
-    "violence_hate",
-    "sexual_content",
-    "criminal_planning",
-    "guns_illegal_weapons",
-    "regulated_substances",
-    "suicide_self_harm",
-]
-assert set(Category.__args__) == set(CATEGORIES)  # type: ignore[attr-defined]
+from components.config.base import Category, Frozen
+from components.schema import Label, consistency_problem
 
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 FileFormat = Literal["auto", "csv", "jsonl", "json", "parquet"]
-
-
-class Frozen(BaseModel):
-    """Base for every config object: immutable, unknown keys rejected."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class LabelMapping(Frozen):
@@ -152,43 +129,3 @@ class PrepareConfig(Frozen):
         if duplicated:
             raise ValueError(f"source names must be unique, repeated: {duplicated}")
         return sources
-
-
-class Params(Frozen):
-    """The whole of params.yaml."""
-
-    seed: int = Field(default=13, ge=0, description="Global seed: splits now, sampling and training later.")
-    prepare: PrepareConfig
-
-
-def parse_params(raw: Any, origin: str = "params") -> Params:
-    """Validate an already-loaded mapping; ``origin`` names the file in error messages."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: top level must be a mapping of sections, got {type(raw).__name__}")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from None
-
-
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate a params file. Raises ConfigError naming the file and the offending key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: params file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    return parse_params(raw, str(path))
-
-
-def _describe(exc: ValidationError, origin: str) -> str:
-    lines = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see params.yaml docs)"
-        lines.append(f"{key}: {message}")
-    return f"{origin}: invalid configuration\n  " + "\n  ".join(lines)

@@ -1,0 +1,85 @@
+"""Typed configuration: ``params.yaml`` parsed once, at the edge, into frozen validated objects.
+
+Nothing below the CLI / flow edge reads YAML. Every model forbids unknown keys, so a typo such as ``test_fractoin``
+fails at load time with the key's dotted path instead of being silently ignored. Each section is named after the
+stage that reads it and lives in its own module here (``prepare.py`` for the ``prepare`` stage, ...); ``Params``
+gathers them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from components.config.base import Category, Frozen
+from components.config.prepare import (
+    CounselChatSource,
+    DiaSafetySource,
+    EmosafeSource,
+    LabelMapping,
+    PrepareConfig,
+    SourceConfig,
+    SplitConfig,
+    TableSource,
+)
+from components.errors import ConfigError
+
+__all__ = [
+    "Category",
+    "ConfigError",
+    "CounselChatSource",
+    "DiaSafetySource",
+    "EmosafeSource",
+    "Frozen",
+    "LabelMapping",
+    "Params",
+    "PrepareConfig",
+    "SourceConfig",
+    "SplitConfig",
+    "TableSource",
+    "load_params",
+    "parse_params",
+]
+
+
+class Params(Frozen):
+    """The whole of params.yaml."""
+
+    seed: int = Field(default=13, ge=0, description="Global seed: splits now, sampling and training later.")
+    prepare: PrepareConfig
+
+
+def parse_params(raw: Any, origin: str = "params") -> Params:
+    """Validate an already-loaded mapping; ``origin`` names the file in error messages."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: top level must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file. Raises ConfigError naming the file and the offending key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return parse_params(raw, str(path))
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see params.yaml docs)"
+        lines.append(f"{key}: {message}")
+    return f"{origin}: invalid configuration\n  " + "\n  ".join(lines)
