@@ -63,3 +63,13 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 def test_ci_runs_make_test() -> None:
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("package", ["components", "flows", "registry", "monitoring"])
+def test_no_dependency_shadows_our_packages(package: str) -> None:
+    """Generic names: make sure `import registry` is ours, not a dependency's top-level package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations is not None
+    assert [Path(p).resolve() for p in spec.submodule_search_locations] == [REPO / package]
