@@ -51,3 +51,51 @@ class LabelConflictError(EmosafeError):
         super().__init__(
             f"{n_groups} text(s) appear with conflicting labels (rule: prepare.conflict_policy=error); ids: {shown}"
         )
+
+
+class MetricsFormatError(EmosafeError):
+    """An evaluation metrics file lacks a field the promotion gate needs, or has it in an unknown shape."""
+
+
+class RegistryError(EmosafeError):
+    """A registry request cannot be served: unknown model/version/alias, bad name, refused artifact."""
+
+
+class ArtifactIntegrityError(RegistryError):
+    """A stored artifact's bytes no longer match the sha256 recorded at registration (tampered or truncated)."""
+
+
+class AliasConflictError(RegistryError):
+    """Compare-and-swap failed: the alias no longer points where the caller expected (someone moved it)."""
+
+
+class GateRefusedError(RegistryError):
+    """The promotion gate refused the move and no ``--force --reason`` override was given."""
+
+
+class LogLineError(EmosafeError):
+    """One line of a production log breaks the log contract. ``line`` is 1-based; the line's content is never
+    quoted, because a log may carry message text."""
+
+    def __init__(self, path: str | Path, line: int, field: str, rule: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{self.path} line {line}, field '{field}': {rule}")
+
+
+class EvaluationError(EmosafeError):
+    """Evaluation inputs break a rule: wrong score shape from a predictor, an empty split, an unknown model."""
+
+
+class ValidationFailed(EmosafeError):
+    """The dataset breaks the data gate (``validate``): nothing downstream may use it.
+
+    ``summary`` is the one-screen text the CLI prints: each failed rule, how many rows, example ids; never text.
+    """
+
+    def __init__(self, summary: str, failed_rules: list[str]) -> None:
+        self.summary = summary
+        self.failed_rules = failed_rules
+        super().__init__(summary)

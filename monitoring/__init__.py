@@ -1,5 +1,6 @@
-"""Monitoring: drift reports and alerts over the production log.
+"""Monitoring: drift reports and alerts over the production log (docs/monitoring.md).
 
-Not built yet (issue "Monitoring: label-distribution drift"): this package only reserves the name. The
-statistics will live in ``components/drift.py``; this package reports and alerts.
+The statistics live in ``components/drift.py``; this package reads the log (``log``), cuts windows (``windows``),
+writes reports (``report``) and the history (``history``), sends alerts (``alerts``), and runs the ``monitor`` step
+(``monitor``) behind `emosafe monitor`.
 """

@@ -1,5 +1,6 @@
-"""Model registry: stores versions, moves aliases, keeps the audit history.
+"""Model registry: stores versions, moves aliases, keeps the audit history (docs/registry.md).
 
-Not built yet (issue "Model registry with per-category F1 promotion gate"): this package only reserves the name.
-The decision logic will live in ``components/promotion.py``; this package only stores and moves.
+The decision logic lives in ``components/promotion.py``; this package only stores, verifies and moves. Entry
+points: ``registry.core.Registry``, ``registry.core.load_model("emosafe-trinary@production")`` and the
+``emosafe registry`` CLI (``registry/cli.py``). Kept import-light so ``emosafe --help`` stays fast.
 """

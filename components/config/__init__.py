@@ -8,13 +8,19 @@ gathers them.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError
 
+from components.config.augment import AugmentConfig
 from components.config.base import Category, Frozen
+from components.config.evaluate import EvaluateConfig
+from components.config.export import ExportConfig
+from components.config.monitor import MonitorConfig
+from components.config.predict import PredictConfig
 from components.config.prepare import (
     CounselChatSource,
     DiaSafetySource,
@@ -25,6 +31,9 @@ from components.config.prepare import (
     SplitConfig,
     TableSource,
 )
+from components.config.register import RegisterConfig
+from components.config.train import TrainConfig
+from components.config.validate import ValidateConfig
 from components.errors import ConfigError
 
 __all__ = [
@@ -45,11 +54,23 @@ __all__ = [
 ]
 
 
+# Stage names `validate` and `register` (one name per step) shadow BaseModel/ABC attributes; the fields work.
+warnings.filterwarnings("ignore", message=r'Field name "(validate|register)" in "Params" shadows', category=UserWarning)
+
+
 class Params(Frozen):
     """The whole of params.yaml."""
 
     seed: int = Field(default=13, ge=0, description="Global seed: splits now, sampling and training later.")
     prepare: PrepareConfig
+    augment: AugmentConfig = AugmentConfig(enabled=False)  # no section: no augmentation
+    evaluate: EvaluateConfig = EvaluateConfig()
+    export: ExportConfig = ExportConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    predict: PredictConfig = PredictConfig()
+    register: RegisterConfig = RegisterConfig()
+    train: TrainConfig = TrainConfig()
+    validate: ValidateConfig = ValidateConfig()  # type: ignore[assignment]  # shadows the deprecated v1 classmethod
 
 
 def parse_params(raw: Any, origin: str = "params") -> Params:

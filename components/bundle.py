@@ -1,0 +1,144 @@
+"""The exported bundle's layout, its sha256 manifest and its label map: what a server needs besides the graph.
+
+A bundle is a Hugging Face-style folder that plain ``onnxruntime`` + ``tokenizers`` can serve with no torch:
+
+    model_int8.onnx        the shipped file (dynamic int8)      model_fp32.onnx (+ .data)  its fp32 parent
+    config.json            the model's HF config                tokenizer.json, tokenizer_config.json, ...
+    labels.json            task, label order, decision rule (softmax argmax | sigmoid >= per-category threshold)
+    parity.json            fp32 ONNX vs torch                    quantization.json  int8 vs fp32 on test
+    meta.json              provenance                            manifest.json  sha256 + size of every other file
+
+Loading verifies every file against ``manifest.json`` first and refuses extra, missing, changed or symlinked files,
+so a tampered graph or external-data file never reaches ONNX Runtime. Pure hashlib/json: no torch, no onnx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.errors import EmosafeError
+from components.schema import CATEGORIES, LABELS
+
+MANIFEST = "manifest.json"
+LABELS_FILE = "labels.json"
+MODEL_FILES = {"int8": "model_int8.onnx", "fp32": "model_fp32.onnx"}
+TASKS = ("trinary", "taxonomy")
+
+
+class BundleError(EmosafeError):
+    """An exported bundle is incomplete, tampered with, or breaks the layout rules (names the file and rule)."""
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """How scores become decisions: trinary = softmax then argmax; taxonomy = sigmoid then >= threshold."""
+
+    task: str
+    labels: tuple[str, ...]
+    thresholds: dict[str, float]
+    max_length: int
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "taxonomy"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "labels": list(self.labels), "multi_label": self.multi_label,
+                "activation": "sigmoid" if self.multi_label else "softmax",
+                "thresholds": self.thresholds, "max_length": self.max_length}  # fmt: skip
+
+
+def label_map(task: str, max_length: int, thresholds: dict[str, float] | None = None) -> LabelMap:
+    """The label map of ``task``; taxonomy thresholds default to 0.5 and must name known categories."""
+    if task not in TASKS:
+        raise BundleError(f"unknown task '{task}' (rule: one of {list(TASKS)})")
+    if task == "trinary":
+        return LabelMap(task, LABELS, {}, max_length)
+    unknown = sorted(set(thresholds or {}) - set(CATEGORIES))
+    if unknown:
+        raise BundleError(f"thresholds name unknown categories {unknown} (rule: one of {list(CATEGORIES)})")
+    chosen = {c: float((thresholds or {}).get(c, 0.5)) for c in CATEGORIES}
+    return LabelMap(task, CATEGORIES, chosen, max_length)
+
+
+def read_label_map(folder: Path) -> LabelMap:
+    raw = _json(folder / LABELS_FILE)
+    try:
+        task, max_length = str(raw["task"]), int(raw["max_length"])
+        thresholds = {str(k): float(v) for k, v in dict(raw.get("thresholds") or {}).items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{folder / LABELS_FILE}: needs task, max_length (and thresholds); problem: {exc}") from None
+    mapped = label_map(task, max_length, thresholds)
+    if list(raw.get("labels", [])) != list(mapped.labels):
+        raise BundleError(f"{folder / LABELS_FILE}: field 'labels' must be {list(mapped.labels)} in that order")
+    return mapped
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_manifest(folder: Path) -> dict[str, Any]:
+    """sha256 and size of every regular file under ``folder`` except the manifest itself; symlinks refused."""
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            raise BundleError(f"{path}: symlink in a bundle (rule: regular files only)")
+        if path.is_file() and relative != MANIFEST:
+            files[relative] = {"sha256": file_digest(path), "size": path.stat().st_size}
+    return {"algorithm": "sha256", "files": files}
+
+
+def verify_bundle(folder: Path) -> dict[str, Any]:
+    """Check every file against ``manifest.json`` before anything is loaded; returns the manifest.
+
+    Raises BundleError naming the file: manifest missing or unreadable, a file missing, changed (both hashes
+    shown), unlisted, or a symlink anywhere in the folder.
+    """
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: model folder not found")
+    manifest = _json(folder / MANIFEST)
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or not listed:
+        raise BundleError(f"{folder / MANIFEST}: field 'files' must map each file to its sha256")
+    present = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            raise BundleError(f"{path}: symlink in the model folder (rule: regular files only, nothing may escape)")
+        if path.is_file() and relative != MANIFEST:
+            present[relative] = path
+    extra = sorted(set(present) - set(listed))
+    missing = sorted(set(listed) - set(present))
+    if extra or missing:
+        raise BundleError(f"{folder}: files differ from {MANIFEST} (unlisted: {extra}; missing: {missing})")
+    for relative, path in present.items():
+        expected = str(dict(listed[relative]).get("sha256", ""))
+        got = file_digest(path)
+        if got != expected:
+            raise BundleError(
+                f"{path}: sha256 {got[:12]} but {MANIFEST} records {expected[:12]} (tampered or truncated); "
+                "refusing to load"
+            )
+    return manifest
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing (rule: an exported bundle carries it)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise BundleError(f"{path}: must be a JSON object")
+    return raw

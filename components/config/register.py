@@ -1,0 +1,77 @@
+"""The ``register`` section: where the model registry lives and the promotion gate's thresholds.
+
+The gate (``components/promotion.py``) reads only ``register.gate``; the registry (``registry/``) reads ``store`` and
+``wandb``. Floors are F1 scores in [0, 1]; tolerances are absolute F1 differences (0.02 = two points).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from components.config.base import Frozen
+from components.schema import CATEGORIES, LABELS
+
+#: Names an F1 floor may be declared for: the trinary classes and the six risk categories.
+GATED_NAMES = frozenset(LABELS) | frozenset(CATEGORIES)
+
+
+class QuantizedGateConfig(Frozen):
+    """Figures the shipped (int8) file must meet against its fp32 parent; filled by the export stage."""
+
+    max_macro_f1_drop: float = Field(default=0.005, ge=0, le=1, description="Largest macro-F1 loss allowed.")
+    max_category_f1_drop: float = Field(default=0.015, ge=0, le=1, description="Largest loss in any one category.")
+    min_label_agreement: float = Field(default=0.99, ge=0, le=1, description="Share of labels equal to fp32's.")
+    required: bool = Field(
+        default=False,
+        description="Refuse versions without export figures. False until every promoted model is exported; the "
+        "check is enforced whenever a candidate carries the figures either way.",
+    )
+
+
+class GateConfig(Frozen):
+    """Thresholds of the promotion gate. A version moves to staging/production only when every check passes."""
+
+    floor_on: Literal["ci_low", "point"] = Field(
+        default="ci_low",
+        description="Apply floors to the bootstrap CI's lower bound (conservative) or to the point estimate.",
+    )
+    default_f1_floor: float = Field(default=0.3, ge=0, le=1, description="Floor for any class/category not listed.")
+    f1_floors: dict[str, float] = Field(
+        default_factory=dict, description="Per class (trinary) or per category (taxonomy) F1 floor overrides."
+    )
+    trinary_macro_f1_floor: float = Field(default=0.5, ge=0, le=1, description="Floor on trinary macro-F1.")
+    unsafe_recall_floor: float = Field(default=0.6, ge=0, le=1, description="Floor on the unsafe class's recall.")
+    regression_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="No category's point F1 may fall below production's by more than this (ties pass).",
+    )
+    require_fresh_metrics: bool = Field(
+        default=True, description="Refuse metrics whose data hash differs from the version's registered data hash."
+    )
+    quantized: QuantizedGateConfig = QuantizedGateConfig()
+
+    @field_validator("f1_floors")
+    @classmethod
+    def _known_names(cls, floors: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(floors) - GATED_NAMES)
+        if unknown:
+            raise ValueError(f"unknown class/category {unknown}; allowed: {sorted(GATED_NAMES)}")
+        bad = sorted(name for name, value in floors.items() if not 0 <= value <= 1)
+        if bad:
+            raise ValueError(f"F1 floors must lie in [0, 1]: {bad}")
+        return floors
+
+
+class RegisterConfig(Frozen):
+    """Registry location, W&B linking and the promotion gate."""
+
+    store: str = Field(
+        default=".emosafe/registry",
+        description="Registry folder (SQLite metadata + sha256 artifact store); EMOSAFE_REGISTRY overrides it.",
+    )
+    wandb_project: str = Field(default="emosafe", description="W&B project used to link versions when online.")
+    gate: GateConfig = GateConfig()

@@ -1,0 +1,303 @@
+"""The ``evaluate`` stage: every (model, setting, task) scored on val and test through the one evaluation path.
+
+For each model the weights load once; each setting builds a ``Predictor`` (prompting now; fine-tuned once the
+training run loader lands, see ``fine_tuned_predictor``). Taxonomy thresholds are tuned on val and applied
+unchanged to test and to the canaries. Writes ``<output_dir>/<model>-<setting>-<task>.json`` atomically: metrics
+with CIs per split, thresholds, confusion matrices, canary outcomes, data hash, provenance; never message text.
+Every input (dataset, templates, canaries, model names, ``--data`` corpus) is checked before the first write.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components import __version__
+from components.canaries import Canary, check_canaries, parse_canaries
+from components.config import EmosafeSource, Params
+from components.config.evaluate import EvaluateConfig, PromptModel
+from components.dataset import to_frame
+from components.errors import EvaluationError
+from components.evaluation import assess, category_matrix, check_frame
+from components.evaluation import evaluate as evaluate_frame
+from components.io import atomic_write_json, code_hash, sha256_file
+from components.metrics import Bootstrap, tune_thresholds
+from components.predictors import Predictor
+from components.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
+from components.sources import read_source, read_table_records
+
+log = logging.getLogger(__name__)
+
+EVALUATE_MODULES = [
+    "components.canaries",
+    "components.config.evaluate",
+    "components.evaluation",
+    "components.likelihood",
+    "components.metrics",
+    "components.predictors",
+    "components.prompting",
+    "components.stages.evaluate",
+]
+PROMPT_SETTINGS = ("zero_shot", "few_shot")
+
+
+@dataclass(frozen=True)
+class EvaluateOutcome:
+    written: tuple[Path, ...]
+    summary: tuple[dict[str, Any], ...]  # model, setting, task, test accuracy / macro-F1 (for the CLI table)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    frame: pd.DataFrame
+    test: pd.DataFrame
+    data_hash: str
+    test_source: str
+    templates: dict[str, PromptTemplate]
+    canaries: tuple[Canary, ...]
+    out: Path
+
+
+def evaluate(
+    params: Params,
+    root: Path = Path(),
+    models: Sequence[str] = (),
+    settings: Sequence[str] = (),
+    tasks: Sequence[str] = (),
+    data: Path | None = None,
+    source: str | None = None,
+) -> EvaluateOutcome:
+    """Run the selected (default: all configured) models, settings and tasks; returns the files written.
+
+    ``data`` replaces the test split by a corpus read with a source adapter (``source`` names one of
+    ``evaluate.sources``; without sources the file must be in emosafe's schema); reports then go to
+    ``<output_dir>/external/<source>/``. Raises an EmosafeError naming the bad input before anything is written.
+    """
+    config = params.evaluate
+    names, chosen_settings, chosen_tasks = _selection(config, root, models, settings, tasks)
+    inputs = _read_inputs(config, root, chosen_tasks, data, source)
+    seed = params.seed if config.seed is None else config.seed
+    written, summary = [], []
+    for name in names:
+        loaded = _load(config.models[name], config) if set(chosen_settings) & set(PROMPT_SETTINGS) else None
+        for setting in chosen_settings:
+            for task in chosen_tasks:
+                predictor, extra = _predictor(config, root, inputs, loaded, name, setting, task, seed)
+                payload = run_one(predictor, inputs, config, seed) | extra | {"model": name, "setting": setting}
+                payload["provenance"] = _provenance(params, seed, inputs, name, setting, task)
+                path = inputs.out / f"{name}-{setting}-{task}.json"
+                atomic_write_json(path, payload)
+                written.append(path)
+                summary.append(_summary_row(payload))
+                log.info("wrote %s", path)
+        del loaded
+    return EvaluateOutcome(tuple(written), tuple(summary))
+
+
+def _predictor(
+    config: EvaluateConfig,
+    root: Path,
+    inputs: _Inputs,
+    loaded: tuple[Any, Any, dict[str, Any]] | None,
+    name: str,
+    setting: str,
+    task: str,
+    seed: int,
+) -> tuple[Predictor, dict[str, Any]]:
+    """The setting's Predictor and what the report says about it (prompt provenance, model size)."""
+    if setting == "fine_tuned":
+        return fine_tuned_predictor(root / config.fine_tuned_dir / f"{name}-{task}", task), {}
+    assert loaded is not None  # loaded whenever a prompting setting is selected
+    model, tokenizer, info = loaded
+    examples = draw_examples(inputs.frame, config.k, seed) if setting == "few_shot" else ()
+    prompt = render(inputs.templates[task], examples, config.max_example_chars)
+    predictor = LikelihoodPredictor(model, tokenizer, prompt, config.hardware.batch_size, config.max_message_tokens)
+    return predictor, {"prompt": predictor.describe(), "model_info": info}
+
+
+def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig, seed: int) -> dict[str, Any]:
+    """Val (thresholds tuned here), test (thresholds applied unchanged), canaries: one report's figures."""
+    task = predictor.task
+    bootstrap = Bootstrap(config.bootstrap_resamples, seed, config.confidence)
+    val_frame = inputs.frame[inputs.frame["split"] == "val"]
+    start = time.perf_counter()
+    val = evaluate_frame(predictor, val_frame, task, bootstrap=bootstrap)
+    thresholds = None
+    chosen: dict[str, Any] = {}
+    if task == "taxonomy":
+        choices = tune_thresholds(category_matrix(val_frame), val.scores, config.threshold_grid)
+        thresholds = {c: choice.threshold for c, choice in choices.items()}
+        chosen = {c: vars(choice) for c, choice in choices.items()}
+        val = assess(val_frame, val.scores, task, thresholds, bootstrap)
+    test = evaluate_frame(predictor, inputs.test, task, thresholds, bootstrap)
+    canaries = check_canaries(predictor, inputs.canaries, thresholds)
+    seconds = time.perf_counter() - start
+    return {
+        "task": task,
+        "data_hash": inputs.data_hash,
+        "test_source": inputs.test_source,
+        "splits": {"val": val.report.to_dict(), "test": test.report.to_dict()},
+        "thresholds": chosen,
+        "canaries": canaries.to_dict(),
+        "inference": {
+            "messages": len(val_frame) + len(inputs.test) + len(inputs.canaries),
+            "seconds": round(seconds, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        },
+    }
+
+
+# --- fine-tuned setting: the hook the training issue plugs into ------------------------------------------------
+FINE_TUNED_WIRED = False
+
+
+def fine_tuned_predictor(run_dir: Path, task: str) -> Predictor:
+    """HOOK (pending): build a Predictor from a training run folder ``models/<model>-<task>/``.
+
+    The training stage writes ``adapter/`` (peft LoRA + head), ``head.safetensors`` and ``meta.json``; no loader
+    for such a folder exists in ``components/`` yet. Once it does, wrap its model in a class with ``task`` and
+    ``predict(texts) -> (n, 3) softmax | (n, 6) sigmoid`` probabilities, return it here and set
+    ``FINE_TUNED_WIRED = True``: the rest of this stage already handles ``fine_tuned`` like the prompting settings.
+    """
+    raise EvaluationError(f"{run_dir}: {_PENDING}")
+
+
+_PENDING = (
+    "the fine_tuned setting is not wired yet (no loader for training runs in components/); "
+    "remove 'fine_tuned' from evaluate.settings"
+)
+
+
+def _selection(
+    config: EvaluateConfig, root: Path, models: Sequence[str], settings: Sequence[str], tasks: Sequence[str]
+) -> tuple[list[str], list[str], list[str]]:
+    names, chosen_settings, chosen_tasks = list(models or config.models), list(settings or config.settings), []
+    chosen_tasks = list(tasks or config.tasks)
+    unknown = [name for name in names if name not in config.models]
+    if unknown:
+        raise EvaluationError(f"unknown model(s) {unknown}; evaluate.models has {sorted(config.models)}")
+    bad = [s for s in chosen_settings if s not in (*PROMPT_SETTINGS, "fine_tuned")]
+    if bad:
+        raise EvaluationError(f"unknown setting(s) {bad}; use zero_shot, few_shot or fine_tuned")
+    if any(task not in config.templates for task in chosen_tasks):
+        raise EvaluationError(f"unknown task in {chosen_tasks}; evaluate.templates has {sorted(config.templates)}")
+    if "fine_tuned" in chosen_settings:
+        if not FINE_TUNED_WIRED:
+            raise EvaluationError(_PENDING)
+        runs = [root / config.fine_tuned_dir / f"{name}-{task}" for name in names for task in chosen_tasks]
+        missing = [str(run) for run in runs if not run.is_dir()]
+        if missing:
+            raise EvaluationError(f"training run folder(s) {missing} not found; run `emosafe train` first")
+    return names, chosen_settings, chosen_tasks
+
+
+def _read_inputs(
+    config: EvaluateConfig, root: Path, tasks: Sequence[str], data: Path | None, source: str | None
+) -> _Inputs:
+    path = root / config.input
+    if not path.is_file():
+        raise EvaluationError(f"{path}: dataset not found; run `emosafe prepare` (or `dvc repro`) first")
+    frame = pd.read_parquet(path)
+    check_frame(frame)
+    for split in ("train", "val", "test"):
+        if not (frame["split"] == split).any():
+            raise EvaluationError(f"{path}: the {split} split is empty (rule: evaluation needs train, val and test)")
+    templates = {}
+    for task in tasks:
+        template_path = root / config.templates[task]  # type: ignore[index]
+        if not template_path.is_file():
+            raise EvaluationError(f"{template_path}: prompt template not found (evaluate.templates.{task})")
+        templates[task] = parse_template(template_path.read_text(encoding="utf-8"), task, str(template_path))
+    canary_path = root / config.canaries
+    canaries = parse_canaries(read_table_records(canary_path, "jsonl"), canary_path)
+    out = root / config.output_dir
+    if data is None:
+        test = frame[frame["split"] == "test"]
+        return _Inputs(frame, test, sha256_file(path), "test", templates, canaries, out)
+    external, name = _external(config, root, data, source)
+    return _Inputs(frame, external, sha256_file(data), name, templates, canaries, out / "external" / name)
+
+
+def _external(config: EvaluateConfig, root: Path, data: Path, source: str | None) -> tuple[pd.DataFrame, str]:
+    """Read ``data`` with the named source's adapter (its declared path replaced by ``data``), all as test rows."""
+    sources = {s.name: s for s in config.sources}
+    if source is None and len(sources) > 1:
+        raise EvaluationError(f"--data needs --source, one of {sorted(sources)}")
+    if source is not None and source not in sources:
+        raise EvaluationError(f"unknown source '{source}'; evaluate.sources has {sorted(sources)}")
+    declared = sources[source] if source else next(iter(sources.values()), None)
+    if declared is None:
+        declared = EmosafeSource(name="external", kind="emosafe", path=str(data))
+    elif hasattr(declared, "path"):
+        declared = declared.model_copy(update={"path": str(data)})
+    else:
+        declared = declared.model_copy(update={"paths": (str(data),)})
+    records = read_source(declared, root)
+    frame = to_frame(records, {record.id: "test" for record in records})
+    check_frame(frame)
+    return frame, declared.name
+
+
+def _load(spec: PromptModel, config: EvaluateConfig) -> tuple[Any, Any, dict[str, Any]]:
+    import torch
+
+    from components.models import ModelSource, load_causal_lm, load_tokenizer
+
+    device = config.hardware.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(config.hardware.num_threads)
+    source = ModelSource(spec.source, spec.gguf_file, spec.revision)
+    started = time.perf_counter()
+    tokenizer = load_tokenizer(source)
+    model = load_causal_lm(source, spec.num_layers)
+    model.to(device)  # type: ignore[arg-type]
+    parameters = sum(p.numel() for p in model.parameters())
+    log.info(
+        "loaded %s (%d layers, %.1fM params) in %.1fs",
+        spec.source,
+        model.config.num_hidden_layers,
+        parameters / 1e6,
+        time.perf_counter() - started,
+    )
+    info = {
+        "source": spec.source,
+        "gguf_file": spec.gguf_file,
+        "revision": spec.revision,
+        "num_layers": int(model.config.num_hidden_layers),
+        "parameters": int(parameters),
+        "params_millions": spec.params_millions or round(parameters / 1e6, 1),
+        "weights_mb": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
+        "device": device,
+    }
+    return model, tokenizer, info
+
+
+def _provenance(params: Params, seed: int, inputs: _Inputs, name: str, setting: str, task: str) -> dict[str, Any]:
+    return {
+        "stage": "evaluate",
+        "seed": seed,
+        "params": {"seed": params.seed, "evaluate": params.evaluate.model_dump(mode="json")},
+        "data_hash": inputs.data_hash,
+        "run": {"model": name, "setting": setting, "task": task},
+        "code": {"emosafe": __version__, "code_hash": code_hash(EVALUATE_MODULES)},
+    }
+
+
+def _summary_row(payload: dict[str, Any]) -> dict[str, Any]:
+    test = payload["splits"]["test"]
+    return {
+        "model": payload["model"],
+        "setting": payload["setting"],
+        "task": payload["task"],
+        "accuracy": test["accuracy"]["value"],
+        "macro_f1": test["macro_f1"]["value"],
+        "canaries_failed": payload["canaries"]["failed"],
+    }

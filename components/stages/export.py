@@ -1,0 +1,228 @@
+"""The ``export`` stage: a training run -> an ONNX bundle whose shipped int8 file is proven, not assumed.
+
+Steps (docs/export.md): merge LoRA into the base (torch) -> fp32 ONNX (dynamo exporter) -> parity against torch on
+a fixed batch of test messages -> int8 dynamic quantization -> fp32 and int8 scored on test through the evaluation
+path -> ``parity.json``, ``quantization.json`` (the registry gate's ``quantized`` figures), ``meta.json``,
+``manifest.json``. Everything is built in a temp sibling folder and swapped in only when both checks pass, so a
+failed check leaves the previous bundle (or nothing) and raises ExportCheckError with the figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components import __version__
+from components.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
+from components.config import Params
+from components.errors import EmosafeError, SourceFileError
+from components.io import atomic_write_json, code_hash, sha256_file
+
+log = logging.getLogger(__name__)
+
+EXPORT_MODULES = ["components.bundle", "components.config.export", "components.export", "components.export_checks",
+                  "components.merged", "components.stages.export"]  # fmt: skip
+
+
+class ExportCheckError(EmosafeError):
+    """Parity or the int8 check failed: the bundle is not written (the message carries the figures)."""
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    folder: Path
+    parity: dict[str, Any]
+    quantization: dict[str, Any]
+    sizes: dict[str, int]
+    seconds: float
+
+
+def export_all(params: Params, root: Path = Path(), tasks: Sequence[str] = ()) -> list[ExportOutcome]:
+    """Every configured task of ``export.model``: ``<runs_dir>/<model>-<task>`` -> ``<output_dir>/<model>-<task>``."""
+    config = params.export
+    return [
+        export(params, root / config.runs_dir / f"{config.model}-{task}", root=root) for task in (tasks or config.tasks)
+    ]
+
+
+def export(params: Params, run_dir: Path, root: Path = Path(), name: str | None = None,
+           source: str | None = None) -> ExportOutcome:  # fmt: skip
+    """Export one run folder (``source`` records where it came from, e.g. a registry reference)."""
+    import torch
+
+    from components.merged import load_merged, read_run
+
+    config, started = params.export, time.perf_counter()
+    run_dir = root / run_dir  # relative to the project (an absolute path stays as it is)
+    run = read_run(run_dir, root)
+    frame, data_hash = _read_dataset(root / config.input)
+    thresholds = _thresholds(config.thresholds_report, run_dir.name, run.task, root)
+    labels = label_map(run.task, config.max_length or run.max_length, thresholds)
+    final = root / config.output_dir / (name or run_dir.name)
+    torch.set_num_threads(config.num_threads)
+    model, tokenizer = load_merged(run)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        figures = _build(params, tmp, model, tokenizer, labels, frame, data_hash)
+        meta = _meta(params, run, data_hash, source or str(run_dir), figures["sizes"])
+        atomic_write_json(tmp / "meta.json", meta)
+        if not config.keep_fp32:
+            for path in tmp.glob(MODEL_FILES["fp32"] + "*"):
+                path.unlink()
+        atomic_write_json(tmp / MANIFEST, build_manifest(tmp))
+        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by a server
+        _swap_in(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - started
+    log.info("exported %s in %.1fs: %s", final, seconds, figures["sizes"])
+    return ExportOutcome(final, figures["parity"], figures["quantization"], figures["sizes"], seconds)
+
+
+def _build(
+    params: Params, tmp: Path, model: Any, tokenizer: Any, labels: Any, frame: pd.DataFrame, data_hash: str
+) -> dict[str, Any]:
+    from components import export as onnx_export
+    from components.export_checks import parity
+    from components.merged import encode, pad, torch_logits
+
+    config = params.export
+    model.config.to_json_file(str(tmp / "config.json"))
+    tokenizer.save_pretrained(str(tmp))
+    atomic_write_json(tmp / LABELS_FILE, labels.to_dict())
+    batch = frame[frame["split"] == "test"].sort_values("id").head(config.parity_messages)
+    texts, ids = batch["text"].astype(str).tolist(), batch["id"].astype(str).tolist()
+    sample = pad(encode(tokenizer, texts[:2], labels.max_length), int(tokenizer.pad_token_id))
+    fp32_path = tmp / MODEL_FILES["fp32"]
+    exported = onnx_export.export_onnx(model, *sample, fp32_path, config.opset, config.external_data_bytes)
+    reference = torch_logits(model, tokenizer, texts, labels.max_length, config.batch_size)
+    fp32 = onnx_export.OnnxPredictor(tmp, "fp32", config.batch_size, config.num_threads, verify=False)
+    report = parity(reference, fp32.logits(texts), labels.task, config.parity_atol, ids, labels.thresholds or None)
+    payload = report.to_dict() | {"message_ids": ids, "tokenizer": "tokenizers (tokenizer.json) vs transformers"}
+    if not report.passed:
+        raise ExportCheckError(
+            f"parity failed for {tmp.name.split('.')[1]}: max |logit diff| {report.max_abs_diff:.3g} "
+            f"(tolerance {config.parity_atol:g}), label agreement {report.label_agreement:.3f} (rule: 1.0); "
+            f"disagreeing ids {list(report.disagreeing_ids)[:10]}"
+        )
+    atomic_write_json(tmp / "parity.json", payload)
+    quantized = onnx_export.quantize_int8(
+        fp32_path, tmp / MODEL_FILES["int8"], config.quantize, config.external_data_bytes
+    )
+    quantization = _int8_check(params, tmp, frame, labels, fp32) | {"data_hash": data_hash}
+    quantization["quantization"] = {
+        "settings": config.quantize.model_dump(mode="json"),
+        "seconds": round(quantized.seconds, 2),
+        "quantized_nodes": quantized.quantized_nodes,
+        "excluded_nodes": list(quantized.excluded_nodes),
+    }
+    atomic_write_json(tmp / "quantization.json", quantization)
+    sizes = {variant: onnx_export.model_bytes(tmp / file) for variant, file in MODEL_FILES.items()}
+    log.info("parity max |diff| %.2g; int8 agreement %.4f", report.max_abs_diff, quantization["label_agreement"])
+    return {
+        "parity": payload,
+        "quantization": quantization,
+        "sizes": sizes | {"export_seconds": round(exported.seconds)},
+    }
+
+
+def _int8_check(params: Params, tmp: Path, frame: pd.DataFrame, labels: Any, fp32: Any) -> dict[str, Any]:
+    """Score test with both files through ``components.evaluation``; raise ExportCheckError when int8 fails."""
+    from components.evaluation import evaluate
+    from components.export import OnnxPredictor
+    from components.export_checks import compare_quantized
+    from components.metrics import Bootstrap
+
+    config, settings = params.export, params.evaluate
+    seed = params.seed if settings.seed is None else settings.seed
+    bootstrap = Bootstrap(settings.bootstrap_resamples, seed, settings.confidence)
+    test = frame[frame["split"] == "test"].sort_values("id").reset_index(drop=True)
+    thresholds = labels.thresholds or None
+    int8 = OnnxPredictor(tmp, "int8", config.batch_size, config.num_threads, verify=False)
+    before = evaluate(fp32, test, labels.task, thresholds, bootstrap)
+    after = evaluate(int8, test, labels.task, thresholds, bootstrap)
+    report = compare_quantized(before, after, config.limits)
+    if not report.passed:
+        raise ExportCheckError(f"int8 check failed on {report.n} test messages: " + "; ".join(report.problems))
+    return {
+        "task": labels.task,
+        "splits": {"test": after.report.to_dict()},
+        "fp32": {"test": before.report.to_dict()},
+        "quantized": report.gate_figures(),
+        "comparison": report.to_dict(),
+        "label_agreement": report.label_agreement,
+        "passed": report.passed,
+    }
+
+
+def _read_dataset(path: Path) -> tuple[pd.DataFrame, str]:
+    if not path.is_file():
+        raise SourceFileError(path, "export input not found; run `dvc repro` (prepare/augment) first")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise SourceFileError(path, f"not a readable parquet file ({type(exc).__name__})") from None
+    if "split" not in frame.columns or not (frame["split"] == "test").any():
+        raise SourceFileError(path, "no row has split == 'test' (rule: parity and the int8 check run on test)")
+    return frame, sha256_file(path)
+
+
+def _thresholds(template: str | None, run: str, task: str, root: Path) -> dict[str, float] | None:
+    """Taxonomy thresholds tuned on val by ``evaluate`` ({"thresholds": {category: {"threshold": x}}})."""
+    if template is None or task != "taxonomy":
+        return None
+    import json
+
+    model = run.rsplit("-", 1)[0]
+    path = root / template.format(model=model, task=task, run=run)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))["thresholds"]
+        return {str(c): float(v["threshold"] if isinstance(v, dict) else v) for c, v in raw.items()}
+    except FileNotFoundError:
+        raise EmosafeError(f"{path}: export.thresholds_report not found; run `emosafe evaluate` first") from None
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise EmosafeError(f"{path}: field 'thresholds' must map categories to thresholds ({exc})") from None
+
+
+def _meta(params: Params, run: Any, data_hash: str, source: str, sizes: dict[str, int]) -> dict[str, Any]:
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    from components.stages.train import _commit
+
+    trained = run.meta
+    return {
+        "stage": "export", "source": source, "task": run.task,
+        "params": {"seed": params.seed, "export": params.export.model_dump(mode="json")},
+        "seed": trained.get("seed", params.seed), "data_hash": data_hash,
+        "train": {"data_hash": trained.get("data_hash"), "fingerprint": trained.get("fingerprint"),
+                  "params": trained.get("params")},
+        "base_model": trained.get("base_model"), "sizes": sizes,
+        "code": {"emosafe": __version__, "commit": _commit(), "code_hash": code_hash(EXPORT_MODULES)},
+        "libraries": {"torch": torch.__version__, "transformers": transformers.__version__, "onnx": onnx.__version__,
+                      "onnxruntime": onnxruntime.__version__},
+    }  # fmt: skip
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)

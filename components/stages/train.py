@@ -1,0 +1,252 @@
+"""The ``train`` stage: fine-tune one (model, task) of the active profile and write ``<output_dir>/<model>-<task>/``.
+
+Outputs (written into a temp folder, then renamed): ``adapter/`` (peft LoRA + head, safetensors), ``head.safetensors``
+(the classification head alone), ``merged/`` when ``save_merged``, ``labels.json``, ``metrics.json``, ``curve.json``
++ ``curve.png`` and ``meta.json`` (params, seed, data hash, base model + revision, code commit and hash). Resumable
+checkpoints live in ``<checkpoint_dir>/<model>-<task>/`` (not a DVC output, so ``dvc repro`` does not wipe them)
+and are removed after success. Raw text never reaches logs, W&B or these files.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components import __version__
+from components.config import Params
+from components.errors import ConfigError, EmosafeError, SourceFileError
+from components.io import atomic_write_json, code_hash, sha256_file
+from components.models import ModelSource, load_tokenizer, resolve
+from components.schema import CATEGORIES
+from components.stages.convert import write_folder
+from components.train_data import label_names
+
+log = logging.getLogger(__name__)
+
+TRAIN_MODULES = [
+    "components.checkpoint",
+    "components.config.train",
+    "components.models",
+    "components.stages.train",
+    "components.tracking",
+    "components.train_data",
+    "components.train_metrics",
+    "components.training",
+]
+NEEDED = ("id", "text", "label", "split", *CATEGORIES)
+
+
+@dataclass(frozen=True)
+class TrainStageResult:
+    folder: Path
+    summary: str
+    metrics: dict[str, Any]
+
+
+def train(params: Params, model: str, task: str, root: Path = Path()) -> TrainStageResult:
+    """Train ``model`` on ``task``; all checks run before the (slow) model load, nothing is written on error.
+
+    Under ``accelerate launch`` every rank trains; only rank 0 tracks and writes.
+    """
+    from components import training
+
+    run, encoded, weights, tokenizer, data_hash = _plan(params, model, task, root)
+    main = int(os.environ.get("RANK", "0")) == 0
+    tracker = _tracker(params, run, data_hash, root, enabled=main)
+    pad_id = int(tokenizer.pad_token_id)
+    outcome = training.train(run, encoded["train"], encoded["val"], pad_id, weights, tracker.log_epoch)
+    summary = _summary(model, task, outcome, run.spec.params_millions)
+    folder = root / params.train.output_dir / f"{model}-{task}"
+    metrics = {
+        "final": outcome.final,
+        "epochs": outcome.epochs,
+        "steps": outcome.steps,
+        "resumed_from": outcome.resumed_from,
+        "seconds": round(outcome.seconds, 2),
+        "tokens": outcome.tokens,
+    }
+    if main:
+        names = label_names(task)
+        tracker.log_curve(outcome.curve)
+        tracker.log_final(outcome.final, names, task)
+        meta = _meta(run, data_hash, {s: len(e) for s, e in encoded.items()}, weights)
+        fill = functools.partial(_fill, outcome=outcome, tokenizer=tokenizer, names=names, metrics=metrics,
+                                 merged=params.train.save_merged)  # fmt: skip
+        write_folder(folder, fill, meta)
+        if run.checkpoint_dir is not None:
+            shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
+        tracker.log_artifact(folder / "adapter", f"{model}-{task}", meta)
+        info = tracker.finish()
+        if info.enabled:
+            meta["wandb"] = {"mode": info.mode, "run_dir": info.run_dir, "run_id": info.run_id}
+            atomic_write_json(folder / "meta.json", meta)
+        log.info("%s", summary)
+    return TrainStageResult(folder, summary, metrics)
+
+
+def _plan(params: Params, model: str, task: str, root: Path) -> tuple[Any, dict[str, Any], Any, Any, str]:
+    """Validate the request, read and tokenise the data, and describe the run (nothing heavy is loaded yet)."""
+    from components import train_data as td
+    from components.training import RunSpec
+
+    config = params.train
+    try:
+        spec = config.model(model)
+    except ValueError as exc:
+        raise ConfigError(f"train: {exc}") from None
+    if task not in config.tasks:
+        raise ConfigError(f"train: task '{task}' is not one of train.tasks {list(config.tasks)}")
+    frame, data_hash = _read(root / config.input)
+    base_path = _base_path(config, model, root)
+    hyper = config.active.hyper
+    seed = hyper.seed if hyper.seed is not None else params.seed
+    run_params = {
+        "seed": seed,
+        "profile": config.profile,
+        "model": model,
+        "task": task,
+        "spec": spec.model_dump(mode="json"),
+    }
+    run_params |= config.active.model_dump(mode="json", exclude={"models"})
+    fingerprint = hashlib.sha256(json.dumps([run_params, data_hash], sort_keys=True).encode()).hexdigest()
+    tokenizer = load_tokenizer(ModelSource(base_path))
+    parts = {s: frame[frame["split"] == s].reset_index(drop=True) for s in ("train", "val")}
+    encoded = {s: td.encode(part, tokenizer, task, hyper.max_length) for s, part in parts.items()}
+    weights = td.imbalance_weights(encoded["train"].targets, task, hyper.imbalance, hyper.pos_weight_cap)
+    checkpoints = root / config.checkpoint_dir / f"{model}-{task}"
+    n_labels = len(td.label_names(task))
+    run = RunSpec(model, task, spec, config.active, seed, base_path, n_labels, fingerprint, checkpoints, run_params)
+    return run, encoded, weights, tokenizer, data_hash
+
+
+def _read(path: Path) -> tuple[pd.DataFrame, str]:
+    if not path.is_file():
+        raise SourceFileError(path, "training input not found; run `dvc repro` (prepare/augment) first")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise SourceFileError(path, f"not a readable parquet file ({type(exc).__name__})") from None
+    missing = [c for c in NEEDED if c not in frame.columns]
+    if missing:
+        raise SourceFileError(path, f"missing column(s) {missing} (schema: docs/data.md)")
+    if not (frame["split"] == "train").any():
+        raise SourceFileError(path, "no row has split == 'train'")
+    return frame, sha256_file(path)
+
+
+def _base_path(config: Any, model: str, root: Path) -> str:
+    spec = config.model(model)
+    if spec.convert:
+        folder = root / config.base_dir / model
+        if not (folder / "config.json").is_file():
+            raise EmosafeError(f"{folder}: converted base model missing; run `emosafe convert` (or `dvc repro`)")
+        return str(folder)
+    local = root / spec.source
+    if not spec.source.startswith("pkg:") and local.is_dir():
+        return str(local)
+    return resolve(ModelSource(spec.source, revision=spec.revision))
+
+
+def _tracker(params: Params, run: Any, data_hash: str, root: Path, enabled: bool) -> Any:
+    from components.tracking import Tracker
+
+    settings = params.train.wandb
+    return Tracker.start(
+        enabled=settings.enabled and enabled,
+        project=settings.project,
+        mode=settings.mode,
+        folder=str(root / settings.dir),
+        name=f"{run.name}-{run.task}-lora",
+        group=f"ladder-{params.train.profile}",
+        config={**run.params, "data_hash": data_hash, "setting": "lora"},
+    )
+
+
+def _meta(run: Any, data_hash: str, rows: dict[str, int], weights: Any) -> dict[str, Any]:
+    spec = run.spec
+    return {
+        "stage": "train",
+        "params": run.params,
+        "seed": run.seed,
+        "data_hash": data_hash,
+        "rows": rows,
+        "imbalance_weights": None if weights is None else [round(float(w), 6) for w in weights],
+        "base_model": {
+            "name": run.name,
+            "source": spec.source,
+            "revision": spec.revision,
+            "gguf_file": spec.gguf_file,
+            "num_layers": spec.num_layers,
+            "folder": run.base_path,
+        },
+        "code": {"emosafe": __version__, "commit": _commit(), "code_hash": code_hash(TRAIN_MODULES)},
+        "fingerprint": run.fingerprint,
+    }
+
+
+def _fill(
+    tmp: Path, *, outcome: Any, tokenizer: Any, names: tuple[str, ...], metrics: dict[str, Any], merged: bool
+) -> None:
+    from safetensors.torch import save_file
+
+    from components.training import trainable_state
+
+    model = outcome.model
+    model.save_pretrained(tmp / "adapter", safe_serialization=True)
+    tokenizer.save_pretrained(tmp / "adapter")
+    head = {k: v.contiguous() for k, v in trainable_state(model).items() if "lora_" not in k}
+    save_file(head, tmp / "head.safetensors")
+    multi = names == CATEGORIES
+    atomic_write_json(tmp / "labels.json", {"task": "taxonomy" if multi else "trinary", "labels": list(names),
+                                             "multi_label": multi})  # fmt: skip
+    atomic_write_json(tmp / "metrics.json", metrics)
+    atomic_write_json(tmp / "curve.json", {"train": outcome.curve, "val": outcome.epochs})
+    _plot(outcome, tmp / "curve.png")
+    if merged:
+        model.merge_and_unload().save_pretrained(tmp / "merged", safe_serialization=True)
+
+
+def _plot(outcome: Any, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([p["step"] for p in outcome.curve], [p["loss"] for p in outcome.curve], label="train loss")
+    if outcome.epochs:
+        ax.plot([e["step"] for e in outcome.epochs], [e["val_loss"] for e in outcome.epochs], "o-", label="val loss")
+    ax.set_xlabel("step")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def _summary(model: str, task: str, outcome: Any, millions: float | None) -> str:
+    final = outcome.final
+    size = f" ({millions:g}M)" if millions else ""
+    return (
+        f"train {model}-{task}{size}: {outcome.steps} steps in {outcome.seconds / 60:.2f} min "
+        f"({outcome.seconds / max(1, outcome.steps - outcome.resumed_from):.2f} s/step, resumed from "
+        f"{outcome.resumed_from}); val macro_f1 {final.get('macro_f1', float('nan')):.3f} "
+        f"accuracy {final.get('accuracy', float('nan')):.3f}"
+    )

@@ -1,0 +1,157 @@
+"""The ``validate`` stage: the data gate between the dataset and any training.
+
+Reads the augmented dataset, runs the suites (``components/expectations.py``) through Great Expectations
+(``components/validation.py``) and writes, under ``validate.output_dir``:
+
+- ``report.json``: the verdict, per-expectation counts and example ids, provenance. Written **only when every
+  expectation passes**, so it is the one file downstream stages (and ``dvc.yaml``) depend on.
+- ``failed-report.json``: the same document when the gate fails (a stale ``report.json`` is removed), for humans.
+- ``gx_results.json``: GX's own (sanitised) result documents; ``data_docs/``: GX Data Docs (static HTML).
+
+No file holds raw message text: ids, hashes and counts only. On failure the stage raises ``ValidationFailed``
+carrying a one-screen summary, so the CLI exits non-zero and ``dvc repro`` stops before training.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components import __version__
+from components.config import Params
+from components.errors import EmosafeError, SourceFileError, ValidationFailed
+from components.expectations import build_frames, build_suites
+from components.io import atomic_write_json, code_hash, sha256_file
+from components.validation import ValidationReport, run_suites
+
+log = logging.getLogger(__name__)
+
+VALIDATE_MODULES = [
+    "components.config",
+    "components.config.base",
+    "components.config.validate",
+    "components.expectations",
+    "components.io",
+    "components.schema",
+    "components.stages.validate",
+    "components.validation",
+]
+REPORT_FILE = "report.json"
+FAILED_REPORT_FILE = "failed-report.json"
+GX_RESULTS_FILE = "gx_results.json"
+DOCS_DIR = "data_docs"
+MAX_SUMMARY_FAILURES = 12
+_UNITS = {"rows": "row(s)", "coverage": "split/label or split/category group(s)", "sources": "source(s)"}
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    report_path: Path
+    docs_index: Path
+    report: dict[str, Any]
+
+
+def validate(params: Params, root: Path = Path(), data: Path | None = None) -> ValidateResult:
+    """Run the data gate on ``data`` (default: ``validate.input`` under ``root``).
+
+    Raises ``ValidationFailed`` (after writing the failed report and the Data Docs) when any expectation fails,
+    and ``EmosafeError`` when the input is missing or not a Parquet file (nothing written then).
+    """
+    config = params.validate
+    path = data if data is not None else root / config.input
+    dataset = _read(path)
+    out = root / config.output_dir
+    report, docs_index = _run_with_docs(dataset, params, out)
+    payload = {
+        **report.to_dict(),
+        "rows": len(dataset),
+        "provenance": {
+            "stage": "validate",
+            "params": {"validate": config.model_dump(mode="json")},
+            "input": _display(path, root),
+            "data_hash": sha256_file(path),
+            "code": {"emosafe": __version__, "code_hash": code_hash(VALIDATE_MODULES)},
+            "great_expectations": report.gx_version,
+        },
+    }
+    atomic_write_json(out / GX_RESULTS_FILE, list(report.gx_results))
+    if not report.success:
+        (out / REPORT_FILE).unlink(missing_ok=True)
+        atomic_write_json(out / FAILED_REPORT_FILE, payload)
+        summary = failure_summary(report, _display(path, root), out / FAILED_REPORT_FILE, docs_index)
+        raise ValidationFailed(summary, sorted(report.failed_rules()))
+    (out / FAILED_REPORT_FILE).unlink(missing_ok=True)
+    atomic_write_json(out / REPORT_FILE, payload)
+    log.info(
+        "validation passed: %d expectations on %d rows; Data Docs: %s", len(report.outcomes), len(dataset), docs_index
+    )
+    return ValidateResult(out / REPORT_FILE, docs_index, payload)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise EmosafeError(
+            f"{path}: dataset not found; run `dvc repro` (or `emosafe prepare` / `emosafe augment`) first"
+        )
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise SourceFileError(path, f"not a readable Parquet dataset ({type(exc).__name__})") from None
+
+
+def _run_with_docs(dataset: pd.DataFrame, params: Params, out: Path) -> tuple[ValidationReport, Path]:
+    """Build the Data Docs in a fresh folder next to the old one, then swap it in (readers never see half a site)."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{DOCS_DIR}.", dir=out))
+    try:
+        config = params.validate
+        report = run_suites(build_frames(dataset, config), build_suites(config), docs_dir=staging)
+        _swap_in(staging, out / DOCS_DIR)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report, (out / DOCS_DIR / "index.html").resolve()
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def failure_summary(report: ValidationReport, data: str, report_path: Path, docs_index: Path) -> str:
+    """One screen: which rule failed, on what, how many rows, example ids. Never values or text."""
+    failures = report.failures
+    lines = [
+        f"{data}: the data gate failed {len(failures)} of {len(report.outcomes)} expectations "
+        f"(rules: {', '.join(sorted(report.failed_rules()))})"
+    ]
+    for outcome in failures[:MAX_SUMMARY_FAILURES]:
+        where = f" on {outcome.column}" if outcome.column else ""
+        if outcome.errored:
+            detail = "could not be evaluated (a required column is missing or mistyped)"
+        elif outcome.unexpected_count is not None:
+            examples = f", e.g. {', '.join(outcome.example_ids[:5])}" if outcome.example_ids else ""
+            detail = f"{outcome.unexpected_count} {_UNITS.get(outcome.suite, 'row(s)')}{examples}"
+        else:
+            detail = "failed"
+        lines.append(f"  [{outcome.suite}] {outcome.rule}{where}: {outcome.description}: {detail}")
+    if len(failures) > MAX_SUMMARY_FAILURES:
+        lines.append(f"  ... and {len(failures) - MAX_SUMMARY_FAILURES} more")
+    lines.append(f"  report: {report_path}   Data Docs: {docs_index.as_uri()}")
+    return "\n".join(lines)

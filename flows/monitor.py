@@ -1,0 +1,41 @@
+"""The ``monitor`` flow: drift over the production log against the model version's reference.
+
+Scheduled hourly by the ``monitor-hourly`` deployment in prefect.yaml. Alarms are emitted as Prefect events by the
+alert sink (``monitor.alerts.sinks`` contains ``prefect``), so an automation can trigger the ``retrain`` flow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+
+from components.config import load_params
+
+
+@task(name="monitor", retries=2, retry_delay_seconds=5)
+def monitor_task(log: str, reference: str, params_path: str, root: str, since: str | None) -> dict[str, Any]:
+    """Run the monitor step; returns the verdict and report paths (never text)."""
+    from monitoring.monitor import monitor, parse_since
+
+    base = Path(root)
+    result = monitor(load_params(base / params_path), base / log, base / reference, None, parse_since(since))
+    return {"verdict": result.verdict, "report_json": str(result.report_json), "report_html": str(result.report_html),
+            "windows": len(result.windows), "alert_failures": list(result.alert_failures)}  # fmt: skip
+
+
+@flow(name="monitor")
+def monitor_flow(
+    log: str = "logs/predictions.jsonl",
+    reference: str = "reports/reference.json",
+    params_path: str = "params.yaml",
+    root: str = ".",
+    since: str | None = None,
+) -> dict[str, Any]:
+    """Drift check of the latest production window; returns the verdict as data."""
+    return monitor_task(log, reference, params_path, root, since)
+
+
+if __name__ == "__main__":
+    monitor_flow()

@@ -1,0 +1,221 @@
+"""The ``monitor`` step: production log + reference -> windows, drift verdicts, reports, history, alerts.
+
+Order: read and check everything (reference, log, the model version's rows), compute all windows, then write the
+JSON and HTML reports atomically, record the history, and only then send alerts. The overall verdict is ALARM when
+any assessed window alarms, INSUFFICIENT_SAMPLES when no window reached ``min_samples``, else NO_DRIFT_DETECTED.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components import __version__
+from components.config import Params
+from components.drift import Verdict, WindowAssessment, assess_windows
+from components.drift_reference import DriftReference, parse_reference
+from components.errors import EmosafeError, SourceFileError
+from components.io import atomic_write_bytes, atomic_write_json, code_hash, sha256_file
+from components.schema import CATEGORIES, LABELS
+from monitoring.alerts import Alert, build_sinks, dispatch
+from monitoring.history import HistoryRow, record_windows
+from monitoring.log import PredictionLog, read_log
+from monitoring.report import render_html, window_report
+from monitoring.windows import Windows, cut_windows, iso
+
+log = logging.getLogger(__name__)
+#: Exit code of `emosafe monitor` on a drift alarm (2 is reserved for bad input, 0 for no alarm).
+MONITOR_EXIT_ALARM = 3
+MONITOR_MODULES = ["components.config.monitor", "components.drift", "components.drift_reference", "monitoring.alerts",
+                   "monitoring.history", "monitoring.log", "monitoring.monitor", "monitoring.report",
+                   "monitoring.windows"]  # fmt: skip
+METHOD = ("chi-square goodness of fit on the labels (Cohen's w), two-proportion z tests on the borderline rate and "
+          "each category (Cohen's h); Monte-Carlo p-values below the minimum expected count; PSI; Jensen-Shannon "
+          "distance (base 2); {correction} correction over a window's signals at alpha={alpha}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    verdict: Verdict
+    summary: str
+    windows: tuple[dict[str, Any], ...]
+    report_json: Path
+    report_html: Path
+    history_db: Path
+    alert_failures: tuple[str, ...]
+
+
+def load_reference(path: Path) -> DriftReference:
+    """Read a reference JSON file. Raises SourceFileError naming the file and the rule."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SourceFileError(path, f"cannot read the reference ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise SourceFileError(path, "not valid JSON (rule: a reference is one JSON object)") from None
+    try:
+        return parse_reference(raw, str(path))
+    except ValueError as exc:
+        raise EmosafeError(str(exc)) from None
+
+
+def _select(predictions: PredictionLog, reference: DriftReference, since: datetime | None) -> PredictionLog:
+    mask = np.array([m == reference.model for m in predictions.models]) & np.array(
+        [v == reference.version for v in predictions.versions]
+    )
+    if since is not None:
+        mask &= predictions.timestamps >= since.timestamp()
+    if not mask.any():
+        found = ", ".join(f"{k} ({v})" for k, v in sorted(predictions.model_versions().items())[:10])
+        raise EmosafeError(
+            f"{predictions.path}: no prediction of {reference.model}@{reference.version}"
+            f"{' since ' + since.isoformat() if since else ''} (rule: the reference's model and version); found {found}"
+        )
+    return predictions.select(mask)
+
+
+def _counts(windows: Windows, index: int) -> dict[str, Any]:
+    n = max(int(windows.n[index]), 1)
+    counts: dict[str, Any] = {}
+    if windows.label_counts is not None:
+        counts["label_distribution"] = {k: int(c) / n for k, c in zip(LABELS, windows.label_counts[index], strict=True)}
+    if windows.category_counts is not None:
+        row = windows.category_counts[index]
+        counts["category_prevalence"] = {k: int(c) / n for k, c in zip(CATEGORIES, row, strict=True)}
+    return counts
+
+
+def _overall(assessments: list[WindowAssessment]) -> tuple[Verdict, str]:
+    alarms = sum(a.verdict == Verdict.ALARM for a in assessments)
+    tested = sum(a.verdict != Verdict.INSUFFICIENT_SAMPLES for a in assessments)
+    if alarms:
+        return Verdict.ALARM, f"{alarms} of {tested} assessed window(s) alarm ({len(assessments)} windows in all)"
+    if not tested:
+        return Verdict.INSUFFICIENT_SAMPLES, (
+            f"no window reached the minimum sample size ({len(assessments)} window(s)): no decision, not 'no drift'"
+        )
+    return Verdict.NO_DRIFT_DETECTED, f"none of {tested} assessed window(s) alarms ({len(assessments)} in all)"
+
+
+def monitor(
+    params: Params, log_path: Path, reference_path: Path, output_dir: Path | None = None, since: datetime | None = None
+) -> MonitorResult:
+    """Run drift monitoring of one model version over its production log (see the module docstring).
+
+    Raises EmosafeError (bad log line, bad reference, no prediction of the reference's model version) before
+    anything is written.
+    """
+    config = params.monitor
+    reference = load_reference(reference_path)
+    predictions = _select(read_log(log_path), reference, since)
+    windows = cut_windows(predictions, config.window)
+    try:
+        assessments = assess_windows(
+            windows.n, windows.label_counts, windows.category_counts, reference, config.drift, params.seed
+        )
+    except ValueError as exc:
+        raise EmosafeError(f"{log_path} vs {reference_path}: {exc}") from None
+    verdict, summary = _overall(assessments)
+    out = output_dir or Path(config.output_dir)
+    reports = [
+        window_report(i, *windows.bounds(i), a.to_json(), _counts(windows, i)) for i, a in enumerate(assessments)
+    ]
+    report = _summary_report(params, reference, log_path, reference_path, verdict, summary, reports)
+    for window in reports:
+        atomic_write_json(out / "windows" / f"{window['index']:05d}.json", window)
+    atomic_write_json(out / "report.json", report)
+    atomic_write_bytes(out / "report.html", render_html(report, reports, reference).encode())
+    history = Path(config.history_db)
+    record_windows(history, _history_rows(reference, config.window.by, config.window, reports, report))
+    alerts = [
+        Alert(reference.model, reference.version, _window_id(w), a, str(out / "windows" / f"{w['index']:05d}.json"))
+        for w, a in zip(reports, assessments, strict=True)
+        if a.verdict == Verdict.ALARM
+    ]
+    failures = dispatch(alerts, build_sinks(config.alerts))
+    log.info("monitor %s@%s: %s", reference.model, reference.version, summary)
+    return MonitorResult(
+        verdict, summary, tuple(reports), out / "report.json", out / "report.html", history, tuple(failures)
+    )
+
+
+def _window_id(window: dict[str, Any]) -> dict[str, Any]:
+    return {key: window[key] for key in ("index", "start", "end", "n")}
+
+
+def _summary_report(
+    params: Params,
+    reference: DriftReference,
+    log_path: Path,
+    reference_path: Path,
+    verdict: Verdict,
+    summary: str,
+    reports: list[dict[str, Any]],
+) -> dict[str, Any]:
+    drift = params.monitor.drift
+    return {
+        "model": reference.model,
+        "version": reference.version,
+        "task": reference.task,
+        "verdict": verdict.value,
+        "summary": summary,
+        "method": METHOD.format(correction=drift.correction, alpha=drift.alpha),
+        "reference": reference.to_json(),
+        "windows": [{**_window_id(w), "verdict": w["verdict"], "reason": w["reason"]} for w in reports],
+        "provenance": {
+            "params": {"seed": params.seed, "monitor": params.monitor.model_dump(mode="json")},
+            "seed": params.seed,
+            "inputs": {str(log_path): sha256_file(log_path), str(reference_path): sha256_file(reference_path)},
+            "code_hash": code_hash(MONITOR_MODULES),
+            "emosafe_version": __version__,
+            "created_at": iso(datetime.now(tz=UTC).timestamp()),
+        },
+    }
+
+
+def _history_rows(
+    reference: DriftReference, by: str, window: Any, reports: list[dict[str, Any]], report: dict[str, Any]
+) -> list[HistoryRow]:
+    rule = f"count:{window.size}" if by == "count" else f"time:{window.seconds}s"
+    log_hash = next(iter(report["provenance"]["inputs"].values()))
+    created = report["provenance"]["created_at"]
+    return [
+        HistoryRow(reference.model, reference.version, reference.task, rule, w["start"], w["end"], w["n"],
+                   w["verdict"], w, log_hash, created)
+        for w in reports
+    ]  # fmt: skip
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``--since`` as an aware datetime (a naive one is taken as UTC). Raises EmosafeError on a bad value."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EmosafeError(f"--since '{value}': not an ISO-8601 date/time (e.g. 2026-01-02T00:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def verdict_lines(result: MonitorResult, shown: int = 8) -> list[str]:
+    """The one-screen verdict: overall line, the last ``shown`` windows, and where the reports are."""
+    lines = [f"{result.verdict.value}: {result.summary}"]
+    if result.verdict == Verdict.INSUFFICIENT_SAMPLES:
+        lines.append("  Too few predictions to decide; this is NOT a 'no drift' result (exit code 0).")
+    for window in result.windows[-shown:]:
+        alarms = [f"{s['name']} {s['effect_name']}={s['effect']:.3f} p_adj={s['p_adjusted']:.2g}"
+                  for s in window["signals"] if s["alarm"]]  # fmt: skip
+        detail = "; ".join(alarms) if alarms else ("" if window["signals"] else window["reason"])
+        lines.append(f"  #{window['index']} {window['start']} .. {window['end']} n={window['n']}: "
+                     f"{window['verdict']} {detail}".rstrip())  # fmt: skip
+    if len(result.windows) > shown:
+        lines.insert(1, f"  (last {shown} of {len(result.windows)} windows shown; all are in the JSON report)")
+    lines.append(f"Reports: {result.report_json} , {result.report_html} ; history: {result.history_db}")
+    lines.extend(f"  alert delivery failed: {failure}" for failure in result.alert_failures)
+    return lines

@@ -1,0 +1,259 @@
+"""The registry: register versions, move aliases behind the gate, roll back, verify, load verified files.
+
+``components/promotion.py`` decides; this module stores and moves. A guarded alias (staging, production) moves only
+with a passing decision computed here from the stored figures, bound to the version's artifact manifest and to the
+production version it was compared with (compare-and-swap in the same transaction as the history row). A human
+override needs ``force`` and a reason and is recorded as action ``force``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.config.register import GateConfig, RegisterConfig
+from components.errors import AliasConflictError, ArtifactIntegrityError, GateRefusedError, RegistryError
+from components.promotion import Evidence, PromotionDecision, decide_promotion
+from components.scorecard import Scorecard, scorecard_from_dict, scorecard_to_dict
+from registry.lineage import collect_files, gather_lineage
+from registry.names import CHAMPION_ALIAS, GUARDED_ALIASES, ModelRef, default_name, validate_alias, validate_name
+from registry.sqlite_store import SqliteMetadataStore, now
+from registry.store import (
+    AliasEvent,
+    ArtifactRecord,
+    BlobStore,
+    LocalBlobStore,
+    MetadataStore,
+    MoveRequest,
+    VersionRecord,
+    hash_stream,
+    staging_dir,
+)
+from registry.wandb_link import link_version
+
+log = logging.getLogger(__name__)
+ENV_VAR = "EMOSAFE_REGISTRY"
+
+
+def registry_root(config: RegisterConfig, project: Path = Path()) -> Path:
+    """``$EMOSAFE_REGISTRY`` if set, else ``register.store`` relative to the project."""
+    return Path(os.environ.get(ENV_VAR) or project / config.store)
+
+
+def manifest_sha256(artifacts: list[ArtifactRecord] | tuple[ArtifactRecord, ...]) -> str:
+    rows = sorted((a.path, a.sha256, a.size) for a in artifacts)
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def who_am_i() -> str:
+    return os.environ.get("EMOSAFE_USER") or getpass.getuser()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    record: VersionRecord
+    folder: Path  # every file in it was hashed and matched its registered sha256
+
+
+class Registry:
+    def __init__(self, root: Path, gate: GateConfig | None = None, wandb_project: str = "emosafe") -> None:
+        self.root = root
+        self.gate = gate or GateConfig()
+        self.wandb_project = wandb_project
+        self.meta: MetadataStore = SqliteMetadataStore(root / "registry.db")
+        self.blobs: BlobStore = LocalBlobStore(root)
+
+    # register ------------------------------------------------------------------------------------------------
+    def register(
+        self,
+        run_dir: Path,
+        metrics: Mapping[str, Any],
+        name: str | None = None,
+        project: Path = Path(),
+        overrides: Mapping[str, Any] | None = None,
+        who: str | None = None,
+        origin: str = "metrics",
+    ) -> tuple[VersionRecord, bool]:
+        """Store ``run_dir``'s files and a version carrying lineage and figures; point ``candidate`` at it.
+
+        Idempotent: the same files (same manifest) return the existing version with ``created`` False.
+        """
+        card = scorecard_from_dict(metrics, origin=origin)
+        name = validate_name(name) if name else default_name(card.task)
+        files = collect_files(run_dir)
+        artifacts = [
+            ArtifactRecord(f.relative_to(run_dir).as_posix(), stored.sha256, stored.size)
+            for f in files
+            for stored in (self.blobs.put_file(f),)
+        ]
+        lineage = gather_lineage(run_dir, project, overrides or {})
+        draft = VersionRecord(
+            name=name, version=0, task=card.task, created_at=now(), manifest_sha256=manifest_sha256(artifacts),
+            artifacts=tuple(artifacts), lineage=lineage, metrics=scorecard_to_dict(card),
+            wandb_link=link_version(name, lineage.get("wandb_run"), self.wandb_project),
+        )  # fmt: skip
+        move = MoveRequest(name, "candidate", 0, None, who or who_am_i(), "registered", "register")
+        record, created = self.meta.add_version(draft, move)
+        log.info("%s v%d %s (%d artifacts)", name, record.version, "registered" if created else "exists",
+                 len(artifacts))  # fmt: skip
+        return record, created
+
+    # look-ups ------------------------------------------------------------------------------------------------
+    def resolve(self, ref: ModelRef) -> VersionRecord:
+        version = ref.version if ref.alias is None else self.meta.aliases(ref.name).get(ref.alias)
+        if version is None:
+            raise RegistryError(f"{ref}: alias not set (see `emosafe registry list`)")
+        record = self.meta.get_version(ref.name, version)
+        if record is None:
+            raise RegistryError(f"{ref}: {ref.name} has no version {version}")
+        return record
+
+    def evidence(self, record: VersionRecord) -> Evidence:
+        card: Scorecard = scorecard_from_dict(record.metrics, origin=f"{record.name} v{record.version} metrics")
+        return Evidence(record.version, record.manifest_sha256, record.lineage.get("data_hash"), card)
+
+    def decide(self, record: VersionRecord) -> PromotionDecision:
+        """Run the gate against the current production holder and store the report (refused or not)."""
+        champion_version = self.meta.aliases(record.name).get(CHAMPION_ALIAS)
+        champion = None if champion_version is None else self.meta.get_version(record.name, champion_version)
+        decision = decide_promotion(self.evidence(record), self.evidence(champion) if champion else None, self.gate)
+        self.meta.save_report(decision.report_hash(), record.name, record.version, decision.promote, decision.to_dict())
+        return decision
+
+    # moves ---------------------------------------------------------------------------------------------------
+    def promote(
+        self, ref: ModelRef, alias: str, why: str = "", force: bool = False, who: str | None = None
+    ) -> tuple[AliasEvent | None, PromotionDecision | None]:
+        """Move ``alias`` to ``ref``'s version. Guarded aliases need a passing gate or ``force`` with a reason.
+
+        Raises GateRefusedError, AliasConflictError (someone moved the alias or production meanwhile: retry),
+        ArtifactIntegrityError (the stored files no longer verify). Returns (None, ...) when already there.
+        """
+        validate_alias(alias)
+        if force and not why.strip():
+            raise RegistryError("--force needs --reason: overrides are recorded with the reason")
+        record = self.resolve(ref)
+        self._verify_or_raise(record)
+        current = self.meta.aliases(record.name).get(alias)
+        if current == record.version:
+            return None, None
+        decision = self.decide(record) if alias in GUARDED_ALIASES else None
+        if decision is not None and decision.candidate_manifest != record.manifest_sha256:
+            raise RegistryError(f"{ref}: gate decision is bound to other artifacts; refusing")  # defensive
+        if decision is not None and not decision.promote and not force:
+            raise GateRefusedError(f"{ref} -> {alias} refused by the gate: " + "; ".join(decision.reasons))
+        action = "force" if decision is not None and not decision.promote else "promote"
+        move = MoveRequest(
+            record.name, alias, record.version, current, who or who_am_i(), why or action, action,
+            champion_alias=CHAMPION_ALIAS if decision else None,
+            champion=decision.champion_version if decision else None,
+            gate_report_hash=decision.report_hash() if decision else None,
+        )  # fmt: skip
+        return self.meta.move_alias(move), decision
+
+    def rollback(
+        self, name: str, alias: str = CHAMPION_ALIAS, to: int | None = None, why: str = "", who: str | None = None
+    ) -> AliasEvent:
+        """Move ``alias`` back to the version it held before (or to ``to``, which must have held it before).
+
+        Recorded like any move (action ``rollback``), carrying the gate report hash of that version's earlier move.
+        """
+        validate_alias(alias)
+        current = self.meta.aliases(name).get(alias)
+        history = self.meta.history(name, alias)
+        if current is None or not history:
+            raise RegistryError(f"{name}@{alias}: nothing to roll back (alias never set)")
+        if history[-1].to_version != current:  # moved between the two reads: the CAS below would refuse anyway
+            raise AliasConflictError(f"{name}@{alias} moved while reading its history; retry")
+        target = history[-1].from_version if to is None else to
+        if target is None:
+            raise RegistryError(f"{name}@{alias}: v{current} was the alias's first holder; nothing to roll back to")
+        held = [event for event in history if event.to_version == target]
+        if not held:
+            raise RegistryError(f"{name}@{alias}: v{target} never held this alias; use promote instead")
+        record = self.resolve(ModelRef(name, version=target))
+        self._verify_or_raise(record)
+        move = MoveRequest(name, alias, target, current, who or who_am_i(), why or "rollback", "rollback",
+                           gate_report_hash=held[-1].gate_report_hash)  # fmt: skip
+        return self.meta.move_alias(move)
+
+    # integrity -----------------------------------------------------------------------------------------------
+    def problems(self, record: VersionRecord) -> list[str]:
+        return [
+            f"{record.name} v{record.version} {a.path}: {problem}"
+            for a in record.artifacts
+            if (problem := self.blobs.verify(a.sha256, a.size))
+        ]
+
+    def _verify_or_raise(self, record: VersionRecord) -> None:
+        problems = self.problems(record)
+        if problems:
+            raise ArtifactIntegrityError("refusing to use a damaged version: " + "; ".join(problems))
+
+    def verify(self, name: str | None = None) -> list[str]:
+        """Every artifact of every version re-hashed, and every alias checked against the audit history."""
+        problems = [p for record in self.meta.list_versions(name) for p in self.problems(record)]
+        names = sorted({r.name for r in self.meta.list_versions(name)})
+        for model in names:
+            for alias, version in self.meta.aliases(model).items():
+                events = self.meta.history(model, alias)
+                if not events or events[-1].to_version != version:
+                    problems.append(f"{model}@{alias}: holds v{version} but the history's last move disagrees")
+        return problems
+
+    def load(self, ref: ModelRef, dest: Path | None = None) -> LoadedModel:
+        """A folder with the version's files, each hashed and checked first; refuses damaged or truncated files.
+
+        The default folder ``<root>/checkouts/<name>/v<N>`` is re-verified on every load.
+        """
+        record = self.resolve(ref)
+        folder = dest or self.root / "checkouts" / record.name / f"v{record.version}"
+        if folder.exists() and any(folder.iterdir()):
+            self._check_folder(record, folder)
+            return LoadedModel(record, folder)
+        self._verify_or_raise(record)
+        with staging_dir(folder) as tmp:
+            for artifact in record.artifacts:
+                target = tmp / artifact.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with self.blobs.open(artifact.sha256) as src, target.open("wb") as out:
+                    shutil.copyfileobj(src, out)
+            self._check_folder(record, tmp)
+        return LoadedModel(record, folder)
+
+    def _check_folder(self, record: VersionRecord, folder: Path) -> None:
+        for artifact in record.artifacts:
+            path = folder / artifact.path
+            if not path.is_file():
+                raise ArtifactIntegrityError(f"{record.name} v{record.version}: {path} is missing")
+            with path.open("rb") as handle:
+                got = hash_stream(handle)
+            if got != artifact.sha256:
+                raise ArtifactIntegrityError(
+                    f"{record.name} v{record.version}: {path} hashes to {got[:12]}, {artifact.sha256[:12]} "
+                    "registered (tampered or truncated); refusing to load"
+                )
+
+
+def looks_like_ref(text: str) -> bool:
+    """True for ``name@alias`` / ``name@version`` (a path never contains '@' in this project's layouts)."""
+    return "@" in text and "/" not in text
+
+
+def load_model(ref: str, config: RegisterConfig | None = None, project: Path = Path()) -> LoadedModel:
+    """For any command that takes a model: resolve ``emosafe-trinary@production`` (or ``@3``) to a verified folder.
+
+    Raises RegistryError for an unknown name/alias/version and ArtifactIntegrityError for a damaged artifact.
+    """
+    from registry.names import parse_ref
+
+    config = config or RegisterConfig()
+    return Registry(registry_root(config, project), config.gate, config.wandb_project).load(parse_ref(ref))

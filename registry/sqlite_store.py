@@ -1,0 +1,200 @@
+"""SQLite implementation of ``MetadataStore``: WAL journal, busy timeout, one ``BEGIN IMMEDIATE`` per write.
+
+Each write takes the database's write lock before reading what it checks (compare-and-swap), so two processes
+cannot both move an alias from the same holder; a SIGKILL at any instant leaves either the whole transaction or
+none of it (SQLite's journal), never an alias without its history row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from components.errors import AliasConflictError, RegistryError
+from registry.store import AliasEvent, ArtifactRecord, MoveRequest, VersionRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, task TEXT NOT NULL, created_at TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL, lineage TEXT NOT NULL, metrics TEXT NOT NULL, wandb_link TEXT NOT NULL,
+    PRIMARY KEY (name, version), UNIQUE (name, manifest_sha256));
+CREATE TABLE IF NOT EXISTS artifacts (
+    name TEXT NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (name, version, path), FOREIGN KEY (name, version) REFERENCES versions (name, version));
+CREATE TABLE IF NOT EXISTS aliases (
+    name TEXT NOT NULL, alias TEXT NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (name, alias), FOREIGN KEY (name, version) REFERENCES versions (name, version));
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, alias TEXT NOT NULL, at TEXT NOT NULL,
+    from_version INTEGER, to_version INTEGER NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
+    action TEXT NOT NULL, gate_report_hash TEXT);
+CREATE TABLE IF NOT EXISTS reports (
+    report_hash TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, promote INTEGER NOT NULL,
+    at TEXT NOT NULL, report TEXT NOT NULL);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class SqliteMetadataStore:
+    """Metadata in ``<root>/registry.db``. Safe for many processes on one machine (not over NFS)."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 60_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.executescript(SCHEMA)  # executescript commits first, so it runs outside _write()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # versions -------------------------------------------------------------------------------------------------
+    def add_version(self, draft: VersionRecord, move: MoveRequest | None) -> tuple[VersionRecord, bool]:
+        """Insert ``draft`` (its version number is assigned here) or return the version already holding the same
+        artifacts (``created`` False). ``move`` (e.g. to ``candidate``) is applied in the same transaction."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT version FROM versions WHERE name = ? AND manifest_sha256 = ?",
+                (draft.name, draft.manifest_sha256),
+            ).fetchone()
+            if row:
+                existing = self.get_version(draft.name, int(row[0]))
+                assert existing is not None
+                return existing, False
+            task = db.execute("SELECT task FROM versions WHERE name = ? LIMIT 1", (draft.name,)).fetchone()
+            if task and task[0] != draft.task:
+                raise RegistryError(f"model {draft.name} holds {task[0]} models; cannot register a {draft.task} one")
+            number = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name = ?", (draft.name,))
+            version = int(number.fetchone()[0])
+            db.execute(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (draft.name, version, draft.task, draft.created_at, draft.manifest_sha256,
+                 json.dumps(draft.lineage, sort_keys=True), json.dumps(draft.metrics, sort_keys=True),
+                 draft.wandb_link),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                [(draft.name, version, a.path, a.sha256, a.size) for a in draft.artifacts],
+            )
+            if move is not None:
+                current = self._alias(draft.name, move.alias)
+                self._apply_move(MoveRequest(**{**move.__dict__, "to_version": version, "expected": current}))
+        record = self.get_version(draft.name, version)
+        assert record is not None
+        return record, True
+
+    def get_version(self, name: str, version: int) -> VersionRecord | None:
+        row = self._db.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
+        return None if row is None else self._record(row)
+
+    def list_versions(self, name: str | None = None) -> list[VersionRecord]:
+        query = "SELECT * FROM versions" + (" WHERE name = ?" if name else "") + " ORDER BY name, version"
+        return [self._record(row) for row in self._db.execute(query, (name,) if name else ())]
+
+    def _record(self, row: tuple[Any, ...]) -> VersionRecord:
+        name, version = row[0], row[1]
+        artifacts = tuple(
+            ArtifactRecord(path, sha, size)
+            for path, sha, size in self._db.execute(
+                "SELECT path, sha256, size FROM artifacts WHERE name = ? AND version = ? ORDER BY path",
+                (name, version),
+            )
+        )
+        return VersionRecord(
+            name=name, version=version, task=row[2], created_at=row[3], manifest_sha256=row[4],
+            artifacts=artifacts, lineage=json.loads(row[5]), metrics=json.loads(row[6]), wandb_link=row[7],
+        )  # fmt: skip
+
+    # aliases and history --------------------------------------------------------------------------------------
+    def aliases(self, name: str) -> dict[str, int]:
+        rows = self._db.execute("SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", (name,))
+        return {alias: int(version) for alias, version in rows}
+
+    def _alias(self, name: str, alias: str) -> int | None:
+        row = self._db.execute("SELECT version FROM aliases WHERE name = ? AND alias = ?", (name, alias)).fetchone()
+        return None if row is None else int(row[0])
+
+    def move_alias(self, move: MoveRequest) -> AliasEvent:
+        """Compare-and-swap ``move.alias`` from ``move.expected`` to ``move.to_version`` and append the history row,
+        in one transaction. Raises AliasConflictError when the alias (or the champion alias) moved meanwhile."""
+        with self._write():
+            return self._apply_move(move)
+
+    def _apply_move(self, move: MoveRequest) -> AliasEvent:
+        if self.get_version(move.name, move.to_version) is None:
+            raise RegistryError(f"{move.name}: version {move.to_version} does not exist")
+        current = self._alias(move.name, move.alias)
+        if current != move.expected:
+            raise AliasConflictError(
+                f"{move.name}@{move.alias} holds {_v(current)}, expected {_v(move.expected)}: someone moved it; retry"
+            )
+        if move.champion_alias is not None:
+            champion = self._alias(move.name, move.champion_alias)
+            if champion != move.champion:
+                raise AliasConflictError(
+                    f"{move.name}@{move.champion_alias} moved to {_v(champion)} after the gate compared against "
+                    f"{_v(move.champion)}; re-run the gate"
+                )
+        at = now()
+        cursor = self._db.execute(
+            "INSERT INTO history (name, alias, at, from_version, to_version, who, why, action, gate_report_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (move.name, move.alias, at, current, move.to_version, move.who, move.why, move.action,
+             move.gate_report_hash),
+        )  # fmt: skip
+        seq = int(cursor.lastrowid or 0)
+        self._db.execute(
+            "INSERT INTO aliases VALUES (?, ?, ?, ?) ON CONFLICT (name, alias) DO UPDATE SET version = ?, seq = ?",
+            (move.name, move.alias, move.to_version, seq, move.to_version, seq),
+        )
+        return AliasEvent(seq, move.name, move.alias, at, current, move.to_version, move.who, move.why, move.action,
+                          move.gate_report_hash)  # fmt: skip
+
+    def history(self, name: str | None = None, alias: str | None = None) -> list[AliasEvent]:
+        clauses = [c for c, v in (("name = ?", name), ("alias = ?", alias)) if v is not None]
+        query = "SELECT * FROM history" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY seq"
+        args = tuple(v for v in (name, alias) if v is not None)
+        return [AliasEvent(*row) for row in self._db.execute(query, args)]
+
+    # gate reports ---------------------------------------------------------------------------------------------
+    def save_report(self, report_hash: str, name: str, version: int, promote: bool, report: dict[str, Any]) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO reports VALUES (?, ?, ?, ?, ?, ?)",
+                (report_hash, name, version, int(promote), now(), json.dumps(report, sort_keys=True)),
+            )
+
+    def get_report(self, report_hash: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT report FROM reports WHERE report_hash = ?", (report_hash,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def latest_report(self, name: str, version: int) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT report FROM reports WHERE name = ? AND version = ? ORDER BY at DESC LIMIT 1", (name, version)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+
+def _v(version: int | None) -> str:
+    return "nothing" if version is None else f"v{version}"

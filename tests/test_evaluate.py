@@ -1,0 +1,205 @@
+"""The evaluation path (fake predictors), canaries, and the `evaluate` stage + CLI on a tiny LLaMA folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from components.canaries import check_canaries, parse_canaries
+from components.cli import app
+from components.errors import DataRowError, EmosafeError, EvaluationError
+from components.evaluation import assess, evaluate
+from components.predictors import Predictor
+from components.schema import CATEGORIES, LABELS
+from components.scorecard import scorecard_from_dict
+from components.sources import read_table_records
+from tests.conftest import REPO
+from tests.tiny_lm import save_tiny_lm, tiny_frame
+
+PLANTED = "ZQXJ planted sentinel text"
+
+
+class Oracle:
+    """Predicts the truth (or a fixed label) for known texts: what the metrics must then report."""
+
+    def __init__(self, frame: pd.DataFrame, task: str, wrong: bool = False) -> None:
+        self.task, self._frame, self._wrong = task, frame.set_index("text"), wrong
+
+    def predict(self, texts: Any) -> np.ndarray:
+        rows = self._frame.loc[list(texts)]
+        if self.task == "trinary":
+            index = rows["label"].map(LABELS.index).to_numpy()
+            index = np.zeros_like(index) if self._wrong else index
+            return np.eye(3)[index]
+        return rows[list(CATEGORIES)].astype(float).to_numpy() * 0.8 + 0.1
+
+
+def test_perfect_predictor_scores_one_and_protocol_holds() -> None:
+    frame = tiny_frame()
+    for task in ("trinary", "taxonomy"):
+        oracle = Oracle(frame, task)
+        assert isinstance(oracle, Predictor)
+        result = evaluate(oracle, frame, task)
+        assert result.report.accuracy.value == 1.0 and result.report.macro_f1.value == 1.0
+    critical = evaluate(Oracle(frame, "trinary"), frame, "trinary").report.critical
+    assert critical.support == 3 and critical.recall.value == 1.0
+
+
+def test_always_safe_misses_every_critical_message() -> None:
+    report = evaluate(Oracle(tiny_frame(), "trinary", wrong=True), tiny_frame(), "trinary").report
+    assert report.critical.recall.value == 0.0 and report.critical.flagged.value == 0.0
+    assert report.per_class["safe"].recall.value == 1.0
+
+
+def test_thresholds_change_taxonomy_decisions() -> None:
+    frame = tiny_frame()
+    scores = np.full((len(frame), 6), 0.3)
+    low = assess(frame, scores, "taxonomy", dict.fromkeys(CATEGORIES, 0.2)).report
+    high = assess(frame, scores, "taxonomy").report  # default 0.5: nothing flagged
+    assert low.per_class["violence_hate"].recall.value == 1.0
+    assert high.per_class["violence_hate"].recall.value == 0.0
+
+
+def test_bad_scores_and_frames_are_refused() -> None:
+    frame = tiny_frame()
+    with pytest.raises(EvaluationError, match=r"shape \(30, 3\)"):
+        assess(frame, np.zeros((30, 6)), "trinary")
+    with pytest.raises(EvaluationError, match="sum to 1"):
+        assess(frame, np.zeros((30, 3)), "trinary")
+    with pytest.raises(EvaluationError, match="no rows"):
+        assess(frame.iloc[:0], np.zeros((0, 3)), "trinary")
+    with pytest.raises(EvaluationError, match="task 'taxonomy'"):
+        evaluate(Oracle(frame, "taxonomy"), frame, "trinary")
+
+
+def test_shipped_canaries_parse_and_are_judged_by_rule() -> None:
+    path = REPO / "data" / "canaries.jsonl"
+    canaries = parse_canaries(read_table_records(path, "jsonl"), path)
+    assert len(canaries) >= 20 and {c.expect for c in canaries} == {"risk", "benign"}
+    assert any(c.category == "suicide_self_harm" for c in canaries)
+
+    class AlwaysUnsafe:
+        task = "trinary"
+
+        def predict(self, texts: Any) -> np.ndarray:
+            return np.tile([0.0, 0.0, 1.0], (len(texts), 1))
+
+    report = check_canaries(AlwaysUnsafe(), canaries)
+    risky = sum(c.expect == "risk" for c in canaries)
+    assert report.passed == risky and report.failed == len(canaries) - risky
+    assert all(r.predicted == "unsafe" for r in report.results)
+    assert PLANTED not in json.dumps(report.to_dict()) and canaries[0].text not in json.dumps(report.to_dict())
+
+
+def test_bad_canary_names_row_and_field() -> None:
+    with pytest.raises(DataRowError, match=r"c\.jsonl row 2, field 'category'"):
+        parse_canaries(
+            [{"id": "a", "text": "x", "expect": "benign"}, {"id": "b", "text": "y", "expect": "risk"}], "c.jsonl"
+        )
+
+
+@pytest.fixture(scope="module")
+def lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_lm(tmp_path_factory.mktemp("lm") / "tiny")
+
+
+def _project(root: Path, lm: Path, **evaluate_extra: Any) -> Path:
+    frame = tiny_frame()
+    frame.loc[frame["split"] == "test", "text"] = frame.loc[frame["split"] == "test", "text"] + " " + PLANTED
+    (root / "data").mkdir(exist_ok=True)
+    frame.to_parquet(root / "data" / "dataset.parquet", index=False)
+    (root / "data" / "canaries.jsonl").write_text(
+        '{"id": "r1", "text": "I want to end my life", "expect": "risk", "category": "suicide_self_harm"}\n'
+        '{"id": "b1", "text": "kill a process", "expect": "benign"}\n'
+    )
+    (root / "prompts").symlink_to(REPO / "prompts")
+    evaluate_cfg = {
+        "input": "data/dataset.parquet",
+        "output_dir": "reports/evaluate",
+        "models": {"tiny": {"source": str(lm)}},
+        "k": 3,
+        "bootstrap_resamples": 50,
+        "hardware": {"device": "cpu", "batch_size": 16, "num_threads": 1},
+        **evaluate_extra,
+    }
+    params = {"seed": 3, "prepare": {"sources": [{"name": "x", "kind": "emosafe", "path": "x"}]}}
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params | {"evaluate": evaluate_cfg}, sort_keys=False))
+    return path
+
+
+def test_evaluate_cli_writes_reports_without_text(tmp_path: Path, lm_folder: Path, monkeypatch: Any) -> None:
+    params = _project(tmp_path, lm_folder)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["evaluate", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in (tmp_path / "reports" / "evaluate").glob("*.json"))
+    assert files == [f"tiny-{s}-{t}.json" for s in ("few_shot", "zero_shot") for t in ("taxonomy", "trinary")]
+    for name in files:
+        text = (tmp_path / "reports" / "evaluate" / name).read_text()
+        assert PLANTED not in text and "end my life" not in text
+        payload = json.loads(text)
+        assert payload["splits"]["test"]["n"] == 10 and payload["data_hash"]
+        assert payload["canaries"]["passed"] + payload["canaries"]["failed"] == 2
+        card = scorecard_from_dict(payload, "test", name)  # the promotion gate can read it
+        assert card.task == payload["task"] and card.macro_f1 is not None
+    taxonomy = json.loads((tmp_path / "reports/evaluate/tiny-few_shot-taxonomy.json").read_text())
+    assert set(taxonomy["thresholds"]) == set(CATEGORIES)
+    assert len(taxonomy["prompt"]["example_ids"]) == 3
+
+
+def test_evaluate_on_external_corpus_via_table_source(tmp_path: Path, lm_folder: Path) -> None:
+    from components.config import load_params
+    from components.stages.evaluate import evaluate as run_evaluate
+
+    source = {
+        "name": "ext",
+        "kind": "table",
+        "path": "declared.csv",
+        "text_columns": ["msg"],
+        "label_column": "lab",
+        "label_map": {"ok": {"label": "safe"}, "bad": {"label": "unsafe", "categories": ["violence_hate"]}},
+    }
+    params = _project(tmp_path, lm_folder, sources=[source], bootstrap_resamples=0)
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text(f"msg,lab\nhello there,ok\n{PLANTED} threat,bad\nnice day,ok\n")
+    outcome = run_evaluate(load_params(params), tmp_path, settings=["zero_shot"], tasks=["trinary"], data=corpus)
+    assert [p.relative_to(tmp_path).as_posix() for p in outcome.written] == [
+        "reports/evaluate/external/ext/tiny-zero_shot-trinary.json"
+    ]
+    payload = json.loads(outcome.written[0].read_text())
+    assert payload["splits"]["test"]["n"] == 3 and payload["test_source"] == "ext"
+    assert PLANTED not in outcome.written[0].read_text()
+
+
+def test_user_errors_fail_before_writing(tmp_path: Path, lm_folder: Path) -> None:
+    from components.config import load_params
+    from components.stages.evaluate import evaluate as run_evaluate
+
+    params = load_params(_project(tmp_path, lm_folder))
+    with pytest.raises(EvaluationError, match="unknown model"):
+        run_evaluate(params, tmp_path, models=["nope"])
+    with pytest.raises(EvaluationError, match="fine_tuned setting is not wired"):
+        run_evaluate(params, tmp_path, settings=["fine_tuned"])
+    (tmp_path / "data" / "dataset.parquet").unlink()
+    with pytest.raises(EmosafeError, match="dataset not found"):
+        run_evaluate(params, tmp_path)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_dvc_stage_lists_its_modules_inputs_and_params() -> None:
+    from components.stages.evaluate import EVALUATE_MODULES
+
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["evaluate"]
+    modules = {name.replace(".", "/") + ".py" for name in EVALUATE_MODULES}
+    assert modules <= set(stage["deps"])
+    assert {"data/canaries.jsonl", "prompts/evaluate", "data/prepared/dataset.parquet"} <= set(stage["deps"])
+    assert stage["params"] == ["seed", "evaluate"] and stage["cmd"].startswith("emosafe evaluate")
+    assert stage["metrics"] == [{"reports/evaluate": {"cache": False}}]

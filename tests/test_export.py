@@ -1,0 +1,291 @@
+"""Export: parity, int8 agreement, a torch-free fresh process, the int8 gate, unsafe ONNX files, predict + log.
+
+One tiny LLaMA (2 layers, hidden 32, LoRA merged) is exported once per module (~15-25 s on 2 busy cores); every
+other test reuses that bundle or builds ONNX graphs of a few bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.bundle import MANIFEST, BundleError, build_manifest, label_map, verify_bundle
+from components.config import parse_params
+from components.errors import EmosafeError
+from tests import export_fixtures as fx
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("export")
+    tokenizer = fx.save_tokenizer(root / "tokenizer")
+    fx.tiny_run(root, tokenizer)
+    fx.tiny_dataset(root / "data" / "dataset.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def exported(project: Path) -> Any:
+    from components.stages.export import export
+
+    return export(parse_params(fx.params_dict()), Path("models/tiny-trinary"), root=project)
+
+
+def test_export_writes_a_hf_style_bundle_with_parity(exported: Any) -> None:
+    folder = exported.folder
+    for name in ("model_int8.onnx", "model_fp32.onnx", "config.json", "tokenizer.json", "labels.json",
+                 "parity.json", "quantization.json", "meta.json", MANIFEST):  # fmt: skip
+        assert (folder / name).is_file(), name
+    parity = json.loads((folder / "parity.json").read_text())
+    assert parity["passed"] and parity["label_agreement"] == 1.0 and parity["n"] == 12
+    assert 0 < parity["max_abs_diff"] <= parity["atol"] == 1e-4
+    assert set(verify_bundle(folder)["files"]) >= {"model_int8.onnx", "meta.json"}
+    assert exported.sizes["int8"] < exported.sizes["fp32"] / 2  # embeddings (Gather) quantized too
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["data_hash"] and meta["code"]["code_hash"] and meta["libraries"]["onnxruntime"]
+    assert fx.CANARY not in "".join(p.read_text(errors="ignore") for p in folder.glob("*.json"))
+
+
+def test_int8_agrees_with_fp32_and_feeds_the_gate(exported: Any) -> None:
+    from components.config.register import GateConfig
+    from components.promotion import Evidence, decide_promotion
+    from components.scorecard import scorecard_from_dict
+
+    report = json.loads((exported.folder / "quantization.json").read_text())
+    assert report["passed"] and report["label_agreement"] >= 0.99
+    assert report["quantization"]["quantized_nodes"].get("MatMulInteger", 0) > 0
+    card = scorecard_from_dict(report, origin="quantization.json")
+    assert card.quantized is not None and card.quantized.label_agreement == report["label_agreement"]
+    decision = decide_promotion(Evidence(1, "m", card.data_hash, card), None, GateConfig(floor_on="point"))
+    assert next(c for c in decision.checks if c.name == "quantized").passed
+
+
+FRESH = r"""
+import json, sys
+from pathlib import Path
+import numpy as np, onnxruntime as ort
+from tokenizers import Tokenizer
+folder, texts = Path(sys.argv[1]), json.loads(sys.argv[2])
+labels = json.loads((folder / "labels.json").read_text())
+pad = json.loads((folder / "config.json").read_text())["pad_token_id"]
+tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+tok.enable_truncation(labels["max_length"])
+seqs = [e.ids for e in tok.encode_batch(texts)]
+width = max(map(len, seqs))
+ids = np.full((len(seqs), width), pad, dtype=np.int64); mask = np.zeros_like(ids)
+for i, s in enumerate(seqs):
+    ids[i, :len(s)] = s; mask[i, :len(s)] = 1
+out = {}
+for variant in ("fp32", "int8"):
+    session = ort.InferenceSession(str(folder / f"model_{variant}.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+    out[variant] = [labels["labels"][i] for i in logits.argmax(axis=1)]
+plain = "torch" not in sys.modules and "transformers" not in sys.modules
+from components.export import OnnxPredictor
+predictor = OnnxPredictor(folder, "int8", batch_size=len(texts))
+out["predictor"] = predictor.decide(predictor.predict(texts))
+print(json.dumps({"labels": out, "plain": plain, "torch_after_predictor": "torch" in sys.modules}))
+"""
+
+
+def test_fresh_process_with_only_onnxruntime_and_tokenizers_gets_the_same_labels(exported: Any, project: Path) -> None:
+    from components.export import OnnxPredictor
+    from components.merged import load_merged, read_run, torch_logits
+
+    frame = pd.read_parquet(project / "data" / "dataset.parquet")
+    texts = frame[frame["split"] == "test"]["text"].tolist()
+    model, tokenizer = load_merged(read_run(project / "models" / "tiny-trinary", project))
+    expected = [("safe", "borderline", "unsafe")[i] for i in torch_logits(model, tokenizer, texts, 32).argmax(axis=1)]
+    int8 = OnnxPredictor(exported.folder, "int8", batch_size=len(texts))
+    result = subprocess.run([sys.executable, "-c", FRESH, str(exported.folder), json.dumps(texts)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["plain"] and not out["torch_after_predictor"]
+    assert out["labels"]["fp32"] == expected
+    assert out["labels"]["int8"] == int8.decide(int8.predict(texts))
+    assert out["labels"]["predictor"] == out["labels"]["int8"]  # the project's predictor, in the same fresh process
+
+
+def _damage_scales(source: Path, target: Path) -> None:
+    """Corrupt every int8 weight scale (what a broken or far too aggressive quantization looks like)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    rng = np.random.default_rng(0)
+    for tensor in model.graph.initializer:
+        if tensor.name.endswith("_scale") and tensor.data_type == onnx.TensorProto.FLOAT:
+            values = numpy_helper.to_array(tensor)
+            damaged = values * rng.uniform(-40, 40, size=values.shape).astype(np.float32)
+            tensor.CopyFrom(numpy_helper.from_array(damaged.astype(np.float32), tensor.name))
+    onnx.save(model, str(target))
+
+
+def test_damaged_quantization_fails_the_int8_check_and_the_gate(exported: Any, project: Path, tmp_path: Path) -> None:
+    from components.config.register import GateConfig
+    from components.export import OnnxPredictor
+    from components.promotion import Evidence, decide_promotion
+    from components.scorecard import scorecard_from_dict
+    from components.stages.export import ExportCheckError, _int8_check
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(exported.folder, folder)
+    _damage_scales(exported.folder / "model_int8.onnx", folder / "model_int8.onnx")
+    with pytest.raises(BundleError, match="sha256"):  # the manifest catches the changed file
+        OnnxPredictor(folder, "int8")
+    params = parse_params(fx.params_dict())
+    frame = pd.read_parquet(project / "data" / "dataset.parquet")
+    labels = label_map("trinary", 32)
+    fp32 = OnnxPredictor(folder, "fp32", verify=False)
+    with pytest.raises(ExportCheckError, match="label agreement"):
+        _int8_check(params, folder, frame, labels, fp32)
+    from components.evaluation import evaluate
+    from components.export_checks import compare_quantized
+
+    test = frame[frame["split"] == "test"].sort_values("id")
+    report = compare_quantized(evaluate(fp32, test, "trinary"),
+                               evaluate(OnnxPredictor(folder, "int8", verify=False), test, "trinary"),
+                               params.export.limits)  # fmt: skip
+    good = json.loads((exported.folder / "quantization.json").read_text())
+    card = scorecard_from_dict(good | {"quantized": report.gate_figures()})
+    decision = decide_promotion(Evidence(1, "m", card.data_hash, card), None, GateConfig(floor_on="point"))
+    quantized = next(c for c in decision.checks if c.name == "quantized")
+    assert not decision.promote and not quantized.passed and "label agreement" in quantized.detail
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "missing"])
+def test_malicious_external_data_is_refused(tmp_path: Path, kind: str) -> None:
+    from components.export import UnsafeModelError, check_external_data
+
+    folder, outside = tmp_path / "bundle", fx.write_weights(tmp_path / "secret.bin")
+    location = {"dotdot": "../secret.bin", "absolute": str(outside), "symlink": "weights.bin", "missing": "nope.bin"}
+    path = fx.external_onnx(folder, location[kind])
+    if kind == "symlink":
+        fx.symlink(outside, folder / "weights.bin")
+    rule = {"dotdot": "'..'", "absolute": "absolute", "symlink": "symlink", "missing": "does not exist"}[kind]
+    with pytest.raises(UnsafeModelError, match=rule):
+        check_external_data(path, folder)
+
+
+def test_safe_external_data_is_accepted_and_runs(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from components.export import check_external_data
+
+    folder = tmp_path / "bundle"
+    fx.write_weights(folder / "weights" / "w.bin")
+    path = fx.external_onnx(folder, "weights/w.bin")
+    assert check_external_data(path, folder) == ["weights/w.bin"]
+    out = ort.InferenceSession(str(path)).run(None, {"X": np.zeros(4, dtype=np.float32)})[0]
+    assert out.tolist() == [1.0] * 4
+
+
+def test_manifest_refuses_extra_missing_and_symlinked_files(exported: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(exported.folder, folder)
+    (folder / "extra.onnx").write_bytes(b"x")
+    with pytest.raises(BundleError, match="unlisted"):
+        verify_bundle(folder)
+    (folder / "extra.onnx").unlink()
+    fx.symlink(folder / "labels.json", folder / "link.json")
+    with pytest.raises(BundleError, match="symlink"):
+        verify_bundle(folder)
+    with pytest.raises(BundleError, match="symlink"):
+        build_manifest(folder)
+
+
+def test_parity_fails_on_tolerance_or_one_flipped_label() -> None:
+    from components.export_checks import parity
+
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]])
+    assert parity(logits, logits + 5e-5, "trinary", 1e-4, ["a", "b"]).passed
+    assert not parity(logits, logits + 2e-4, "trinary", 1e-4, ["a", "b"]).passed
+    flipped = parity(logits, logits[:, [1, 0, 2]], "trinary", 10.0, ["a", "b"])
+    assert not flipped.passed and flipped.disagreeing_ids == ("a", "b")
+    taxonomy = parity(np.zeros((1, 6)) + 0.01, np.zeros((1, 6)) - 0.01, "taxonomy", 1.0, ["c"])
+    assert not taxonomy.passed  # sigmoid crosses the 0.5 threshold: one category set differs
+
+
+def test_export_config_rules() -> None:
+    with pytest.raises(EmosafeError, match="op_types"):
+        parse_params(fx.params_dict(quantize={"op_types": []}))
+
+
+def _messages(path: Path, n: int) -> Path:
+    rng = np.random.default_rng(1)
+    words = ["calm", "tired", "help", "friends", "walk", "gun", "hurt", "pizza", "exam", "alone", "night"]
+    rows = [{"id": f"m{i}", "text": " ".join(rng.choice(words, size=rng.integers(3, 20)))} for i in range(n)]
+    rows[7]["text"] = fx.CANARY
+    pd.DataFrame(rows).to_json(path, orient="records", lines=True) if path.suffix == ".jsonl" else (
+        pd.DataFrame(rows).to_csv(path, index=False) if path.suffix == ".csv" else pd.DataFrame(rows).to_parquet(path)
+    )
+    return path
+
+
+def _predict(exported: Any, project: Path, n: int, suffix: str, out: str, log_text: bool = False) -> Any:
+    from components.stages.predict import predict
+
+    source = _messages(project / f"messages-{n}{suffix}", n)
+    params = parse_params(fx.params_dict())
+    return predict(params, str(exported.folder), source, project / out, log_text=log_text, root=project)
+
+
+def test_predict_500_appends_the_log_contract_without_text(exported: Any, project: Path) -> None:
+    from monitoring.log import read_log
+
+    outcome = _predict(exported, project, 500, ".csv", "preds.jsonl")
+    lines = (project / "preds.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    assert len(lines) == 500 and set(first) == {"id", "timestamp", "model", "version", "task", "label", "scores"}
+    assert first["version"].startswith("local-") and set(first["scores"]) == {"safe", "borderline", "unsafe"}
+    log = project / "logs" / "predictions.jsonl"
+    before = len(read_log(log))
+    _predict(exported, project, 500, ".parquet", "preds.parquet")
+    assert len(read_log(log)) == before + 500 and outcome.rows == 500  # appended, and monitoring can read it
+    assert fx.CANARY not in log.read_text() and fx.CANARY not in (project / "preds.jsonl").read_text()
+    assert len(pd.read_parquet(project / "preds.parquet")) == 500
+
+
+def test_predict_log_text_only_on_request(exported: Any, project: Path) -> None:
+    _predict(exported, project, 20, ".jsonl", "with-text.jsonl", log_text=True)
+    assert fx.CANARY in (project / "with-text.jsonl").read_text()
+
+
+def test_predict_refuses_bad_input_before_writing(exported: Any, project: Path, tmp_path: Path) -> None:
+    from components.stages.predict import predict
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,message\n1,hello\n")
+    params = parse_params(fx.params_dict())
+    with pytest.raises(EmosafeError, match="missing column 'text'"):
+        predict(params, str(exported.folder), bad, tmp_path / "out.jsonl", root=tmp_path)
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "logs").exists()
+
+
+def test_predict_10k_messages(exported: Any, project: Path) -> None:
+    outcome = _predict(exported, project, 10_000, ".jsonl", "preds-10k.jsonl")
+    appended = outcome.log.read_text().splitlines()[-10_000:]  # an earlier test logged text on request
+    assert outcome.rows == 10_000 and all(json.loads(line)["id"] == f"m{i}" for i, line in enumerate(appended))
+    assert fx.CANARY not in "".join(appended) and fx.CANARY not in (project / "preds-10k.jsonl").read_text()
+
+
+def test_cli_predict_and_export_errors_are_one_line(exported: Any, project: Path, tmp_path: Path) -> None:
+    env_bin = Path(sys.executable).parent / "emosafe"
+    (tmp_path / "params.yaml").write_text(json.dumps(fx.params_dict()))
+    source = _messages(tmp_path / "m.jsonl", 30)
+    ok = subprocess.run([str(env_bin), "predict", "--model", str(exported.folder), "--input", str(source),
+                         "--output", "p.csv"], cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "30 predictions" in ok.stdout and (tmp_path / "logs" / "predictions.jsonl").is_file()
+    bad = subprocess.run([str(env_bin), "export", "--run", "models/nothing"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "emosafe: error:" in bad.stderr

