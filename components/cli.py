@@ -146,12 +146,14 @@ def train(
 def evaluate(
     params: ParamsOption = Path("params.yaml"),
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only these models (repeatable).")] = None,
-    setting: Annotated[list[str] | None, typer.Option("--setting", "-s", help="zero_shot / few_shot.")] = None,
+    setting: Annotated[
+        list[str] | None, typer.Option("--setting", "-s", help="zero_shot / few_shot / fine_tuned.")
+    ] = None,
     task: Annotated[list[str] | None, typer.Option("--task", "-t", help="trinary / taxonomy.")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Evaluate on this corpus instead of test.")] = None,
     source: Annotated[str | None, typer.Option("--source", help="evaluate.sources entry that reads --data.")] = None,
 ) -> None:
-    """Score models in the zero-shot and few-shot settings (label likelihood) on val and test, with CIs.
+    """Score models zero-shot, few-shot (label likelihood) and fine-tuned (training runs) on val and test, with CIs.
 
     Writes evaluate.output_dir/<model>-<setting>-<task>.json (metrics, thresholds tuned on val, canaries; no text).
     --data reads any corpus through a declared source adapter and writes under output_dir/external/<source>/.

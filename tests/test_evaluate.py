@@ -186,7 +186,7 @@ def test_user_errors_fail_before_writing(tmp_path: Path, lm_folder: Path) -> Non
     params = load_params(_project(tmp_path, lm_folder))
     with pytest.raises(EvaluationError, match="unknown model"):
         run_evaluate(params, tmp_path, models=["nope"])
-    with pytest.raises(EvaluationError, match="fine_tuned setting is not wired"):
+    with pytest.raises(EvaluationError, match=r"training run folder\(s\) .* not found"):
         run_evaluate(params, tmp_path, settings=["fine_tuned"])
     (tmp_path / "data" / "dataset.parquet").unlink()
     with pytest.raises(EmosafeError, match="dataset not found"):
@@ -203,3 +203,20 @@ def test_dvc_stage_lists_its_modules_inputs_and_params() -> None:
     assert {"data/canaries.jsonl", "prompts/evaluate", "data/prepared/dataset.parquet"} <= set(stage["deps"])
     assert stage["params"] == ["seed", "evaluate"] and stage["cmd"].startswith("emosafe evaluate")
     assert stage["metrics"] == [{"reports/evaluate": {"cache": False}}]
+
+
+def test_fine_tuned_setting_evaluates_a_training_run(tmp_path: Path, lm_folder: Path) -> None:
+    """A run folder as `emosafe train` writes it (LoRA adapter + head) goes through the same evaluation path."""
+    from components.config import load_params
+    from components.stages.evaluate import evaluate as run_evaluate
+    from tests.export_fixtures import save_tokenizer, tiny_run
+
+    tiny_run(tmp_path, save_tokenizer(tmp_path / "tok"), task="trinary")
+    params = load_params(_project(tmp_path, lm_folder, fine_tuned_models=["tiny"]))
+    outcome = run_evaluate(params, tmp_path, settings=["fine_tuned"], tasks=["trinary"])
+    assert [p.name for p in outcome.written] == ["tiny-fine_tuned-trinary.json"]
+    text = outcome.written[0].read_text()
+    assert PLANTED not in text
+    payload = json.loads(text)
+    assert payload["setting"] == "fine_tuned" and payload["splits"]["test"]["n"] == 10
+    assert payload["model_info"]["parameters"] > 0

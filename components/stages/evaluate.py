@@ -1,10 +1,11 @@
 """The ``evaluate`` stage: every (model, setting, task) scored on val and test through the one evaluation path.
 
-For each model the weights load once; each setting builds a ``Predictor`` (prompting now; fine-tuned once the
-training run loader lands, see ``fine_tuned_predictor``). Taxonomy thresholds are tuned on val and applied
-unchanged to test and to the canaries. Writes ``<output_dir>/<model>-<setting>-<task>.json`` atomically: metrics
-with CIs per split, thresholds, confusion matrices, canary outcomes, data hash, provenance; never message text.
-Every input (dataset, templates, canaries, model names, ``--data`` corpus) is checked before the first write.
+Each setting builds a ``Predictor``: label-likelihood prompting (zero-shot, few-shot; each prompting model's
+weights load once) or a fine-tuned training run with its LoRA merged (``fine_tuned_predictor``). Taxonomy
+thresholds are tuned on val and applied unchanged to test and to the canaries. Writes
+``<output_dir>/<model>-<setting>-<task>.json`` atomically: metrics with CIs per split, thresholds, confusion
+matrices, canary outcomes, data hash, provenance; never message text. Every input (dataset, templates, canaries,
+model names, ``--data`` corpus) is checked before the first write.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ EVALUATE_MODULES = [
     "components.canaries",
     "components.config.evaluate",
     "components.evaluation",
+    "components.export",
     "components.likelihood",
+    "components.merged",
     "components.metrics",
     "components.predictors",
     "components.prompting",
@@ -85,19 +88,24 @@ def evaluate(
     inputs = _read_inputs(config, root, chosen_tasks, data, source)
     seed = params.seed if config.seed is None else config.seed
     written, summary = [], []
-    for name in names:
-        loaded = _load(config.models[name], config) if set(chosen_settings) & set(PROMPT_SETTINGS) else None
-        for setting in chosen_settings:
-            for task in chosen_tasks:
-                predictor, extra = _predictor(config, root, inputs, loaded, name, setting, task, seed)
-                payload = run_one(predictor, inputs, config, seed) | extra | {"model": name, "setting": setting}
-                payload["provenance"] = _provenance(params, seed, inputs, name, setting, task)
-                path = inputs.out / f"{name}-{setting}-{task}.json"
-                atomic_write_json(path, payload)
-                written.append(path)
-                summary.append(_summary_row(payload))
-                log.info("wrote %s", path)
-        del loaded
+    prompting = [s for s in chosen_settings if s in PROMPT_SETTINGS]
+    jobs = [(n, s, t) for n in names if n in config.models for s in prompting for t in chosen_tasks]
+    if "fine_tuned" in chosen_settings:
+        jobs += [(n, "fine_tuned", t) for n in _fine_tuned_names(config, models) for t in chosen_tasks]
+    loaded: tuple[Any, Any, dict[str, Any]] | None = None
+    loaded_name = ""
+    for name, setting, task in jobs:
+        if setting in PROMPT_SETTINGS and loaded_name != name:
+            loaded, loaded_name = None, name  # one prompting model in memory at a time
+            loaded = _load(config.models[name], config)
+        predictor, extra = _predictor(config, root, inputs, loaded, name, setting, task, seed)
+        payload = run_one(predictor, inputs, config, seed) | extra | {"model": name, "setting": setting}
+        payload["provenance"] = _provenance(params, seed, inputs, name, setting, task)
+        path = inputs.out / f"{name}-{setting}-{task}.json"
+        atomic_write_json(path, payload)
+        written.append(path)
+        summary.append(_summary_row(payload))
+        log.info("wrote %s", path)
     return EvaluateOutcome(tuple(written), tuple(summary))
 
 
@@ -113,7 +121,8 @@ def _predictor(
 ) -> tuple[Predictor, dict[str, Any]]:
     """The setting's Predictor and what the report says about it (prompt provenance, model size)."""
     if setting == "fine_tuned":
-        return fine_tuned_predictor(root / config.fine_tuned_dir / f"{name}-{task}", task), {}
+        predictor, info = fine_tuned_predictor(root / config.fine_tuned_dir / f"{name}-{task}", task, root)
+        return predictor, {"model_info": info}
     assert loaded is not None  # loaded whenever a prompting setting is selected
     model, tokenizer, info = loaded
     examples = draw_examples(inputs.frame, config.k, seed) if setting == "few_shot" else ()
@@ -154,44 +163,52 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig, seed:
     }
 
 
-# --- fine-tuned setting: the hook the training issue plugs into ------------------------------------------------
-FINE_TUNED_WIRED = False
+# --- fine-tuned setting: training runs (models/<model>-<task>/), LoRA merged, through the same path ----------------
+def _fine_tuned_names(config: EvaluateConfig, models: Sequence[str]) -> list[str]:
+    return [name for name in config.fine_tuned_models if not models or name in models]
 
 
-def fine_tuned_predictor(run_dir: Path, task: str) -> Predictor:
-    """HOOK (pending): build a Predictor from a training run folder ``models/<model>-<task>/``.
+def fine_tuned_predictor(run_dir: Path, task: str, root: Path = Path()) -> tuple[Predictor, dict[str, Any]]:
+    """A Predictor over a finished training run (base + LoRA merged, score head), and its size for the report."""
+    from components.merged import TorchPredictor, load_merged, read_run
 
-    The training stage writes ``adapter/`` (peft LoRA + head), ``head.safetensors`` and ``meta.json``; no loader
-    for such a folder exists in ``components/`` yet. Once it does, wrap its model in a class with ``task`` and
-    ``predict(texts) -> (n, 3) softmax | (n, 6) sigmoid`` probabilities, return it here and set
-    ``FINE_TUNED_WIRED = True``: the rest of this stage already handles ``fine_tuned`` like the prompting settings.
-    """
-    raise EvaluationError(f"{run_dir}: {_PENDING}")
-
-
-_PENDING = (
-    "the fine_tuned setting is not wired yet (no loader for training runs in components/); "
-    "remove 'fine_tuned' from evaluate.settings"
-)
+    run = read_run(run_dir, root)
+    if run.task != task:
+        raise EvaluationError(f"{run_dir / 'labels.json'}: task is {run.task}, expected {task}")
+    model, tokenizer = load_merged(run)
+    parameters = sum(p.numel() for p in model.parameters())
+    info = {
+        "source": str(run_dir),
+        "base": run.base_path,
+        "parameters": int(parameters),
+        "params_millions": round(parameters / 1e6, 1),
+        "weights_mb": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
+        "device": "cpu",
+    }
+    return TorchPredictor(model, tokenizer, task, run.max_length), info
 
 
 def _selection(
     config: EvaluateConfig, root: Path, models: Sequence[str], settings: Sequence[str], tasks: Sequence[str]
 ) -> tuple[list[str], list[str], list[str]]:
-    names, chosen_settings, chosen_tasks = list(models or config.models), list(settings or config.settings), []
+    names, chosen_settings, chosen_tasks = (
+        list(models or config.prompting_models or config.models),
+        list(settings or config.settings),
+        [],
+    )
     chosen_tasks = list(tasks or config.tasks)
-    unknown = [name for name in names if name not in config.models]
+    unknown = [name for name in names if name not in config.models and name not in config.fine_tuned_models]
     if unknown:
-        raise EvaluationError(f"unknown model(s) {unknown}; evaluate.models has {sorted(config.models)}")
+        known = sorted({*config.models, *config.fine_tuned_models})
+        raise EvaluationError(f"unknown model(s) {unknown}; evaluate.models and fine_tuned_models have {known}")
     bad = [s for s in chosen_settings if s not in (*PROMPT_SETTINGS, "fine_tuned")]
     if bad:
         raise EvaluationError(f"unknown setting(s) {bad}; use zero_shot, few_shot or fine_tuned")
     if any(task not in config.templates for task in chosen_tasks):
         raise EvaluationError(f"unknown task in {chosen_tasks}; evaluate.templates has {sorted(config.templates)}")
     if "fine_tuned" in chosen_settings:
-        if not FINE_TUNED_WIRED:
-            raise EvaluationError(_PENDING)
-        runs = [root / config.fine_tuned_dir / f"{name}-{task}" for name in names for task in chosen_tasks]
+        finetuned = _fine_tuned_names(config, models)
+        runs = [root / config.fine_tuned_dir / f"{name}-{task}" for name in finetuned for task in chosen_tasks]
         missing = [str(run) for run in runs if not run.is_dir()]
         if missing:
             raise EvaluationError(f"training run folder(s) {missing} not found; run `emosafe train` first")
