@@ -241,14 +241,19 @@ def _passive_omp() -> None:
 
 @app.command()
 def summary(params: ParamsOption = Path("params.yaml")) -> None:
-    """Print the dataset summary written by the last `prepare` run (counts only, never text)."""
+    """Print what the last run produced: dataset counts, the per-model table with CIs, the shipped files.
+
+    Reads the stage outputs (data summary, reports/evaluate/*.json, exports/*/); counts and metrics only, never text.
+    """
     from components.config import load_params
     from components.stages.prepare import SUMMARY_FILE
 
-    path = Path(load_params(params).prepare.output_dir) / SUMMARY_FILE
+    loaded = load_params(params)
+    path = Path(loaded.prepare.output_dir) / SUMMARY_FILE
     if not path.is_file():
         raise EmosafeError(f"{path}: not found; run `emosafe prepare` or `dvc repro` first")
     _print_summary(json.loads(path.read_text(encoding="utf-8")), str(path.parent))
+    _print_models(Path(loaded.evaluate.output_dir), Path(loaded.export.output_dir))
 
 
 @app.command()
@@ -342,6 +347,37 @@ def _print_summary(summary: dict[str, Any], where: str) -> None:
         for key in keys:
             table.add_row(key, *[str(part[kind][key]) for part in splits.values()], str(summary[kind][key]))
     console.print(table)
+
+
+def _print_models(evaluate_dir: Path, export_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.run_summary import export_row, model_rows
+
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(evaluate_dir.glob("*.json"))]
+    if reports:
+        table = Table("task", "setting", "model", "n", "accuracy [95% CI]", "macro-F1 [95% CI]",
+                      "critical recall", "canaries failed", title=f"Test split ({evaluate_dir})")  # fmt: skip
+        for row in model_rows(reports):
+            table.add_row(row.task, row.setting, row.model, str(row.n), row.accuracy, row.macro_f1,
+                          row.critical_recall, str(row.canaries_failed))  # fmt: skip
+        console.print(table)
+    bundles = sorted(p for p in export_dir.glob("*/quantization.json"))
+    if bundles:
+        table = Table("bundle", "int8 MB", "parity max|diff|", "int8 macro-F1 drop", "int8 agreement", "checks",
+                      title=f"Shipped files ({export_dir})")  # fmt: skip
+        for quantization in bundles:
+            folder = quantization.parent
+            shipped = export_row(folder.name, json.loads((folder / "parity.json").read_text(encoding="utf-8")),
+                                 json.loads(quantization.read_text(encoding="utf-8")),
+                                 (folder / "model_int8.onnx").stat().st_size)  # fmt: skip
+            passed = "pass" if shipped.parity_passed and shipped.int8_passed else "FAIL"
+            figures = (f"{shipped.parity_max_abs_diff:.2e}", f"{shipped.int8_macro_f1_drop:+.4f}",
+                       f"{shipped.int8_label_agreement:.3f}")  # fmt: skip
+            table.add_row(str(folder / "model_int8.onnx"), str(shipped.int8_mb), *figures, passed)
+        console.print(table)
 
 
 def main() -> None:

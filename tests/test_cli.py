@@ -12,7 +12,21 @@ import pytest
 from tests.conftest import TINY_ROWS, VENV_BIN
 
 EMOSAFE = str(VENV_BIN / "emosafe")
-COMMANDS = ["prepare", "summary", "check-params"]
+COMMANDS = [
+    "prepare",
+    "augment",
+    "validate",
+    "convert",
+    "train",
+    "evaluate",
+    "export",
+    "predict",
+    "summary",
+    "monitor",
+    "serve",
+    "check-params",
+    "registry",
+]
 
 
 def emosafe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,77 @@
+"""What `make run` prints at the end: the per-model table with CIs and the shipped files, from the stage outputs.
+
+Pure over already-loaded JSON payloads (the CLI reads the files), so it can be tested without running models.
+Only counts, metrics, sizes and paths: never message text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    model: str
+    setting: str
+    task: str
+    n: int
+    accuracy: str
+    macro_f1: str
+    critical_recall: str
+    canaries_failed: int
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    bundle: str
+    int8_mb: float
+    parity_max_abs_diff: float | None
+    parity_passed: bool
+    int8_macro_f1_drop: float | None
+    int8_label_agreement: float | None
+    int8_passed: bool
+
+
+def _estimate(value: Any) -> str:
+    """'0.812 [0.741, 0.873]' from {value, low, high}; '-' when absent."""
+    if not isinstance(value, Mapping) or value.get("value") is None:
+        return "-"
+    low, high = value.get("low"), value.get("high")
+    interval = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    return f"{value['value']:.3f}{interval}"
+
+
+def model_rows(reports: Sequence[Mapping[str, Any]]) -> list[ModelRow]:
+    """One row per evaluation report (test split), sorted by task, setting, model."""
+    rows = []
+    for report in reports:
+        test = report["splits"]["test"]
+        critical = test.get("critical") or {}
+        rows.append(
+            ModelRow(
+                model=str(report["model"]),
+                setting=str(report["setting"]),
+                task=str(report["task"]),
+                n=int(test["n"]),
+                accuracy=_estimate(test.get("accuracy")),
+                macro_f1=_estimate(test.get("macro_f1")),
+                critical_recall=_estimate(critical.get("recall")) if isinstance(critical, Mapping) else "-",
+                canaries_failed=int((report.get("canaries") or {}).get("failed", 0)),
+            )
+        )
+    return sorted(rows, key=lambda r: (r.task, r.setting, r.model))
+
+
+def export_row(bundle: str, parity: Mapping[str, Any], quantization: Mapping[str, Any], int8_bytes: int) -> ExportRow:
+    quantized = quantization.get("quantized") or {}
+    return ExportRow(
+        bundle=bundle,
+        int8_mb=round(int8_bytes / 2**20, 1),
+        parity_max_abs_diff=parity.get("max_abs_diff"),
+        parity_passed=bool(parity.get("passed")),
+        int8_macro_f1_drop=quantized.get("macro_f1_drop"),
+        int8_label_agreement=quantized.get("label_agreement"),
+        int8_passed=bool(quantization.get("passed")),
+    )
