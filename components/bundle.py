@@ -14,13 +14,13 @@ so a tampered graph or external-data file never reaches ONNX Runtime. Pure hashl
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from components.errors import EmosafeError
+from components.io import sha256_file
 from components.schema import CATEGORIES, LABELS
 
 MANIFEST = "manifest.json"
@@ -78,12 +78,9 @@ def read_label_map(folder: Path) -> LabelMap:
     return mapped
 
 
-def file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def file_digest(path: Path) -> str:
+    """sha256 of a file (components.io's, re-exported so the torch-free loader needs only this module)."""
+    return sha256_file(path)
 
 
 def build_manifest(folder: Path) -> dict[str, Any]:

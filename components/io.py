@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_json(path: Path, payload: Any) -> None:
     """Pretty, key-sorted JSON so diffs (git, ``dvc metrics diff``) stay readable and stable."""
     atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Swap a fully written folder ``new`` in as ``target`` (both in the same parent): the old one is renamed
+    aside first and removed after, so a crash leaves either the old or the new folder, never a mix."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_bytes(data: bytes) -> str:

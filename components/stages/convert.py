@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -22,7 +21,7 @@ from typing import Any
 from components import __version__
 from components.config import Params
 from components.config.train import ModelSpec
-from components.io import atomic_write_json, code_hash
+from components.io import atomic_write_json, code_hash, replace_dir
 from components.models import ModelSource, cut_layers, load_causal_lm, load_tokenizer, resolve, save_hf_folder
 
 log = logging.getLogger(__name__)
@@ -102,14 +101,7 @@ def write_folder(final: Path, fill: Callable[[Path], None], meta: dict[str, Any]
     try:
         fill(tmp)
         atomic_write_json(tmp / "meta.json", meta)
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

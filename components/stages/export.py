@@ -10,7 +10,6 @@ failed check leaves the previous bundle (or nothing) and raises ExportCheckError
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -25,7 +24,7 @@ from components import __version__
 from components.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
 from components.config import Params
 from components.errors import EmosafeError, SourceFileError
-from components.io import atomic_write_json, code_hash, sha256_file
+from components.io import atomic_write_json, code_hash, replace_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def export(params: Params, run_dir: Path, root: Path = Path(), name: str | None 
                 path.unlink()
         atomic_write_json(tmp / MANIFEST, build_manifest(tmp))
         tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by a server
-        _swap_in(tmp, final)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -215,14 +214,3 @@ def _meta(params: Params, run: Any, data_hash: str, source: str, sizes: dict[str
         "libraries": {"torch": torch.__version__, "transformers": transformers.__version__, "onnx": onnx.__version__,
                       "onnxruntime": onnxruntime.__version__},
     }  # fmt: skip
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)

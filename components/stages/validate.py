@@ -27,7 +27,7 @@ from components import __version__
 from components.config import Params
 from components.errors import EmosafeError, SourceFileError, ValidationFailed
 from components.expectations import build_frames, build_suites
-from components.io import atomic_write_json, code_hash, sha256_file
+from components.io import atomic_write_json, code_hash, replace_dir, sha256_file
 from components.validation import ValidationReport, run_suites
 
 log = logging.getLogger(__name__)
@@ -112,19 +112,10 @@ def _run_with_docs(dataset: pd.DataFrame, params: Params, out: Path) -> tuple[Va
     try:
         config = params.validate
         report = run_suites(build_frames(dataset, config), build_suites(config), docs_dir=staging)
-        _swap_in(staging, out / DOCS_DIR)
+        replace_dir(staging, out / DOCS_DIR)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report, (out / DOCS_DIR / "index.html").resolve()
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _display(path: Path, root: Path) -> str:
