@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# `make run` stops after evaluate: the int8 export of SmolLM2-135M fails its check for now (docs/export.md).
+RUN_TARGET ?= evaluate
 
 # DVC stage commands must find the venv's tools (emosafe, python), so its bin comes first.
 export PATH := $(BIN):$(PATH)
@@ -17,7 +19,7 @@ export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: help setup run test test-all lint format bench repro clean
+.PHONY: help setup run export test test-all lint format bench repro clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -31,10 +33,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## Create .venv and install the pinned set (constraints.txt)
 
-run: setup ## Set up, run the pipeline on the embedded default through DVC, print the summary
-	dvc repro
-	dvc push --quiet
+run: setup ## Set up, run the pipeline on the embedded default through DVC (up to evaluate), print the summary
+	dvc repro $(RUN_TARGET)
+	dvc push --quiet --with-deps $(RUN_TARGET)
 	emosafe summary
+
+export: setup ## dvc repro the export stages (int8 ONNX; fails while the int8 check refuses the file)
+	dvc repro export
 
 test: setup ## Set up and run the fast test suite
 	pytest -q
