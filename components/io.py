@@ -12,7 +12,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from components.errors import SourceFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -71,3 +76,16 @@ def code_hash(modules: list[str]) -> str:
         digest.update(name.encode())
         digest.update(Path(spec.origin).read_bytes())
     return digest.hexdigest()
+
+
+def read_parquet_input(path: Path, missing: str) -> pd.DataFrame:
+    """Read a stage's upstream Parquet dataset. Raises SourceFileError ``"<path>: <missing>"`` when the file is absent
+    (``missing`` says which command produces it) or naming the rule when it is not readable Parquet."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise SourceFileError(path, missing)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
+        raise SourceFileError(path, f"not a readable parquet file ({type(exc).__name__})") from None

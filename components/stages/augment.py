@@ -39,7 +39,14 @@ from components.config import Params
 from components.config.augment import AugmentConfig
 from components.errors import EmosafeError
 from components.generators import GenerationRequest, Generator, Sampling, build_generator, generator_identity
-from components.io import atomic_write_bytes, atomic_write_json, code_hash, sha256_bytes, sha256_file
+from components.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    code_hash,
+    read_parquet_input,
+    sha256_bytes,
+    sha256_file,
+)
 from components.schema import CATEGORIES, COLUMNS
 from components.stages.augment_cache import CacheStats, GenerationCache
 from components.text import text_hash
@@ -142,9 +149,7 @@ def _lazy(generator: Generator | None, config: AugmentConfig) -> Callable[[], Ge
 
 
 def _read_prepared(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise EmosafeError(f"{path}: not found; run `emosafe prepare` (or `dvc repro`) first")
-    frame = pd.read_parquet(path)
+    frame = read_parquet_input(path, "not found; run `emosafe prepare` (or `dvc repro`) first")
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
         raise EmosafeError(f"{path}: missing column(s) {missing}; expected prepare's schema (docs/data.md)")

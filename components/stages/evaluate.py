@@ -28,7 +28,7 @@ from components.dataset import to_frame
 from components.errors import EvaluationError
 from components.evaluation import assess, category_matrix, check_frame
 from components.evaluation import evaluate as evaluate_frame
-from components.io import atomic_write_json, code_hash, sha256_file
+from components.io import atomic_write_json, code_hash, read_parquet_input, sha256_file
 from components.metrics import Bootstrap, tune_thresholds
 from components.predictors import Predictor
 from components.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
@@ -219,9 +219,7 @@ def _read_inputs(
     config: EvaluateConfig, root: Path, tasks: Sequence[str], data: Path | None, source: str | None
 ) -> _Inputs:
     path = root / config.input
-    if not path.is_file():
-        raise EvaluationError(f"{path}: dataset not found; run `emosafe prepare` (or `dvc repro`) first")
-    frame = pd.read_parquet(path)
+    frame = read_parquet_input(path, "dataset not found; run `emosafe prepare` (or `dvc repro`) first")
     check_frame(frame)
     for split in ("train", "val", "test"):
         if not (frame["split"] == split).any():

@@ -24,7 +24,7 @@ from components import __version__
 from components.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
 from components.config import Params
 from components.errors import EmosafeError, SourceFileError
-from components.io import atomic_write_json, code_hash, replace_dir, sha256_file
+from components.io import atomic_write_json, code_hash, read_parquet_input, replace_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +166,7 @@ def _int8_check(params: Params, tmp: Path, frame: pd.DataFrame, labels: Any, fp3
 
 
 def _read_dataset(path: Path) -> tuple[pd.DataFrame, str]:
-    if not path.is_file():
-        raise SourceFileError(path, "export input not found; run `dvc repro` (prepare/augment) first")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise SourceFileError(path, f"not a readable parquet file ({type(exc).__name__})") from None
+    frame = read_parquet_input(path, "export input not found; run `dvc repro` (prepare/augment) first")
     if "split" not in frame.columns or not (frame["split"] == "test").any():
         raise SourceFileError(path, "no row has split == 'test' (rule: parity and the int8 check run on test)")
     return frame, sha256_file(path)

@@ -25,7 +25,7 @@ import pandas as pd
 from components import __version__
 from components.config import Params
 from components.errors import ConfigError, EmosafeError, SourceFileError
-from components.io import atomic_write_json, code_hash, sha256_file
+from components.io import atomic_write_json, code_hash, read_parquet_input, sha256_file
 from components.models import ModelSource, load_tokenizer, resolve
 from components.schema import CATEGORIES
 from components.stages.convert import write_folder
@@ -130,12 +130,7 @@ def _plan(params: Params, model: str, task: str, root: Path) -> tuple[Any, dict[
 
 
 def _read(path: Path) -> tuple[pd.DataFrame, str]:
-    if not path.is_file():
-        raise SourceFileError(path, "training input not found; run `dvc repro` (prepare/augment) first")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise SourceFileError(path, f"not a readable parquet file ({type(exc).__name__})") from None
+    frame = read_parquet_input(path, "training input not found; run `dvc repro` (prepare/augment) first")
     missing = [c for c in NEEDED if c not in frame.columns]
     if missing:
         raise SourceFileError(path, f"missing column(s) {missing} (schema: docs/data.md)")

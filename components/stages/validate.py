@@ -25,9 +25,9 @@ import pandas as pd
 
 from components import __version__
 from components.config import Params
-from components.errors import EmosafeError, SourceFileError, ValidationFailed
+from components.errors import ValidationFailed
 from components.expectations import build_frames, build_suites
-from components.io import atomic_write_json, code_hash, replace_dir, sha256_file
+from components.io import atomic_write_json, code_hash, read_parquet_input, replace_dir, sha256_file
 from components.validation import ValidationReport, run_suites
 
 log = logging.getLogger(__name__)
@@ -95,14 +95,9 @@ def validate(params: Params, root: Path = Path(), data: Path | None = None) -> V
 
 
 def _read(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise EmosafeError(
-            f"{path}: dataset not found; run `dvc repro` (or `emosafe prepare` / `emosafe augment`) first"
-        )
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise SourceFileError(path, f"not a readable Parquet dataset ({type(exc).__name__})") from None
+    return read_parquet_input(
+        path, "dataset not found; run `dvc repro` (or `emosafe prepare` / `emosafe augment`) first"
+    )
 
 
 def _run_with_docs(dataset: pd.DataFrame, params: Params, out: Path) -> tuple[ValidationReport, Path]:
