@@ -1,16 +1,23 @@
-"""int8 ONNX vs fp32 ONNX vs fp32 torch on the same messages, in one run: latency, throughput, size, peak RSS.
+"""int8 ONNX vs fp32 ONNX vs fp32 torch on the same messages, in one run: latency, throughput, size, peak RSS, F1.
 
-Model: SmolLM2-135M cut to its first 8 decoder layers as a LlamaForSequenceClassification (random 3-class head:
-speed and memory do not depend on the head's training). Each engine runs in its own child process so its peak RSS
-is its own. Shapes: batch 1 x 128 tokens and batch 8 x 128 tokens (fixed-length messages, no padding). Figures
-are absolute and as ratios against fp32 torch.
+Model: the fine-tuned on-device run (default ``models/smollm2-30l-trinary``, or ``EMOSAFE_BENCH_RUN=<run folder>``;
+its base is resolved relative to the folder two levels up, as ``emosafe export`` does): LoRA merged into the base,
+exported and quantized with the export stage's own functions and params.yaml's ``export.quantize`` (the exclusions
+applied are reported). F1: torch fp32, ONNX fp32 and ONNX int8 scored on the test split of
+``EMOSAFE_BENCH_DATA`` (default ``data/augmented/dataset.parquet``) through the one evaluation path. Without a
+trained run it falls back to SmolLM2-135M cut to 8 layers with a random 3-class head (speed and memory only).
 
-Usage: python benchmarks/run.py export   |   python benchmarks/bench_export.py [layers]
+Each engine's latency runs in its own child process so its peak RSS is its own; the children run one after the
+other in one benchmark run and each records the load average (the CPU is shared). Shapes: batch 1 x 128 tokens
+and batch 8 x 128 tokens (random ids, no padding). Figures are absolute and as ratios against fp32 torch.
+
+Usage: python benchmarks/run.py export   |   python benchmarks/bench_export.py [--cut LAYERS] [--run DIR]
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -21,29 +28,125 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+log = logging.getLogger("bench_export")
 SHAPES = ((1, 128), (8, 128))
 REPEATS = {1: 30, 8: 10}
 
 
-def run(layers: int = 8, threads: int = 2) -> dict[str, Any]:
+RUN = "models/smollm2-30l-trinary"
+DATA = "data/augmented/dataset.parquet"
+GOAL_SPEEDUP = 2.5
+
+
+def run(layers: int = 8, threads: int = 2, run_dir: Path | None = None, cut: bool = False) -> dict[str, Any]:
+    """The fine-tuned run when it exists (``run_dir``, $EMOSAFE_BENCH_RUN or models/smollm2-30l-trinary) unless
+    ``cut``, else the ``layers``-layer cut of SmolLM2 with a random head."""
     sys.path.insert(0, str(REPO))
+    run_dir = run_dir or Path(os.environ.get("EMOSAFE_BENCH_RUN", REPO / RUN))
+    finetuned = not cut and (run_dir / "adapter" / "adapter_config.json").is_file()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        build = _build(folder, layers)
+        build = _build_run(folder, run_dir, threads) if finetuned else _build(folder, layers)
         engines = {name: _child(name, folder, threads) for name in ("torch_fp32", "onnx_fp32", "onnx_int8")}
     base = engines["torch_fp32"]
-    ratios = {
-        name: {
-            **{f"speedup_b{b}_p50": round(base[f"b{b}"]["p50_ms"] / e[f"b{b}"]["p50_ms"], 2) for b, _ in SHAPES},
-            "size_ratio": round(e["bytes"] / base["bytes"], 3),
-            "peak_rss_ratio": round(e["peak_rss_mb"] / base["peak_rss_mb"], 3),
-        }
-        for name, e in engines.items()
-    }
+    ratios = {name: _ratios(e, base) for name, e in engines.items()}
     agree = sum(a == b for a, b in zip(engines["onnx_int8"]["labels"], base["labels"], strict=True))
-    return {"model": f"SmolLM2-135M first {layers} layers, LlamaForSequenceClassification (random head)",
-            "threads": threads, "build": build, "engines": engines, "vs_torch_fp32": ratios,
-            "int8_label_agreement_with_torch": agree / len(base["labels"])}  # fmt: skip
+    int8 = ratios["onnx_int8"]
+    model = (
+        f"fine-tuned run {run_dir.name} (LoRA merged)"
+        if finetuned
+        else f"SmolLM2-135M first {layers} layers, LlamaForSequenceClassification (random head)"
+    )
+    return {"model": model, "threads": threads, "build": build, "engines": engines, "vs_torch_fp32": ratios,
+            "int8_label_agreement_with_torch_b8": agree / len(base["labels"]),
+            "goal": {"speedup_min": GOAL_SPEEDUP,
+                     "met": all(int8[f"speedup_b{b}_p50"] >= GOAL_SPEEDUP for b, _ in SHAPES)}}  # fmt: skip
+
+
+def _ratios(engine: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    speed = {f"speedup_b{b}_{q}": round(base[f"b{b}"][f"{q}_ms"] / engine[f"b{b}"][f"{q}_ms"], 2)
+             for b, _ in SHAPES for q in ("p50", "p95")}  # fmt: skip
+    return speed | {"size_ratio": round(engine["bytes"] / base["bytes"], 3),
+                    "peak_rss_ratio": round(engine["peak_rss_mb"] / base["peak_rss_mb"], 3)}  # fmt: skip
+
+
+def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
+    """Merge, save the torch model, export + quantize as the export stage does, and score test with all three."""
+    import torch
+
+    from components.bundle import LABELS_FILE, label_map
+    from components.export import export_onnx, model_bytes, quantize_int8
+    from components.merged import encode, load_merged, pad, read_run
+
+    torch.set_num_threads(threads)
+    params, source = export_params()
+    started = time.perf_counter()
+    run = read_run(run_dir, run_dir.resolve().parents[1])
+    model, tokenizer = load_merged(run)
+    load_s = time.perf_counter() - started
+    model.save_pretrained(folder / "torch", safe_serialization=True)
+    model.config.to_json_file(str(folder / "config.json"))
+    tokenizer.save_pretrained(str(folder))
+    labels = label_map(run.task, run.max_length)
+    (folder / LABELS_FILE).write_text(json.dumps(labels.to_dict()))
+    test = _test_split(Path(os.environ.get("EMOSAFE_BENCH_DATA", REPO / DATA)))
+    sample = pad(encode(tokenizer, test["text"].astype(str).tolist()[:2], run.max_length), tokenizer.pad_token_id)
+    exported = export_onnx(model, *sample, folder / "model_fp32.onnx", params.export.opset, 2_000_000_000)
+    settings = params.export.quantize
+    log.info("quantizing with %s (%s)", settings.model_dump(mode="json"), source)
+    quantized = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000)
+    quality = _quality(folder, model, tokenizer, labels, test, params, threads)
+    return {"load_merge_s": round(load_s, 1), "export_s": round(exported.seconds, 1),
+            "quantize_s": round(quantized.seconds, 1),
+            "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+            "fp32_onnx_mb": round(model_bytes(folder / "model_fp32.onnx") / 2**20, 1),
+            "int8_onnx_mb": round(model_bytes(folder / "model_int8.onnx") / 2**20, 1),
+            "quantization": {"settings_source": source,
+                             "settings": settings.model_dump(mode="json"),
+                             "excluded_nodes": list(quantized.excluded_nodes),
+                             "quantized_nodes": quantized.quantized_nodes},
+            "quality": quality}  # fmt: skip
+
+
+def export_params() -> tuple[Any, str]:
+    """The project's params (params.yaml, as ``emosafe export`` reads it), or the code defaults when params.yaml
+    does not load (it is edited by several people); the second item says which one was used."""
+    from components.config import Params, load_params
+    from components.errors import EmosafeError
+
+    try:
+        return load_params(REPO / "params.yaml"), "params.yaml export.quantize"
+    except EmosafeError as exc:
+        log.warning("params.yaml did not load (%s): using the code defaults of export.quantize", exc)
+        return Params(), "code defaults (QuantizeConfig(); params.yaml did not load)"
+
+
+def _test_split(path: Path) -> Any:
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    return frame[frame["split"] == "test"].sort_values("id").reset_index(drop=True)
+
+
+def _quality(folder: Path, model: Any, tokenizer: Any, labels: Any, test: Any, params: Any, threads: int) -> Any:
+    """Test macro-F1 of torch fp32, ONNX fp32 and ONNX int8 (evaluation path), and int8's drops against both."""
+    from components.evaluation import evaluate
+    from components.export import OnnxPredictor
+    from components.export_checks import compare_quantized
+    from components.merged import TorchPredictor
+
+    size, thresholds = params.export.batch_size, labels.thresholds or None
+    predictors = {"torch_fp32": TorchPredictor(model, tokenizer, labels.task, labels.max_length, size)} | {
+        f"onnx_{v}": OnnxPredictor(folder, v, size, threads, verify=False) for v in ("fp32", "int8")
+    }
+    results = {name: evaluate(p, test, labels.task, thresholds) for name, p in predictors.items()}
+    vs_torch = compare_quantized(results["torch_fp32"], results["onnx_int8"], params.export.limits)
+    vs_onnx = compare_quantized(results["onnx_fp32"], results["onnx_int8"], params.export.limits)
+    keep = ("macro_f1_fp32", "macro_f1_int8", "macro_f1_drop", "f1_drop", "label_agreement", "passed", "problems")
+    return {"split": "test", "n": len(test), "task": labels.task,
+            "macro_f1": {name: round(r.report.macro_f1.value or 0.0, 4) for name, r in results.items()},
+            "int8_vs_torch_fp32": {k: v for k, v in vs_torch.to_dict().items() if k in keep},
+            "int8_vs_onnx_fp32_export_gate": {k: v for k, v in vs_onnx.to_dict().items() if k in keep}}  # fmt: skip
 
 
 def _build(folder: Path, layers: int) -> dict[str, Any]:
@@ -75,9 +178,11 @@ def _build(folder: Path, layers: int) -> dict[str, Any]:
 
 
 def _child(engine: str, folder: Path, threads: int) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     out = subprocess.run([sys.executable, __file__, "--engine", engine, str(folder), str(threads)],
                          capture_output=True, text=True, check=True, cwd=REPO, timeout=1800)  # fmt: skip
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # shared CPU: read p95 with it
     return result
 
 
@@ -145,4 +250,7 @@ if __name__ == "__main__":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         print(json.dumps(_measure(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))))
     else:
-        print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 8), indent=2))
+        args = sys.argv[1:]
+        cut = int(args[args.index("--cut") + 1]) if "--cut" in args else 8
+        chosen = Path(args[args.index("--run") + 1]) if "--run" in args else None
+        print(json.dumps(run(cut, run_dir=chosen, cut="--cut" in args), indent=2))

@@ -1,12 +1,14 @@
 """Run every benchmark and print (and save) its figures. Speed and memory live here, never in tests.
 
-Usage: python benchmarks/run.py [name ...]   (names: augment, drift, export, prepare, prompting, registry, train)
+Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, export, prepare, prompting, registry,
+train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b)
 Results go to benchmarks/results/<name>.json (git-ignored) and stdout.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_augment
 import bench_drift
 import bench_export
+import bench_export_1b
 import bench_prepare
 import bench_prompting
 import bench_registry
@@ -29,13 +32,20 @@ BENCHMARKS = {
     "registry": bench_registry.run,
     "train": bench_train.run,
 }
+#: Minutes and ~15 GB of RAM (the Llama-3.2-1B-shaped export and quantization): only when asked for.
+SLOW = {"export_1b": bench_export_1b.run}
 
 
-def main(names: list[str]) -> None:
+def main(args: list[str]) -> None:
+    slow = "--slow" in args or os.environ.get("EMOSAFE_BENCH_SLOW") == "1"
+    names = [a for a in args if a != "--slow"] or [*BENCHMARKS, *(SLOW if slow else ())]
+    unknown = sorted(set(names) - set(BENCHMARKS) - set(SLOW))
+    if unknown:
+        sys.exit(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHMARKS)}, slow: {sorted(SLOW)}")
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    for name in names or list(BENCHMARKS):
-        figures = BENCHMARKS[name]()
+    for name in names:
+        figures = (BENCHMARKS | SLOW)[name]()
         (out / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
         print(f"== {name}")
         print(json.dumps(figures, indent=2))

@@ -172,6 +172,23 @@ def evaluate(
 
 
 @app.command()
+def report(params: ParamsOption = Path("params.yaml")) -> None:
+    """Write the scaling report from the evaluation reports: table with CIs, fine-tuned vs prompting, plots.
+
+    Reads report.input_dir/*.json (from `emosafe evaluate`); writes report.output_dir/ (scaling.md, metrics.json,
+    meta.json, plots/*.png and plot data for `dvc plots show`) and one W&B run (offline). Fails with one line
+    naming the file when the folder is empty or a report is malformed. Metrics and model names only, never text.
+    """
+    from components.config import load_params
+    from components.stages.report import report as run_report
+
+    outcome = run_report(load_params(params))
+    typer.echo(f"{outcome.output_dir}: {outcome.summary['reports']} reports -> {outcome.summary['markdown']}")
+    for line in outcome.summary["comparisons"]:
+        typer.echo(line)
+
+
+@app.command()
 def export(
     params: ParamsOption = Path("params.yaml"),
     run: Annotated[Path | None, typer.Option("--run", help="A training run folder (models/<model>-<task>).")] = None,
@@ -207,6 +224,41 @@ def export(
             f"vs fp32 {outcome.sizes['fp32'] / 2**20:.1f} MB; macro-F1 drop {comparison['macro_f1_drop']:+.4f}; "
             f"agreement {comparison['label_agreement']:.4f}"
         )
+
+
+@app.command()
+def register(params: ParamsOption = Path("params.yaml")) -> None:
+    """Register every fine-tuned ladder run (evaluate.fine_tuned_models x tasks) with its evaluation; run the gate.
+
+    Each run becomes a version of emosafe-<task> (idempotent on its files; `candidate` points at new ones) and the
+    gate's verdict is stored. Moves no guarded alias. Writes register.report (versions, created, verdicts; no text).
+    """
+    from components.config import load_params
+    from components.stages.register import register as run_register
+
+    outcome = run_register(load_params(params))
+    for row in outcome.registered:
+        verdict = "passes the gate" if row.promote else "refused: " + "; ".join(row.reasons)
+        typer.echo(f"{row.model}-{row.task}: {row.name}@{row.version} {'new' if row.created else 'exists'}; {verdict}")
+    typer.echo(f"wrote {outcome.report}")
+
+
+@app.command()
+def ship(params: ParamsOption = Path("params.yaml")) -> None:
+    """Register each exported on-device bundle with its int8 figures and drift reference; move ship.alias on a pass.
+
+    Decide, then act: the gate (int8 check required) runs against the current production holder; only a passing
+    decision moves the alias (compare-and-swap, audited). A refusal moves nothing, exits 0 and is written with its
+    reasons to ship.output.
+    """
+    from components.config import load_params
+    from components.stages.ship import ship as run_ship
+
+    outcome = run_ship(load_params(params))
+    for row in outcome.shipped:
+        typer.echo(f"{row.name}@{row.version}: {row.status}" + ("" if row.status != "refused" else
+                   " (" + "; ".join(row.reasons) + ")"))  # fmt: skip
+    typer.echo(f"wrote {outcome.report}")
 
 
 @app.command()
@@ -259,7 +311,9 @@ def summary(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 def monitor(
     log: Annotated[Path, typer.Option("--log", help="Production log (JSONL written by `emosafe predict`).")],
-    reference: Annotated[Path, typer.Option("--reference", help="Reference JSON of the model version.")],
+    reference: Annotated[
+        Path, typer.Option("--reference", help="Reference JSON, or name@alias: the reference stored with that version.")
+    ],
     params: ParamsOption = Path("params.yaml"),
     out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: monitor.output_dir).")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only predictions at/after this ISO time.")] = None,
@@ -278,6 +332,36 @@ def monitor(
     typer.echo("\n".join(verdict_lines(result)))
     if result.verdict == "ALARM":
         raise typer.Exit(MONITOR_EXIT_ALARM)
+
+
+@app.command()
+def reevaluate(
+    feedback: Annotated[Path, typer.Option("--feedback", help="Labelled feedback in the dataset schema (.jsonl...).")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="name@alias; default reevaluate.model per task.")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report path (default: output_dir).")] = None,
+) -> None:
+    """Re-evaluate the production version on labelled feedback and append the result to its registry history.
+
+    Same evaluation path and bootstrap CIs as `emosafe evaluate`; flags any class/category below its
+    register.gate floor. Writes a JSON report (no text). Exit codes: 0 nothing flagged; 3 flagged; 2 bad input
+    (names file, row and rule; nothing written, nothing recorded).
+    """
+    from components.config import load_params
+    from components.stages.reevaluate import EXIT_FLAGGED
+    from components.stages.reevaluate import reevaluate as run_reevaluate
+
+    outcome = run_reevaluate(load_params(params), Path(), feedback, model, output=output)
+    for row in outcome.summary["models"]:
+        f1 = row["macro_f1"]
+        interval = "" if f1["low"] is None else f" [{f1['low']:.3f}, {f1['high']:.3f}]"
+        verdict = "FLAGGED " + ", ".join(row["flagged"]) if row["flagged"] else "ok: every floor holds"
+        typer.echo(f"{row['name']}@{row['version']} on {row['n']} feedback rows: macro-F1 {f1['value']:.3f}{interval}"
+                   f"; {verdict}; evaluation #{row['seq']} -> {row['report']}")  # fmt: skip
+    if outcome.flagged:
+        raise typer.Exit(EXIT_FLAGGED)
 
 
 @app.command()

@@ -116,3 +116,30 @@ def _proportions(raw: Any, keys: Sequence[str], origin: str, field: str, sums_to
     if sums_to_one and not math.isclose(sum(values.values()), 1.0, abs_tol=_TOLERANCE):
         raise ValueError(f"{origin}, field '{field}': proportions must sum to 1")
     return {key: float(value) for key, value in values.items()}
+
+
+def reference_from_confusion(model: str, version: str, task: str, confusion: Mapping[str, Any]) -> DriftReference:
+    """Reference from an evaluation's confusion matrices (``MetricsReport.confusion``): the predicted counts of the
+    evaluated file, so the shipped file's reference comes from the same scoring that proved it (no second run).
+
+    Trinary: ``{"label": rows = truth, columns = predicted, in LABELS order}``; taxonomy: ``{category: [[tn, fp],
+    [fn, tp]]}``. Raises ValueError naming the missing or malformed matrix.
+    """
+    if task == "trinary":
+        matrix = confusion.get("label")
+        if not isinstance(matrix, list | tuple) or len(matrix) != len(LABELS):
+            raise ValueError(f"confusion.label: need a {len(LABELS)}x{len(LABELS)} matrix (rows truth, cols predicted)")
+        predicted = [int(sum(int(row[j]) for row in matrix)) for j in range(len(LABELS))]
+        labels = [label for label, count in zip(LABELS, predicted, strict=True) for _ in range(count)]
+        return build_reference(model, version, task, labels=labels)
+    missing = [c for c in CATEGORIES if not isinstance(confusion.get(c), list | tuple)]
+    if missing:
+        raise ValueError(f"confusion: no [[tn, fp], [fn, tp]] matrix for categor(ies) {missing}")
+    n = sum(int(x) for row in confusion[CATEGORIES[0]] for x in row)
+    if n < 1:
+        raise ValueError("confusion: no predictions behind the matrices")
+    prevalence = {c: (int(confusion[c][0][1]) + int(confusion[c][1][1])) / n for c in CATEGORIES}
+    return parse_reference(
+        {"model": model, "version": version, "task": task, "n": n, "category_prevalence": prevalence},
+        "reference_from_confusion",
+    )

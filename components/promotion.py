@@ -79,8 +79,7 @@ def decide_promotion(candidate: Evidence, champion: Evidence | None, gate: GateC
         raise ValueError(f"cannot compare a {card.task} candidate with a {champion.scorecard.task} champion")
     checks = [
         _freshness(candidate, gate),
-        *_floors(card, gate),
-        *_task_floors(card, gate),
+        *floor_checks(card, gate),
         _quantized(card, gate),
     ]
     compared = _compare(card, champion.scorecard if champion else None, gate.regression_tolerance)
@@ -110,6 +109,15 @@ def decide_promotion(candidate: Evidence, champion: Evidence | None, gate: GateC
         champion_version=champion.version if champion else None,
         gate=gate.model_dump(mode="json"),
     )
+
+
+def floor_checks(card: Scorecard, gate: GateConfig) -> list[Check]:
+    """Only the gate's floor checks (per class/category F1, trinary macro-F1, unsafe recall) on ``card``.
+
+    The same rules ``decide_promotion`` applies, exposed for continuous re-evaluation (``emosafe reevaluate``),
+    which flags a production version whose figures on new labelled feedback fall below a floor.
+    """
+    return [*_floors(card, gate), *_task_floors(card, gate)]
 
 
 def _basis(estimate: Estimate, gate: GateConfig) -> float | None:

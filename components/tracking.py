@@ -47,7 +47,15 @@ class Tracker:
 
     @classmethod
     def start(
-        cls, enabled: bool, project: str, mode: str, folder: str, name: str, group: str, config: dict[str, Any]
+        cls,
+        enabled: bool,
+        project: str,
+        mode: str,
+        folder: str,
+        name: str,
+        group: str,
+        config: dict[str, Any],
+        job_type: str = "train",
     ) -> Tracker:
         if not enabled:
             return cls(None, "disabled")
@@ -60,7 +68,7 @@ class Tracker:
             project=project,
             name=name,
             group=group,
-            job_type="train",
+            job_type=job_type,
             config=scrub(config),
             dir=folder,
             mode=mode,  # type: ignore[arg-type]
@@ -102,6 +110,20 @@ class Tracker:
                 matrix.add_data(name, *cells)
         self._run.log({"final/per_category": table, "final/confusion_matrix": matrix})
         self._run.summary.update({f"final/{k}": v for k, v in final.items() if isinstance(v, int | float)})
+
+    def log_report(
+        self, columns: list[str], rows: list[list[Any]], images: dict[str, Path], summary: dict[str, float]
+    ) -> None:
+        """The scaling report: its table (one row per model x setting x task), its PNG plots, summary figures."""
+        if self._run is None:
+            return
+        import wandb
+
+        table = wandb.Table(columns=list[str | int](columns), data=scrub(rows))
+        logged: dict[str, Any] = {"report/scaling": table}
+        logged |= {f"report/{name}": wandb.Image(str(path)) for name, path in images.items()}
+        self._run.log(logged)
+        self._run.summary.update(summary)
 
     def log_artifact(self, folder: Path, name: str, metadata: dict[str, Any]) -> None:
         if self._run is None:

@@ -1,10 +1,15 @@
-"""The ``pipeline`` flow: prepare -> augment -> validate -> convert -> train (every ladder entry) -> evaluate -> export.
+"""The ``pipeline`` flow: prepare -> augment -> validate -> convert -> train (every ladder entry) -> evaluate ->
+report -> register -> export -> ship, then the DVC data hash it ran on and ``dvc push``.
 
-Each task wraps the stage function the CLI and `dvc repro` call, with no logic of its own. Training runs are
-separate task runs submitted together, so a Prefect deployment on a pool with several workers (or a Dask/Ray task
-runner) trains ladder entries in parallel; on the default thread runner they share this machine's cores.
-Run it with ``python -m flows.pipeline`` (Prefect starts a temporary local API) or through the `pipeline-weekly`
-deployment (prefect.yaml). Registration, the reference profile and DVC recording join with the orchestration issue.
+Each task wraps the stage function the CLI and ``dvc repro`` call, with no logic of its own, and is DVC-aware: a
+stage that dvc.lock records as up to date is not run (an unchanged input re-runs nothing and registers nothing),
+and a stage that ran is committed to dvc.lock as ``dvc repro`` would. From ``register`` on, a failure rolls the
+registry and dvc.lock back to the checkpoint taken before it (flows/release.py), then fails the flow.
+
+Training runs are separate task runs submitted together. In this process they run one at a time (torch threads,
+accelerate and W&B hold process-wide state, and two cores gain nothing from sharing); a deployment with a Dask or
+Ray task runner runs them on separate workers. Run it with ``python -m flows.pipeline`` (Prefect starts a temporary
+local API; ``make run``) or through the ``pipeline-weekly`` deployment (prefect.yaml).
 """
 
 from __future__ import annotations
@@ -13,67 +18,93 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from components.config import Params, load_params
-from flows.train import convert_task, train_task
+from flows import dvc_tasks
+from flows.common import optional, params, stage, unavailable
+from flows.dvc_tasks import StageRun
+from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
+from flows.train import convert_task, ladder, train_task
+
+#: The data the ladder trains and evaluates on, as dvc.lock hashes it (recorded in the flow's result).
+DATA_OUTS = ("data/prepared/dataset.parquet", "data/augmented/dataset.parquet")
 
 
-def _params(params_path: str, root: str) -> Params:
-    return load_params(Path(root) / params_path)
-
-
-@task(name="prepare", retries=1, retry_delay_seconds=2)
-def prepare_task(params_path: str, root: str = ".") -> dict[str, Any]:
-    """Build the dataset; returns the summary (counts and hashes, never text)."""
+@task(name="prepare", retries=2, retry_delay_seconds=2)
+def prepare_task(params_path: str, root: str = ".") -> StageRun:
+    """Build the dataset; the summary holds counts and hashes, never text."""
     from components.stages.prepare import prepare
 
-    return prepare(_params(params_path, root), Path(root)).summary
+    return stage("prepare", root, lambda: prepare(params(params_path, root), Path(root)).summary)
 
 
-@task(name="augment", retries=1, retry_delay_seconds=5)
-def augment_task(params_path: str, root: str = ".") -> dict[str, Any]:
-    """Add re-interpretation rewrites (cached; a retry regenerates nothing already done); returns counts only."""
+@task(name="augment", retries=2, retry_delay_seconds=5)
+def augment_task(params_path: str, root: str = ".") -> StageRun:
+    """Add re-interpretation rewrites (cached; a retry regenerates nothing already done); counts only."""
     from components.stages.augment import augment
 
-    return augment(_params(params_path, root), Path(root)).summary
+    return stage("augment", root, lambda: augment(params(params_path, root), Path(root)).summary)
 
 
 @task(name="validate")
-def validate_task(params_path: str, root: str = ".") -> str:
+def validate_task(params_path: str, root: str = ".") -> StageRun:
     """The data gate: raises (and so fails the flow) when a Great Expectations suite fails."""
     from components.stages.validate import validate
 
-    return str(validate(_params(params_path, root), Path(root)).report_path)
+    return stage("validate", root, lambda: str(validate(params(params_path, root), Path(root)).report_path))
 
 
 @task(name="evaluate")
-def evaluate_task(params_path: str, root: str = ".") -> list[dict[str, Any]]:
+def evaluate_task(params_path: str, root: str = ".") -> StageRun:
     from components.stages.evaluate import evaluate
 
-    return list(evaluate(_params(params_path, root), Path(root)).summary)
+    return stage("evaluate", root, lambda: list(evaluate(params(params_path, root), Path(root)).summary))
 
 
-@task(name="export")
-def export_task(params_path: str, root: str = ".") -> list[str]:
-    from components.stages.export import export_all
+@task(name="report")
+def report_task(params_path: str, root: str = ".") -> StageRun:
+    """The scaling report (table and plots over the evaluation reports)."""
+    report = optional("components.stages.report", "report")
+    if report is None:
+        return unavailable("report", "components.stages.report")
+    return stage("report", root, lambda: report(params(params_path, root), Path(root)).summary)
 
-    return [str(outcome) for outcome in export_all(_params(params_path, root), Path(root))]
+
+@task(name="data")
+def data_task(root: str = ".") -> dict[str, str]:
+    """Record the DVC hashes of the data this run used, as the result and as a Prefect artifact (hashes only)."""
+    hashes = dvc_tasks.data_hashes(Path(root), DATA_OUTS)
+    rows = "\n".join(f"| `{path}` | `{md5}` |" for path, md5 in hashes.items())
+    create_markdown_artifact(f"| output | md5 (dvc.lock) |\n|---|---|\n{rows}\n", key="dvc-data-hash",
+                             description="The DVC data hashes the pipeline ran on")  # fmt: skip
+    return hashes
 
 
-@flow(name="pipeline", log_prints=False)
+@task(name="push", retries=3, retry_delay_seconds=10)
+def push_task(root: str = ".") -> int:
+    """``dvc push`` every recorded output to the configured remote; returns the number of files sent."""
+    return dvc_tasks.push(Path(root))
+
+
+@flow(name="pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
-    """Run every stage in order and return their summaries as data (a failed task fails the flow)."""
-    summaries: dict[str, Any] = {"prepare": prepare_task(params_path, root)}
-    summaries["augment"] = augment_task(params_path, root)
-    summaries["validate"] = validate_task(params_path, root)
-    summaries["convert"] = convert_task(params_path, root)
-    train = _params(params_path, root).train
-    ladder = [(model, name) for model in train.active.models for name in train.tasks]
-    runs = [train_task.submit(params_path, model, name, root) for model, name in ladder]
-    summaries["train"] = [run.result() for run in runs]
-    summaries["evaluate"] = evaluate_task(params_path, root)
-    summaries["export"] = export_task(params_path, root)
-    return summaries
+    """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes."""
+    runs = [prepare_task(params_path, root), augment_task(params_path, root), validate_task(params_path, root),
+            convert_task(params_path, root)]  # fmt: skip
+    trainings = [train_task.submit(params_path, model, name, root) for model, name in ladder(params_path, root)]
+    runs += [training.result() for training in trainings]
+    runs += [evaluate_task(params_path, root), report_task(params_path, root)]
+    transaction = checkpoint_task(params_path, root)
+    try:
+        runs += [register_task(params_path, root), export_task(params_path, root), ship_task(params_path, root)]
+        data = data_task(root)
+        pushed = push_task(root)
+    except BaseException as error:
+        rollback_task(params_path, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
+        raise
+    return {"ran": [r.stage for r in runs if r.ran], "skipped": [r.stage for r in runs if not r.ran],
+            "summaries": {r.stage: r.summary for r in runs}, "data": data, "pushed": pushed}  # fmt: skip
 
 
 if __name__ == "__main__":

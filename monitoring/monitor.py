@@ -7,6 +7,7 @@ any assessed window alarms, INSUFFICIENT_SAMPLES when no window reached ``min_sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -51,8 +52,16 @@ class MonitorResult:
     alert_failures: tuple[str, ...]
 
 
-def load_reference(path: Path) -> DriftReference:
-    """Read a reference JSON file. Raises SourceFileError naming the file and the rule."""
+def load_reference(path: Path, params: Params | None = None) -> DriftReference:
+    """Read a reference JSON file, or the one stored with a registry version when ``path`` is ``name@alias`` (or
+    ``name@N``) and no such file exists. Raises SourceFileError / RegistryError naming the file or version."""
+    if params is not None and not path.is_file() and "@" in str(path) and "/" not in str(path):
+        from registry.reference import stored_reference
+
+        try:
+            return parse_reference(stored_reference(str(path), params.register), str(path))
+        except ValueError as exc:
+            raise EmosafeError(str(exc)) from None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -112,7 +121,7 @@ def monitor(
     anything is written.
     """
     config = params.monitor
-    reference = load_reference(reference_path)
+    reference = load_reference(reference_path, params)
     predictions = _select(read_log(log_path), reference, since)
     windows = cut_windows(predictions, config.window)
     try:
@@ -171,12 +180,22 @@ def _summary_report(
         "provenance": {
             "params": {"seed": params.seed, "monitor": params.monitor.model_dump(mode="json")},
             "seed": params.seed,
-            "inputs": {str(log_path): sha256_file(log_path), str(reference_path): sha256_file(reference_path)},
+            "inputs": {
+                str(log_path): sha256_file(log_path),
+                str(reference_path): _reference_hash(reference_path, reference),
+            },
             "code_hash": code_hash(MONITOR_MODULES),
             "emosafe_version": __version__,
             "created_at": iso(datetime.now(tz=UTC).timestamp()),
         },
     }
+
+
+def _reference_hash(path: Path, reference: DriftReference) -> str:
+    """The file's sha256, or for a registry reference the sha256 of its canonical JSON."""
+    if path.is_file():
+        return sha256_file(path)
+    return hashlib.sha256(json.dumps(reference.to_json(), sort_keys=True).encode()).hexdigest()
 
 
 def _history_rows(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from registry.core import Registry
+    from registry.store import EvaluationRecord
 
 app = typer.Typer(help="Versions, aliases (candidate/staging/production), gate, audit history, integrity.",
                   no_args_is_help=True)  # fmt: skip
@@ -46,14 +47,16 @@ def list_(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 def show(ref: RefArg, params: ParamsOption = Path("params.yaml")) -> None:
-    """Print one version's record (lineage, metrics, artifacts) as JSON."""
+    """Print one version's record (lineage, metrics, artifacts, re-evaluations on feedback) as JSON."""
     from dataclasses import asdict
 
     from registry.names import parse_ref
 
     registry = open_registry(params)
     record = registry.resolve(parse_ref(ref))
-    typer.echo(json.dumps({**asdict(record), "aliases": registry.meta.aliases(record.name)}, indent=2))
+    evaluations = [_evaluation_summary(e) for e in registry.meta.evaluations(record.name, record.version)]
+    payload = {**asdict(record), "aliases": registry.meta.aliases(record.name), "evaluations": evaluations}
+    typer.echo(json.dumps(payload, indent=2))
 
 
 @app.command()
@@ -126,6 +129,29 @@ def history(
     for e in open_registry(params).meta.history(name):
         typer.echo(f"{e.seq}\t{e.at}\t{e.name}@{e.alias}\t{e.from_version}->{e.to_version}\t{e.who}\t{e.action}"
                    f"\t{e.why}\t{e.gate_report_hash or '-'}")  # fmt: skip
+
+
+@app.command()
+def evaluations(
+    name: Annotated[str | None, typer.Argument(help="Registered model name (all when omitted).")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Print the re-evaluations on labelled feedback (`emosafe reevaluate`): when, version, rows, macro-F1, flags."""
+    for e in open_registry(params).meta.evaluations(name):
+        row = _evaluation_summary(e)
+        f1 = row["macro_f1"] or {}
+        figure = "-" if f1.get("value") is None else f"{f1['value']:.3f}"
+        if f1.get("low") is not None:
+            figure += f" [{f1['low']:.3f}, {f1['high']:.3f}]"
+        typer.echo(f"{e.seq}\t{e.evaluated_at}\t{e.name}@{e.version}\t{e.feedback_rows} rows\t"
+                   f"{e.feedback_sha256[:12]}\tmacro-F1 {figure}\t{','.join(e.flagged) or 'ok'}\t{e.who}")  # fmt: skip
+
+
+def _evaluation_summary(e: EvaluationRecord) -> dict[str, Any]:
+    """One evaluation without its full figures (those are in its report and `registry.meta.evaluations`)."""
+    return {"seq": e.seq, "evaluated_at": e.evaluated_at, "who": e.who, "feedback_sha256": e.feedback_sha256,
+            "feedback_rows": e.feedback_rows, "flagged": list(e.flagged), "macro_f1": e.metrics.get("macro_f1"),
+            "report": e.details.get("report")}  # fmt: skip
 
 
 @app.command()

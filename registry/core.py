@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,8 @@ class Registry:
             for stored in (self.blobs.put_file(f),)
         ]
         lineage = gather_lineage(run_dir, project, overrides or {})
+        if lineage.get("thresholds") is None and isinstance(metrics.get("thresholds"), Mapping):
+            lineage["thresholds"] = dict(metrics["thresholds"])  # taxonomy thresholds tuned on val by `evaluate`
         draft = VersionRecord(
             name=name, version=0, task=card.task, created_at=now(), manifest_sha256=manifest_sha256(artifacts),
             artifacts=tuple(artifacts), lineage=lineage, metrics=scorecard_to_dict(card),
@@ -102,6 +104,8 @@ class Registry:
         )  # fmt: skip
         move = MoveRequest(name, "candidate", 0, None, who or who_am_i(), "registered", "register")
         record, created = self.meta.add_version(draft, move)
+        if not created and record.version in self.meta.withdrawn(name):  # the same files, registered again
+            self.meta.reinstate(name, record.version, MoveRequest(**{**move.__dict__, "why": "registered again"}))
         log.info("%s v%d %s (%d artifacts)", name, record.version, "registered" if created else "exists",
                  len(artifacts))  # fmt: skip
         return record, created
@@ -194,6 +198,7 @@ class Registry:
         ]
 
     def _verify_or_raise(self, record: VersionRecord) -> None:
+        self._refuse_withdrawn(record)
         problems = self.problems(record)
         if problems:
             raise ArtifactIntegrityError("refusing to use a damaged version: " + "; ".join(problems))
@@ -203,6 +208,7 @@ class Registry:
         problems = [p for record in self.meta.list_versions(name) for p in self.problems(record)]
         names = sorted({r.name for r in self.meta.list_versions(name)})
         for model in names:
+            problems += self._withdrawal_problems(model)
             for alias, version in self.meta.aliases(model).items():
                 events = self.meta.history(model, alias)
                 if not events or events[-1].to_version != version:
@@ -215,6 +221,7 @@ class Registry:
         The default folder ``<root>/checkouts/<name>/v<N>`` is re-verified on every load.
         """
         record = self.resolve(ref)
+        self._refuse_withdrawn(record)
         folder = dest or self.root / "checkouts" / record.name / f"v{record.version}"
         if folder.exists() and any(folder.iterdir()):
             self._check_folder(record, folder)
@@ -241,6 +248,75 @@ class Registry:
                     f"{record.name} v{record.version}: {path} hashes to {got[:12]}, {artifact.sha256[:12]} "
                     "registered (tampered or truncated); refusing to load"
                 )
+
+    # flow transactions: checkpoint, then roll back to it if the flow fails after registering -----------------
+    def checkpoint(self, names: Iterable[str]) -> RegistryCheckpoint:
+        """Every alias holder and the highest version number of ``names``, taken before a flow's first write."""
+        names = [validate_name(n) for n in names]
+        aliases = {n: self.meta.aliases(n) for n in names}
+        versions = {n: max((r.version for r in self.meta.list_versions(n)), default=0) for n in names}
+        return RegistryCheckpoint(aliases, versions, now())
+
+    def rollback_to(self, checkpoint: RegistryCheckpoint, why: str, who: str | None = None) -> list[str]:
+        """Undo a failed flow's registry writes: every alias back to its checkpointed holder (audited compare-and-swap
+        moves, action ``rollback``), then every version created after the checkpoint withdrawn (an alias still on
+        one is unset in the same transaction). Idempotent. Returns what it did, one line per change.
+
+        Raises AliasConflictError when an alias moves during the rollback (run it again).
+        """
+        if not why.strip():
+            raise RegistryError("rollback_to needs a reason: it is recorded in the history")
+        who, done = who or who_am_i(), []
+        for name in sorted(checkpoint.versions):
+            before, withdrawn = checkpoint.aliases.get(name, {}), self.meta.withdrawn(name)
+            done += self._restore_aliases(name, before, who, why)
+            new = [r.version for r in self.meta.list_versions(name)
+                   if r.version > checkpoint.versions[name] and r.version not in withdrawn]  # fmt: skip
+            if new:
+                cleared = self.meta.withdraw(name, new, who, why)
+                done += [f"{name} v{v}: withdrawn" for v in new] + [f"{name}@{a}: unset (was unset)" for a in cleared]
+            for alias, holder in sorted(self.meta.aliases(name).items()):
+                if alias not in before:  # set after the checkpoint to a version that existed before it
+                    done.append(f"{name}@{alias}: NOT restored (v{holder} set after the checkpoint); move it by hand")
+                    log.warning(done[-1])
+        return done
+
+    def _restore_aliases(self, name: str, before: Mapping[str, int], who: str, why: str) -> list[str]:
+        """Move each alias that held a version at the checkpoint back to it (carrying that move's report hash)."""
+        done = []
+        for alias, holder in sorted(self.meta.aliases(name).items()):
+            target = before.get(alias)
+            if target is None or target == holder:
+                continue
+            held = [e for e in self.meta.history(name, alias) if e.to_version == target]
+            report = held[-1].gate_report_hash if held else None
+            self.meta.move_alias(MoveRequest(name, alias, target, holder, who, why, "rollback", None, None, report))
+            done.append(f"{name}@{alias}: v{holder} -> v{target} (rollback)")
+        return done
+
+    def _refuse_withdrawn(self, record: VersionRecord) -> None:
+        if record.version in self.meta.withdrawn(record.name):
+            raise RegistryError(f"{record.name} v{record.version} was withdrawn by a rolled-back flow; register its "
+                                "files again to reinstate it")  # fmt: skip
+
+    def _withdrawal_problems(self, name: str) -> list[str]:
+        """An alias never holds a withdrawn version; an alias unset after history only by a withdrawal."""
+        withdrawn, aliases, problems = self.meta.withdrawn(name), self.meta.aliases(name), []
+        problems += [f"{name}@{a}: holds withdrawn v{v}" for a, v in aliases.items() if v in withdrawn]
+        for alias in sorted({e.alias for e in self.meta.history(name)} - set(aliases)):
+            last = self.meta.history(name, alias)[-1].to_version
+            if alias not in withdrawn.get(last, []):
+                problems.append(f"{name}@{alias}: unset, but the history's last move set it to v{last}")
+        return problems
+
+
+@dataclass(frozen=True)
+class RegistryCheckpoint:
+    """Alias holders (``{name: {alias: version}}``) and highest version numbers (0: none) at one instant."""
+
+    aliases: Mapping[str, Mapping[str, int]]
+    versions: Mapping[str, int]
+    at: str
 
 
 def looks_like_ref(text: str) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import AliasConflictError, RegistryError
-from registry.store import AliasEvent, ArtifactRecord, MoveRequest, VersionRecord
+from registry.store import AliasEvent, ArtifactRecord, EvaluationRecord, MoveRequest, VersionRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -38,6 +38,31 @@ CREATE TABLE IF NOT EXISTS reports (
     at TEXT NOT NULL, report TEXT NOT NULL);
 """
 
+#: Re-evaluations on labelled feedback (``emosafe reevaluate``): created on open, so older databases gain the table
+#: (the migration); append-only, enforced by triggers so no code path can rewrite a past evaluation.
+EVALUATIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version INTEGER NOT NULL, evaluated_at TEXT NOT NULL,
+    who TEXT NOT NULL, feedback_sha256 TEXT NOT NULL, feedback_rows INTEGER NOT NULL, flagged TEXT NOT NULL,
+    metrics TEXT NOT NULL, details TEXT NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES versions (name, version));
+CREATE INDEX IF NOT EXISTS evaluations_by_version ON evaluations (name, version, seq);
+CREATE TRIGGER IF NOT EXISTS evaluations_no_update BEFORE UPDATE ON evaluations
+    BEGIN SELECT RAISE(ABORT, 'evaluations are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS evaluations_no_delete BEFORE DELETE ON evaluations
+    BEGIN SELECT RAISE(ABORT, 'evaluations are append-only'); END;
+"""
+
+#: Versions withdrawn by a rolled-back flow (``Registry.rollback_to``): kept for the audit, never resolvable by an
+#: alias; ``cleared`` lists the aliases the withdrawal unset (JSON), which is how ``verify`` explains an alias whose
+#: last history row points at a withdrawn version. Created on open, so older databases gain the table.
+WITHDRAWN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS withdrawn (
+    name TEXT NOT NULL, version INTEGER NOT NULL, at TEXT NOT NULL, who TEXT NOT NULL, why TEXT NOT NULL,
+    cleared TEXT NOT NULL,
+    PRIMARY KEY (name, version), FOREIGN KEY (name, version) REFERENCES versions (name, version));
+"""
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -55,6 +80,8 @@ class SqliteMetadataStore:
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(SCHEMA)  # executescript commits first, so it runs outside _write()
+        self._db.executescript(EVALUATIONS_SCHEMA)
+        self._db.executescript(WITHDRAWN_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -194,6 +221,65 @@ class SqliteMetadataStore:
             "SELECT report FROM reports WHERE name = ? AND version = ? ORDER BY at DESC LIMIT 1", (name, version)
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    # evaluations (continuous re-evaluation) -------------------------------------------------------------------
+    def add_evaluation(self, draft: EvaluationRecord) -> EvaluationRecord:
+        """Append one evaluation of an existing version (its ``seq`` is assigned here), in one transaction.
+
+        Raises RegistryError when the version does not exist. Past rows are never changed (triggers refuse).
+        """
+        with self._write() as db:
+            if self.get_version(draft.name, draft.version) is None:
+                raise RegistryError(f"{draft.name}: version {draft.version} does not exist")
+            cursor = db.execute(
+                "INSERT INTO evaluations (name, version, evaluated_at, who, feedback_sha256, feedback_rows, flagged, "
+                "metrics, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (draft.name, draft.version, draft.evaluated_at, draft.who, draft.feedback_sha256, draft.feedback_rows,
+                 json.dumps(list(draft.flagged)), json.dumps(draft.metrics, sort_keys=True),
+                 json.dumps(draft.details, sort_keys=True)),
+            )  # fmt: skip
+        return EvaluationRecord(**{**draft.__dict__, "seq": int(cursor.lastrowid or 0)})
+
+    def evaluations(self, name: str | None = None, version: int | None = None) -> list[EvaluationRecord]:
+        """Evaluations in the order they were appended, optionally of one model / one version."""
+        clauses = [c for c, v in (("name = ?", name), ("version = ?", version)) if v is not None]
+        query = "SELECT * FROM evaluations" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY seq"
+        rows = self._db.execute(query, tuple(v for v in (name, version) if v is not None))
+        return [
+            EvaluationRecord(seq, model, int(number), at, who, sha, int(n), tuple(json.loads(flagged)),
+                             json.loads(metrics), json.loads(details))
+            for seq, model, number, at, who, sha, n, flagged, metrics, details in rows
+        ]  # fmt: skip
+
+    # withdrawals (flow rollback) ----------------------------------------------------------------------------------
+    def withdraw(self, name: str, versions: list[int], who: str, why: str) -> list[str]:
+        """Mark ``versions`` withdrawn and unset every alias still holding one of them, in one transaction.
+
+        Returns the aliases unset. Versions already withdrawn are left as they were.
+        """
+        with self._write() as db:
+            marks = ",".join("?" * len(versions))
+            rows = db.execute(f"SELECT alias FROM aliases WHERE name = ? AND version IN ({marks}) ORDER BY alias",
+                              (name, *versions)).fetchall()  # fmt: skip
+            cleared = [str(row[0]) for row in rows]
+            db.execute(f"DELETE FROM aliases WHERE name = ? AND version IN ({marks})", (name, *versions))
+            db.executemany(
+                "INSERT OR IGNORE INTO withdrawn VALUES (?, ?, ?, ?, ?, ?)",
+                [(name, v, now(), who, why, json.dumps(cleared)) for v in versions],
+            )
+        return cleared
+
+    def withdrawn(self, name: str) -> dict[int, list[str]]:
+        """``{version: aliases its withdrawal unset}`` for the withdrawn versions of ``name``."""
+        rows = self._db.execute("SELECT version, cleared FROM withdrawn WHERE name = ?", (name,))
+        return {int(version): list(json.loads(cleared)) for version, cleared in rows}
+
+    def reinstate(self, name: str, version: int, move: MoveRequest) -> None:
+        """Undo a withdrawal (the same files were registered again) and apply ``move`` (to ``candidate``) with it."""
+        with self._write() as db:
+            db.execute("DELETE FROM withdrawn WHERE name = ? AND version = ?", (name, version))
+            current = self._alias(name, move.alias)
+            self._apply_move(MoveRequest(**{**move.__dict__, "to_version": version, "expected": current}))
 
 
 def _v(version: int | None) -> str:

@@ -72,6 +72,26 @@ class MoveRequest:
     gate_report_hash: str | None = None
 
 
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """One dated re-evaluation of a version on labelled feedback (``emosafe reevaluate``); append-only.
+
+    ``metrics`` is the evaluation's MetricsReport (figures with CIs, counts); ``flagged`` names the failed floor
+    checks (empty when none). Neither holds message text: the feedback is identified by sha256 and row count.
+    """
+
+    seq: int  # assigned by the store
+    name: str
+    version: int
+    evaluated_at: str
+    who: str
+    feedback_sha256: str
+    feedback_rows: int
+    flagged: tuple[str, ...]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # floor checks, thresholds, report path, model ref
+
+
 class MetadataStore(Protocol):
     """Transactional metadata. Every method is atomic; ``move_alias`` is one compare-and-swap transaction."""
 
@@ -84,6 +104,11 @@ class MetadataStore(Protocol):
     def save_report(self, report_hash: str, name: str, version: int, promote: bool, report: dict[str, Any]) -> None: ...
     def get_report(self, report_hash: str) -> dict[str, Any] | None: ...
     def latest_report(self, name: str, version: int) -> dict[str, Any] | None: ...
+    def add_evaluation(self, draft: EvaluationRecord) -> EvaluationRecord: ...
+    def evaluations(self, name: str | None = None, version: int | None = None) -> list[EvaluationRecord]: ...
+    def withdraw(self, name: str, versions: list[int], who: str, why: str) -> list[str]: ...
+    def withdrawn(self, name: str) -> dict[int, list[str]]: ...
+    def reinstate(self, name: str, version: int, move: MoveRequest) -> None: ...
 
 
 class BlobStore(Protocol):

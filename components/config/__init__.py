@@ -31,7 +31,10 @@ from components.config.prepare import (
     SplitConfig,
     TableSource,
 )
+from components.config.reevaluate import ReevaluateConfig
 from components.config.register import RegisterConfig
+from components.config.report import ReportConfig
+from components.config.ship import ShipConfig
 from components.config.train import TrainConfig
 from components.config.validate import ValidateConfig
 from components.errors import ConfigError
@@ -68,7 +71,10 @@ class Params(Frozen):
     export: ExportConfig = ExportConfig()
     monitor: MonitorConfig = MonitorConfig()
     predict: PredictConfig = PredictConfig()
+    reevaluate: ReevaluateConfig = ReevaluateConfig()
     register: RegisterConfig = RegisterConfig()
+    report: ReportConfig = ReportConfig()
+    ship: ShipConfig = ShipConfig()
     train: TrainConfig = TrainConfig()
     validate: ValidateConfig = ValidateConfig()  # type: ignore[assignment]  # shadows the deprecated v1 classmethod
 

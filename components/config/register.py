@@ -74,4 +74,8 @@ class RegisterConfig(Frozen):
         description="Registry folder (SQLite metadata + sha256 artifact store); EMOSAFE_REGISTRY overrides it.",
     )
     wandb_project: str = Field(default="emosafe", description="W&B project used to link versions when online.")
+    report: str = Field(
+        default="reports/register/register.json",
+        description="The register stage's record: versions, created flags, gate verdicts (no text; a DVC out).",
+    )
     gate: GateConfig = GateConfig()

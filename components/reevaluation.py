@@ -1,0 +1,89 @@
+"""Continuous evaluation: judge a version's figures on new labelled feedback against the promotion gate's floors.
+
+Pure. Measuring is ``components.evaluation`` (the one evaluation path) and the floor rules are
+``components.promotion.floor_checks`` (the gate's own), so a production version is held on feedback to exactly the
+standard that let it in. What is new here is only what feedback needs: a class or category with no rows in the
+feedback cannot be measured (its F1 would read 0 by the zero-division convention), so it is reported as not
+assessable instead of being flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from components.config.register import GateConfig
+from components.metrics import MetricsReport
+from components.promotion import Check, floor_checks
+from components.schema import CATEGORIES
+from components.scorecard import scorecard_from_dict
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class FloorReview:
+    """The floor checks on one re-evaluation. ``flagged`` names the failed checks (e.g. ``f1_floor:unsafe``)."""
+
+    floor_on: str
+    checks: tuple[Check, ...]
+    flagged: tuple[str, ...]
+    not_assessable: tuple[str, ...]  # classes/categories absent from the feedback: nothing to measure
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def review_floors(report: MetricsReport, gate: GateConfig) -> FloorReview:
+    """Apply ``register.gate``'s floors (F1 per class/category, trinary macro-F1, unsafe recall; on the CI's lower
+    bound or the point value, per ``floor_on``) to an evaluation's figures.
+
+    A check about a class/category with no feedback rows is dropped and listed under ``not_assessable``. Raises
+    MetricsFormatError only if ``report`` is not an evaluation report (a programming mistake).
+    """
+    card = scorecard_from_dict(report.to_dict(), origin=f"{report.task} re-evaluation")
+    absent = {name for name, scores in report.per_class.items() if scores.support == 0}
+    kept, skipped = [], []
+    for check in floor_checks(card, gate):
+        about = _subject(check.name)
+        if about in absent:
+            skipped.append(about)
+        else:
+            kept.append(check)
+    return FloorReview(
+        floor_on=gate.floor_on,
+        checks=tuple(kept),
+        flagged=tuple(c.name for c in kept if not c.passed),
+        not_assessable=tuple(dict.fromkeys(skipped)),
+    )
+
+
+def _subject(check_name: str) -> str:
+    """The class/category a floor check is about (``unsafe`` for the unsafe-recall floor; '' for macro-F1)."""
+    if check_name.startswith("f1_floor:"):
+        return check_name.split(":", 1)[1]
+    return "unsafe" if check_name == "unsafe_recall_floor" else ""
+
+
+def stored_thresholds(bundle_thresholds: Mapping[str, float], lineage_thresholds: Any) -> tuple[dict[str, float], str]:
+    """The taxonomy thresholds a registered version decides with, and where they came from.
+
+    An exported bundle ships them in labels.json (what serving applies); a registered training run carries them in
+    its lineage (``thresholds``: from meta.json, or the val-tuned ones of the metrics it was registered with;
+    category -> number or -> {threshold: number}). Otherwise every category gets 0.5, the evaluation path's default,
+    and the source says so. Unknown names are ignored, not guessed.
+    """
+    if bundle_thresholds:
+        return {c: float(bundle_thresholds.get(c, DEFAULT_THRESHOLD)) for c in CATEGORIES}, "bundle labels.json"
+    found: dict[str, float] = {}
+    if isinstance(lineage_thresholds, Mapping):
+        for category in CATEGORIES:
+            value = lineage_thresholds.get(category)
+            if isinstance(value, Mapping):
+                value = value.get("threshold")
+            if isinstance(value, int | float) and 0.0 <= float(value) <= 1.0:
+                found[category] = float(value)
+    if found:
+        return {c: found.get(c, DEFAULT_THRESHOLD) for c in CATEGORIES}, "version lineage (registered thresholds)"
+    return {c: DEFAULT_THRESHOLD for c in CATEGORIES}, f"default {DEFAULT_THRESHOLD} (the version stores none)"

@@ -1,0 +1,122 @@
+"""DVC inside the flows: the one module that imports dvc (a fast-moving library), so an upgrade touches one file.
+
+A pipeline task asks DVC whether its stage (every matrix item of it, e.g. ``train@smollm2-8l-trinary``) is up to
+date against dvc.lock and skips the stage function if so; after running it, ``commit`` records the result in dvc.lock
+exactly as ``dvc repro`` would (dependency and output hashes, params values), so a later ``dvc status`` or
+``dvc repro`` sees the stage up to date. Calls are serialised by one lock: DVC holds a repo-wide file lock and
+concurrent writers of dvc.lock would otherwise fail or interleave.
+
+What can fail: a corrupt dvc.yaml/dvc.lock or a busy repo lock raise DVC's own exceptions (the task fails);
+``push`` raises when the remote is unreachable (the push task retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+log = logging.getLogger(__name__)
+LOCK_FILE = "dvc.lock"
+_SERIAL = threading.Lock()
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What a DVC-aware task did: ran the stage function (and recorded it) or skipped it as up to date."""
+
+    stage: str
+    ran: bool
+    targets: tuple[str, ...]  # the dvc.yaml stages checked and committed; empty: not a DVC stage (always runs)
+    summary: Any = None
+
+
+def _repo(root: Path) -> Any:
+    from dvc.repo import Repo
+
+    return Repo(str(root))
+
+
+def stage_targets(root: Path, stage: str) -> list[str]:
+    """``stage`` and its matrix/foreach items as dvc.yaml names them; [] when dvc.yaml has no such stage (or none)."""
+    if not (root / "dvc.yaml").is_file():
+        return []
+    with _SERIAL, _repo(root) as repo:
+        names = [s.addressing for s in repo.index.stages]
+    return [name for name in names if name == stage or name.startswith(f"{stage}@")]
+
+
+def changed(root: Path, targets: Iterable[str]) -> dict[str, Any]:
+    """``dvc status <targets>``: what differs from dvc.lock, per stage ({} when every target is up to date)."""
+    with _SERIAL, _repo(root) as repo:
+        return dict(repo.status(targets=list(targets)))
+
+
+def commit(root: Path, targets: Iterable[str]) -> None:
+    """``dvc commit <target> --force`` each: cache the outputs and write the stage's entry into dvc.lock."""
+    with _SERIAL, _repo(root) as repo:
+        for target in targets:
+            repo.commit(target, force=True)
+
+
+def cached_stage(root: Path, stage: str, run: Callable[[], T], targets: list[str] | None = None) -> StageRun:
+    """Skip ``run`` when every target is up to date in dvc.lock; otherwise run it and commit the targets.
+
+    ``targets`` defaults to the stage's items in dvc.yaml; a stage absent from dvc.yaml always runs, unrecorded.
+    """
+    names = stage_targets(root, stage) if targets is None else targets
+    if names and not changed(root, names):
+        log.info("%s: up to date in dvc.lock (%s), not run", stage, ", ".join(names))
+        return StageRun(stage, False, tuple(names))
+    summary = run()
+    if names:
+        commit(root, names)
+    return StageRun(stage, True, tuple(names), summary)
+
+
+def read_lock(root: Path) -> bytes | None:
+    """dvc.lock's bytes (None when absent), to restore it when a flow rolls back what it recorded."""
+    path = root / LOCK_FILE
+    return path.read_bytes() if path.is_file() else None
+
+
+def restore_lock(root: Path, content: bytes | None) -> None:
+    """Put dvc.lock back as ``read_lock`` saw it (atomic replace), so rolled-back stages run again next time."""
+    path = root / LOCK_FILE
+    with _SERIAL:
+        if content is None:
+            path.unlink(missing_ok=True)
+            return
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".dvc.lock.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+
+def data_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
+    """The md5 dvc.lock records for each output in ``paths`` (the data the flow ran on); absent ones are left out."""
+    content = read_lock(root)
+    wanted = set(paths)
+    found: dict[str, str] = {}
+    stages = (yaml.safe_load(content) or {}).get("stages", {}) if content else {}
+    for entry in stages.values():
+        for out in entry.get("outs", []):
+            if out.get("path") in wanted and out.get("md5"):
+                found[out["path"]] = out["md5"]
+    return found
+
+
+def push(root: Path) -> int:
+    """``dvc push`` to the default remote; returns how many files were transferred (0: the remote had them)."""
+    with _SERIAL, _repo(root) as repo:
+        return int(repo.push())

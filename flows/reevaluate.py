@@ -1,0 +1,55 @@
+"""The ``reevaluate`` flow: continuous evaluation of a registered version on new labelled feedback.
+
+Scheduled daily by the ``reevaluate-daily`` deployment. When the re-evaluation flags the version (a floor or a
+regression failed on the feedback), the flow emits the Prefect event ``emosafe.reevaluate.flagged``; the ``retrain``
+deployment's trigger (prefect.yaml) listens for it, as it does for the monitor's drift alarm.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.events import emit_event
+
+from flows.common import optional, params
+
+log = logging.getLogger(__name__)
+FLAGGED_EVENT = "emosafe.reevaluate.flagged"
+
+
+@task(name="reevaluate", retries=1, retry_delay_seconds=5)
+def reevaluate_task(feedback: str, model_ref: str | None, params_path: str, root: str) -> dict[str, Any]:
+    """Score the version on ``feedback``; returns whether it is flagged and the summary (counts, never text)."""
+    reevaluate = optional("components.stages.reevaluate", "reevaluate")
+    if reevaluate is None:
+        raise RuntimeError("components.stages.reevaluate is not available in this checkout")
+    base = Path(root)
+    outcome = reevaluate(params(params_path, root), base, base / feedback, model_ref)
+    return {"flagged": outcome.flagged, "summary": outcome.summary}
+
+
+@flow(name="reevaluate")
+def reevaluate_flow(
+    feedback: str = "data/feedback/labelled.jsonl",
+    model_ref: str | None = None,
+    params_path: str = "params.yaml",
+    root: str = ".",
+) -> dict[str, Any]:
+    """Re-evaluate ``model_ref`` (default: the production versions) and raise the flag as an event if needed."""
+    result = reevaluate_task(feedback, model_ref, params_path, root)
+    if result["flagged"]:
+        emit_event(
+            event=FLAGGED_EVENT,
+            resource={"prefect.resource.id": f"emosafe.model.{model_ref or 'production'}"},
+            payload={"model_ref": model_ref, "feedback": feedback, "flagged": result["flagged"],
+                     "summary": result["summary"]},
+        )  # fmt: skip
+        log.warning("re-evaluation flagged %s; event %s emitted", model_ref or "production", FLAGGED_EVENT)
+    return result
+
+
+if __name__ == "__main__":
+    reevaluate_flow()

@@ -1,0 +1,93 @@
+"""The registry part of the ``pipeline`` flow: register, export, ship, inside one registry transaction.
+
+``checkpoint_task`` records the registry state of the task's registered models (and dvc.lock) before ``register``;
+if any later task fails, ``rollback_task`` restores both: the registry through ``Registry.rollback_to`` (audited in
+its history) and dvc.lock, so the rolled-back stages run again next time instead of looking up to date.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from flows.common import optional, params, stage, unavailable
+from flows.dvc_tasks import StageRun, read_lock, restore_lock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """What a rollback restores: the registry checkpoint (None if the registry cannot take one) and dvc.lock."""
+
+    checkpoint: Any
+    lock: bytes | None
+
+
+def _registry(params_path: str, root: str) -> Any:
+    from registry.core import Registry, registry_root
+
+    config = params(params_path, root).register
+    return Registry(registry_root(config, Path(root)), config.gate, config.wandb_project)
+
+
+def model_names(params_path: str, root: str) -> list[str]:
+    """The registered models the release stages may touch: one per task (``emosafe-<task>``)."""
+    from registry.names import default_name
+
+    loaded = params(params_path, root)
+    return [default_name(name) for name in dict.fromkeys([*loaded.evaluate.tasks, *loaded.export.tasks])]
+
+
+@task(name="checkpoint")
+def checkpoint_task(params_path: str, root: str = ".") -> Transaction:
+    """Registry checkpoint + dvc.lock snapshot, taken before ``register``."""
+    registry = _registry(params_path, root)
+    if not hasattr(registry, "checkpoint"):
+        log.warning("registry.core.Registry has no checkpoint(): a failure after register cannot roll it back")
+        return Transaction(None, read_lock(Path(root)))
+    return Transaction(registry.checkpoint(model_names(params_path, root)), read_lock(Path(root)))
+
+
+@task(name="rollback")
+def rollback_task(params_path: str, root: str, transaction: Transaction, why: str) -> list[str]:
+    """Undo the registry changes since the checkpoint (recorded with ``why``) and put dvc.lock back."""
+    restore_lock(Path(root), transaction.lock)
+    if transaction.checkpoint is None:
+        return ["dvc.lock restored; no registry checkpoint to roll back to"]
+    done = list(_registry(params_path, root).rollback_to(transaction.checkpoint, why))
+    log.warning("registry rolled back to the checkpoint taken before register (%s): %s", why, done or "nothing to undo")
+    return ["dvc.lock restored", *done]
+
+
+@task(name="register")
+def register_task(params_path: str, root: str = ".") -> StageRun:
+    """Register every fine-tuned run with its evaluation, gate decided (moves no guarded alias)."""
+    register = optional("components.stages.register", "register")
+    if register is None:
+        return unavailable("register", "components.stages.register")
+    return stage("register", root, lambda: register(params(params_path, root), Path(root)).summary)
+
+
+@task(name="export")
+def export_task(params_path: str, root: str = ".") -> StageRun:
+    """The on-device model's runs -> ONNX bundles with parity and int8 proofs (every ``export@<task>``)."""
+    from components.stages.export import export_all
+
+    def run() -> list[str]:
+        return [str(outcome.folder) for outcome in export_all(params(params_path, root), Path(root))]
+
+    return stage("export", root, run)
+
+
+@task(name="ship")
+def ship_task(params_path: str, root: str = ".") -> StageRun:
+    """Register the ONNX bundles with their reference profile; the gate decides whether production moves."""
+    ship = optional("components.stages.ship", "ship")
+    if ship is None:
+        return unavailable("ship", "components.stages.ship")
+    return stage("ship", root, lambda: ship(params(params_path, root), Path(root)).summary)

@@ -1,0 +1,135 @@
+"""The `pipeline` flow under a real (ephemeral) Prefect API and real DVC: each task skips a stage dvc.lock records as
+up to date, records what it ran as `dvc repro` would, and a failure after `register` rolls the registry and dvc.lock
+back.
+
+The fast tests replace the stage functions by fakes that write each stage's dvc.yaml outputs (so DVC hashes real
+files): they test the orchestration, not the stages. The slow test runs the real stages on a tiny rung.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import VENV_BIN
+from tests.flow_project import dvc_stages, make_project
+
+STAGE_MODULES = {  # stage -> (module, function) the flow's task calls
+    "prepare": ("components.stages.prepare", "prepare"),
+    "augment": ("components.stages.augment", "augment"),
+    "validate": ("components.stages.validate", "validate"),
+    "convert": ("components.stages.convert", "convert"),
+    "train": ("components.stages.train", "train"),
+    "evaluate": ("components.stages.evaluate", "evaluate"),
+    "report": ("components.stages.report", "report"),
+    "register": ("components.stages.register", "register"),
+    "export": ("components.stages.export", "export_all"),
+    "ship": ("components.stages.ship", "ship"),
+}
+
+
+def dvc(root: Path, *args: str) -> str:
+    done = subprocess.run([str(VENV_BIN / "dvc"), *args], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _outs(root: Path) -> dict[str, list[str]]:
+    """Each dvc.yaml stage's output paths (matrix items resolved by DVC), by base stage name."""
+    from dvc.repo import Repo
+
+    outs: dict[str, list[str]] = {}
+    with Repo(str(root)) as repo:
+        for stage in repo.index.stages:
+            outs.setdefault(stage.addressing.split("@")[0], []).extend(str(o.def_path) for o in stage.outs)
+    return outs
+
+
+def _fake(stage: str, root: Path, outs: list[str], calls: Counter[str], fail: set[str]) -> Any:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        calls[stage] += 1
+        if stage in fail:
+            raise RuntimeError(f"injected failure in {stage}")
+        for out in outs:
+            path = root / out
+            target = path if path.suffix in {".json", ".parquet", ".jsonl"} else path / "part.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps({"stage": stage, "n": calls[stage]}))
+        result = types.SimpleNamespace(summary={"stage": stage}, report_path=root / "r.json", folders={}, folder=root)
+        return [result] if stage == "export" else result
+
+    return run
+
+
+@pytest.fixture
+def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Counter[str], set[str]]:
+    """A tiny project copy whose stage functions are fakes counting their calls; add a stage to the set to fail it."""
+    root = make_project(tmp_path / "emosafe")
+    outs, calls, fail = _outs(root), Counter[str](), set[str]()
+    for stage, (module_name, function) in STAGE_MODULES.items():
+        module = sys.modules.get(module_name) or types.ModuleType(module_name)
+        monkeypatch.setitem(sys.modules, module_name, module)
+        monkeypatch.setattr(module, function, _fake(stage, root, outs.get(stage, []), calls, fail), raising=False)
+    return root, calls, fail
+
+
+def test_second_run_runs_no_stage_and_dvc_agrees(harness: None, fakes: tuple[Path, Counter[str], set[str]]) -> None:
+    from flows.pipeline import pipeline
+
+    root, calls, _ = fakes
+    first = pipeline("params.yaml", str(root))
+    assert set(STAGE_MODULES) <= set(calls) and calls["train"] == 1
+    recorded = dvc_stages(root)
+    assert {"prepare", "augment", "validate", "convert", "train", "evaluate", "export"} <= recorded
+    assert {s.split("@")[0] for s in first["ran"]} == set(STAGE_MODULES)
+    assert "up to date" in dvc(root, "status")  # dvc.lock is what `dvc repro` would have written
+    assert first["data"]["data/prepared/dataset.parquet"] == _lock_md5(root, "data/prepared/dataset.parquet")
+    assert (root / ".dvc-storage").is_dir() and first["pushed"] > 0
+
+    calls.clear()
+    second = pipeline("params.yaml", str(root))
+    ran_again = {s.split("@")[0] for s in second["ran"]}
+    assert not ran_again & recorded, second["ran"]  # stages in dvc.yaml: none ran (train trained nothing)
+    assert not set(calls) & recorded and second["pushed"] == 0
+
+
+def test_failure_after_register_restores_dvc_lock_and_fails_the_flow(
+    harness: None, fakes: tuple[Path, Counter[str], set[str]]
+) -> None:
+    from flows.pipeline import pipeline
+
+    root, calls, fail = fakes
+    fail.add("ship")
+    state = pipeline("params.yaml", str(root), return_state=True)
+    assert state.is_failed()
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert "evaluate" in lock and "register" not in lock and not [s for s in lock if s.startswith("export")]
+    fail.clear()
+    calls.clear()
+    pipeline("params.yaml", str(root))
+    assert calls["register"] == 1 and calls["export"] == 1 and calls["train"] == 0  # rolled-back part runs again
+
+
+def _lock_md5(root: Path, path: str) -> str:
+    for entry in yaml.safe_load((root / "dvc.lock").read_text())["stages"].values():
+        for out in entry.get("outs", []):
+            if out["path"] == path:
+                return str(out["md5"])
+    raise AssertionError(f"{path} not in dvc.lock")
