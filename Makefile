@@ -56,7 +56,7 @@ format: setup ## Apply ruff's fixes and formatting
 	ruff check --fix .
 	ruff format .
 
-bench: setup ## Run the benchmarks in benchmarks/ (speed and memory, never in tests)
+bench: setup ## Run the benchmarks in benchmarks/ (speed and memory; EMOSAFE_BENCH_SLOW=1 adds the 1B export)
 	python benchmarks/run.py
 
 repro: setup ## dvc repro (what `make run` does, without the summary)

@@ -79,7 +79,7 @@ def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
     from components.merged import encode, load_merged, pad, read_run
 
     torch.set_num_threads(threads)
-    params, source = export_params()
+    config, source = export_config()
     started = time.perf_counter()
     run = read_run(run_dir, run_dir.resolve().parents[1])
     model, tokenizer = load_merged(run)
@@ -91,11 +91,11 @@ def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
     (folder / LABELS_FILE).write_text(json.dumps(labels.to_dict()))
     test = _test_split(Path(os.environ.get("EMOSAFE_BENCH_DATA", REPO / DATA)))
     sample = pad(encode(tokenizer, test["text"].astype(str).tolist()[:2], run.max_length), tokenizer.pad_token_id)
-    exported = export_onnx(model, *sample, folder / "model_fp32.onnx", params.export.opset, 2_000_000_000)
-    settings = params.export.quantize
+    exported = export_onnx(model, *sample, folder / "model_fp32.onnx", config.opset, 2_000_000_000)
+    settings = config.quantize
     log.info("quantizing with %s (%s)", settings.model_dump(mode="json"), source)
     quantized = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000)
-    quality = _quality(folder, model, tokenizer, labels, test, params, threads)
+    quality = _quality(folder, model, tokenizer, labels, test, config, threads)
     return {"load_merge_s": round(load_s, 1), "export_s": round(exported.seconds, 1),
             "quantize_s": round(quantized.seconds, 1),
             "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
@@ -108,17 +108,18 @@ def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
             "quality": quality}  # fmt: skip
 
 
-def export_params() -> tuple[Any, str]:
-    """The project's params (params.yaml, as ``emosafe export`` reads it), or the code defaults when params.yaml
-    does not load (it is edited by several people); the second item says which one was used."""
-    from components.config import Params, load_params
+def export_config() -> tuple[Any, str]:
+    """The ``export`` section as ``emosafe export`` reads it from params.yaml, or the code defaults when params.yaml
+    does not load (several people edit it); the second item says which one was used."""
+    from components.config import load_params
+    from components.config.export import ExportConfig
     from components.errors import EmosafeError
 
     try:
-        return load_params(REPO / "params.yaml"), "params.yaml export.quantize"
+        return load_params(REPO / "params.yaml").export, "params.yaml export.quantize"
     except EmosafeError as exc:
         log.warning("params.yaml did not load (%s): using the code defaults of export.quantize", exc)
-        return Params(), "code defaults (QuantizeConfig(); params.yaml did not load)"
+        return ExportConfig(), "code defaults (ExportConfig().quantize; params.yaml did not load)"
 
 
 def _test_split(path: Path) -> Any:
@@ -128,20 +129,20 @@ def _test_split(path: Path) -> Any:
     return frame[frame["split"] == "test"].sort_values("id").reset_index(drop=True)
 
 
-def _quality(folder: Path, model: Any, tokenizer: Any, labels: Any, test: Any, params: Any, threads: int) -> Any:
+def _quality(folder: Path, model: Any, tokenizer: Any, labels: Any, test: Any, config: Any, threads: int) -> Any:
     """Test macro-F1 of torch fp32, ONNX fp32 and ONNX int8 (evaluation path), and int8's drops against both."""
     from components.evaluation import evaluate
     from components.export import OnnxPredictor
     from components.export_checks import compare_quantized
     from components.merged import TorchPredictor
 
-    size, thresholds = params.export.batch_size, labels.thresholds or None
+    size, thresholds = config.batch_size, labels.thresholds or None
     predictors = {"torch_fp32": TorchPredictor(model, tokenizer, labels.task, labels.max_length, size)} | {
         f"onnx_{v}": OnnxPredictor(folder, v, size, threads, verify=False) for v in ("fp32", "int8")
     }
     results = {name: evaluate(p, test, labels.task, thresholds) for name, p in predictors.items()}
-    vs_torch = compare_quantized(results["torch_fp32"], results["onnx_int8"], params.export.limits)
-    vs_onnx = compare_quantized(results["onnx_fp32"], results["onnx_int8"], params.export.limits)
+    vs_torch = compare_quantized(results["torch_fp32"], results["onnx_int8"], config.limits)
+    vs_onnx = compare_quantized(results["onnx_fp32"], results["onnx_int8"], config.limits)
     keep = ("macro_f1_fp32", "macro_f1_int8", "macro_f1_drop", "f1_drop", "label_agreement", "passed", "problems")
     return {"split": "test", "n": len(test), "task": labels.task,
             "macro_f1": {name: round(r.report.macro_f1.value or 0.0, 4) for name, r in results.items()},
@@ -197,7 +198,7 @@ def _measure(engine: str, folder: Path, threads: int) -> dict[str, Any]:
         from transformers import LlamaForSequenceClassification
 
         torch.set_num_threads(threads)
-        model = LlamaForSequenceClassification.from_pretrained(folder / "torch").eval()
+        model = LlamaForSequenceClassification.from_pretrained(folder / "torch").eval()  # type: ignore[no-untyped-call]
         size = sum(p.stat().st_size for p in (folder / "torch").glob("*.safetensors"))
 
         def forward(ids: Any) -> Any:

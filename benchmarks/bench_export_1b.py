@@ -134,7 +134,7 @@ def _export(folder: Path, layers: int) -> dict[str, Any]:
     if layers:
         overrides["num_hidden_layers"] = layers
     started = time.perf_counter()
-    model = LlamaForSequenceClassification(paper_llama_config(MODEL, **overrides)).eval()
+    model = LlamaForSequenceClassification(paper_llama_config(MODEL, **overrides)).eval()  # type: ignore[no-untyped-call]
     model.requires_grad_(False)
     build_s = time.perf_counter() - started
     params = sum(p.numel() for p in model.parameters())
@@ -146,12 +146,12 @@ def _export(folder: Path, layers: int) -> dict[str, Any]:
 
 
 def _quantize(folder: Path) -> dict[str, Any]:
-    from bench_export import export_params
+    from bench_export import export_config
 
     from components.export import model_bytes, quantize_int8
 
-    params, source = export_params()
-    settings = params.export.quantize
+    config, source = export_config()
+    settings = config.quantize
     info = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000)
     for path in folder.glob("model_fp32.onnx*"):
         path.unlink()  # the measure step must not be able to touch the fp32 weights

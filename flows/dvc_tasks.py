@@ -4,7 +4,9 @@ A pipeline task asks DVC whether its stage (every matrix item of it, e.g. ``trai
 date against dvc.lock and skips the stage function if so; after running it, ``commit`` records the result in dvc.lock
 exactly as ``dvc repro`` would (dependency and output hashes, params values), so a later ``dvc status`` or
 ``dvc repro`` sees the stage up to date. Calls are serialised by one lock: DVC holds a repo-wide file lock and
-concurrent writers of dvc.lock would otherwise fail or interleave.
+concurrent writers of dvc.lock would otherwise fail or interleave. DVC's Python API resolves stage outputs against
+the working directory (outside the repo it fails an ``is_in_repo`` assertion), so each call runs inside the project
+folder, under that lock; stage functions take absolute roots or run from the project folder, so they do not care.
 
 What can fail: a corrupt dvc.yaml/dvc.lock or a busy repo lock raise DVC's own exceptions (the task fails);
 ``push`` raises when the remote is unreachable (the push task retries).
@@ -16,7 +18,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import chdir, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,30 +42,34 @@ class StageRun:
     summary: Any = None
 
 
-def _repo(root: Path) -> Any:
+@contextmanager
+def _repo(root: Path) -> Iterator[Any]:
+    """A DVC ``Repo`` of ``root``, used from inside ``root``, one caller at a time."""
     from dvc.repo import Repo
 
-    return Repo(str(root))
+    folder = root.resolve()
+    with _SERIAL, chdir(folder), Repo(str(folder)) as repo:
+        yield repo
 
 
 def stage_targets(root: Path, stage: str) -> list[str]:
     """``stage`` and its matrix/foreach items as dvc.yaml names them; [] when dvc.yaml has no such stage (or none)."""
     if not (root / "dvc.yaml").is_file():
         return []
-    with _SERIAL, _repo(root) as repo:
-        names = [s.addressing for s in repo.index.stages]
+    with _repo(root) as repo:
+        names = [s.name for s in repo.index.stages]
     return [name for name in names if name == stage or name.startswith(f"{stage}@")]
 
 
 def changed(root: Path, targets: Iterable[str]) -> dict[str, Any]:
     """``dvc status <targets>``: what differs from dvc.lock, per stage ({} when every target is up to date)."""
-    with _SERIAL, _repo(root) as repo:
+    with _repo(root) as repo:
         return dict(repo.status(targets=list(targets)))
 
 
 def commit(root: Path, targets: Iterable[str]) -> None:
     """``dvc commit <target> --force`` each: cache the outputs and write the stage's entry into dvc.lock."""
-    with _SERIAL, _repo(root) as repo:
+    with _repo(root) as repo:
         for target in targets:
             repo.commit(target, force=True)
 
@@ -118,5 +125,5 @@ def data_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
 
 def push(root: Path) -> int:
     """``dvc push`` to the default remote; returns how many files were transferred (0: the remote had them)."""
-    with _SERIAL, _repo(root) as repo:
+    with _repo(root) as repo:
         return int(repo.push())

@@ -58,7 +58,7 @@ def _outs(root: Path) -> dict[str, list[str]]:
     outs: dict[str, list[str]] = {}
     with Repo(str(root)) as repo:
         for stage in repo.index.stages:
-            outs.setdefault(stage.addressing.split("@")[0], []).extend(str(o.def_path) for o in stage.outs)
+            outs.setdefault(stage.name.split("@")[0], []).extend(str(o.def_path) for o in stage.outs)
     return outs
 
 
@@ -69,7 +69,7 @@ def _fake(stage: str, root: Path, outs: list[str], calls: Counter[str], fail: se
             raise RuntimeError(f"injected failure in {stage}")
         for out in outs:
             path = root / out
-            target = path if path.suffix in {".json", ".parquet", ".jsonl"} else path / "part.json"
+            target = path if path.suffix else path / "part.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps({"stage": stage, "n": calls[stage]}))
         result = types.SimpleNamespace(summary={"stage": stage}, report_path=root / "r.json", folders={}, folder=root)

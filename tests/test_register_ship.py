@@ -34,11 +34,10 @@ def ladder_project(root: Path, models: tuple[str, ...] = ("small", "large")) -> 
             report = root / "reports" / "evaluate" / f"{model}-fine_tuned-{task}.json"
             report.parent.mkdir(parents=True, exist_ok=True)
             report.write_text(json.dumps(metrics | {"model": model, "note": "no text here"}))
-    return parse_params(
-        {"prepare": {"sources": [{"name": "t", "kind": "emosafe", "path": "x.jsonl"}]},
-         "evaluate": {"fine_tuned_models": list(models), "tasks": ["trinary", "taxonomy"]},
-         "register": {"store": "store", "gate": LAX}}  # fmt: skip
-    )
+    raw = {"prepare": {"sources": [{"name": "t", "kind": "emosafe", "path": "x.jsonl"}]},
+           "evaluate": {"fine_tuned_models": list(models), "tasks": ["trinary", "taxonomy"]},
+           "register": {"store": "store", "gate": LAX}}  # fmt: skip
+    return parse_params(raw)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ model names, ``--data`` corpus) is checked before the first write.
 from __future__ import annotations
 
 import logging
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from components.errors import EvaluationError
 from components.evaluation import assess, category_matrix, check_frame
 from components.evaluation import evaluate as evaluate_frame
 from components.io import atomic_write_json, code_hash, read_parquet_input, sha256_file
+from components.memory import read_peak, reset_peak
 from components.metrics import Bootstrap, tune_thresholds
 from components.predictors import Predictor
 from components.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
@@ -136,6 +136,7 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig, seed:
     task = predictor.task
     bootstrap = Bootstrap(config.bootstrap_resamples, seed, config.confidence)
     val_frame = inputs.frame[inputs.frame["split"] == "val"]
+    was_reset = reset_peak()  # the model is loaded: the peak below is weights + inference, not earlier models
     start = time.perf_counter()
     val = evaluate_frame(predictor, val_frame, task, bootstrap=bootstrap)
     thresholds = None
@@ -148,6 +149,7 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig, seed:
     test = evaluate_frame(predictor, inputs.test, task, thresholds, bootstrap)
     canaries = check_canaries(predictor, inputs.canaries, thresholds)
     seconds = time.perf_counter() - start
+    peak = read_peak(was_reset)
     return {
         "task": task,
         "data_hash": inputs.data_hash,
@@ -158,7 +160,8 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig, seed:
         "inference": {
             "messages": len(val_frame) + len(inputs.test) + len(inputs.canaries),
             "seconds": round(seconds, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mb": peak.peak_rss_mb,  # whole process (Python, torch) while this model scored
+            "peak_rss_method": peak.method,
         },
     }
 

@@ -124,6 +124,7 @@ def _write_folder(out: Path, files: dict[str, bytes]) -> None:
     """Everything into a fresh folder beside ``out``, then one swap: no reader sees a half-written report."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the report is meant to be read
     try:
         for name, data in files.items():
             atomic_write_bytes(staging / name, data)
