@@ -5,8 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# `make run` stops after evaluate: the int8 export of SmolLM2-135M fails its check for now (docs/export.md).
-RUN_TARGET ?= evaluate
+# `make run` = the Prefect `pipeline` flow (temporary local API; every stage, DVC-aware, then `dvc push`).
 
 # DVC stage commands must find the venv's tools (emosafe, python), so its bin comes first.
 export PATH := $(BIN):$(PATH)
@@ -18,6 +17,9 @@ export WANDB_SILENT := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+# The stage functions log through the standard logging module; show them in the flow's output too.
+export PREFECT_LOGGING_EXTRA_LOGGERS ?= components,registry,monitoring,flows
 
 .PHONY: help setup run export test test-all lint format bench repro clean
 
@@ -33,9 +35,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## Create .venv and install the pinned set (constraints.txt)
 
-run: setup ## Set up, run the pipeline on the embedded default through DVC (up to evaluate), print the summary
-	dvc repro $(RUN_TARGET)
-	dvc push --quiet --with-deps $(RUN_TARGET)
+run: setup ## Set up, run the `pipeline` flow on the embedded default (Prefect, DVC-recorded), print the summary
+	python -m flows.pipeline
 	emosafe summary
 
 export: setup ## dvc repro the export stages (int8 ONNX; fails while the int8 check refuses the file)
@@ -59,7 +60,7 @@ format: setup ## Apply ruff's fixes and formatting
 bench: setup ## Run the benchmarks in benchmarks/ (speed and memory; EMOSAFE_BENCH_SLOW=1 adds the 1B export)
 	python benchmarks/run.py
 
-repro: setup ## dvc repro (what `make run` does, without the summary)
+repro: setup ## dvc repro: the same stages without Prefect (records the same dvc.lock)
 	dvc repro
 
 clean: ## Remove generated data (keeps .venv and the DVC cache)

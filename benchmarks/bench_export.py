@@ -7,11 +7,13 @@ applied are reported). F1: torch fp32, ONNX fp32 and ONNX int8 scored on the tes
 ``EMOSAFE_BENCH_DATA`` (default ``data/augmented/dataset.parquet``) through the one evaluation path. Without a
 trained run it falls back to SmolLM2-135M cut to 8 layers with a random 3-class head (speed and memory only).
 
-Each engine's latency runs in its own child process so its peak RSS is its own; the children run one after the
-other in one benchmark run and each records the load average (the CPU is shared). Shapes: batch 1 x 128 tokens
-and batch 8 x 128 tokens (random ids, no padding). Figures are absolute and as ratios against fp32 torch.
+Each engine's latency runs in fresh child processes so its peak RSS is its own: ``ROUNDS`` rounds in which the
+engines take turns (the CPU is shared, so a burst of other work lands on all engines alike), the times pooled
+into p50/p95, each process's load average recorded. Shapes: batch 1 x 128 tokens and batch 8 x 128 tokens
+(random ids, no padding). Figures are absolute and as ratios against fp32 torch.
 
 Usage: python benchmarks/run.py export   |   python benchmarks/bench_export.py [--cut LAYERS] [--run DIR]
+(``EMOSAFE_BENCH_QUANTIZE='{"method": "block8"}'`` overrides fields of export.quantize to compare recipes)
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bench_export")
 SHAPES = ((1, 128), (8, 128))
-REPEATS = {1: 30, 8: 10}
+REPEATS = {1: 30, 8: 12}
+ROUNDS = 3  # engines take turns (torch, ONNX fp32, ONNX int8, torch, ...) so others' load hits all of them alike
+ENGINES = ("torch_fp32", "onnx_fp32", "onnx_int8")
 
 
 RUN = "models/smollm2-30l-trinary"
@@ -47,7 +51,7 @@ def run(layers: int = 8, threads: int = 2, run_dir: Path | None = None, cut: boo
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         build = _build_run(folder, run_dir, threads) if finetuned else _build(folder, layers)
-        engines = {name: _child(name, folder, threads) for name in ("torch_fp32", "onnx_fp32", "onnx_int8")}
+        engines = _engines(folder, threads)
     base = engines["torch_fp32"]
     ratios = {name: _ratios(e, base) for name, e in engines.items()}
     agree = sum(a == b for a, b in zip(engines["onnx_int8"]["labels"], base["labels"], strict=True))
@@ -104,22 +108,29 @@ def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
             "quantization": {"settings_source": source,
                              "settings": settings.model_dump(mode="json"),
                              "excluded_nodes": list(quantized.excluded_nodes),
+                             "unmatched_exclusions": list(getattr(quantized, "unmatched", ())),
                              "quantized_nodes": quantized.quantized_nodes},
             "quality": quality}  # fmt: skip
 
 
 def export_config() -> tuple[Any, str]:
     """The ``export`` section as ``emosafe export`` reads it from params.yaml, or the code defaults when params.yaml
-    does not load (several people edit it); the second item says which one was used."""
+    does not load (several people edit it); ``EMOSAFE_BENCH_QUANTIZE`` (JSON) overrides fields of ``quantize`` to
+    compare recipes. The second item says which settings were used."""
     from components.config import load_params
     from components.config.export import ExportConfig
     from components.errors import EmosafeError
 
     try:
-        return load_params(REPO / "params.yaml").export, "params.yaml export.quantize"
+        config, source = load_params(REPO / "params.yaml").export, "params.yaml export.quantize"
     except EmosafeError as exc:
         log.warning("params.yaml did not load (%s): using the code defaults of export.quantize", exc)
-        return ExportConfig(), "code defaults (ExportConfig().quantize; params.yaml did not load)"
+        config, source = ExportConfig(), "code defaults (ExportConfig().quantize; params.yaml did not load)"
+    overrides = json.loads(os.environ.get("EMOSAFE_BENCH_QUANTIZE", "{}"))  # e.g. '{"method": "block8"}'
+    if overrides:
+        quantize = type(config.quantize)(**(config.quantize.model_dump() | overrides))
+        config, source = config.model_copy(update={"quantize": quantize}), f"{source} + EMOSAFE_BENCH_QUANTIZE"
+    return config, source
 
 
 def _test_split(path: Path) -> Any:
@@ -178,17 +189,42 @@ def _build(folder: Path, layers: int) -> dict[str, Any]:
             "int8_onnx_mb": round(model_bytes(folder / "model_int8.onnx") / 2**20, 1)}  # fmt: skip
 
 
+def _engines(folder: Path, threads: int) -> dict[str, dict[str, Any]]:
+    """``ROUNDS`` fresh processes per engine, interleaved; latencies pooled over rounds, peak RSS the largest."""
+    import numpy as np
+
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in ENGINES}
+    for _ in range(ROUNDS):
+        for name in ENGINES:
+            rounds[name].append(_child(name, folder, threads))
+    engines = {}
+    for name, runs in rounds.items():
+        figures: dict[str, Any] = {"bytes": runs[0]["bytes"], "rounds": ROUNDS}
+        for b, t in SHAPES:
+            times = [ms for run in runs for ms in run[f"b{b}_ms"]]
+            p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
+            rate = b / p50 * 1000
+            figures[f"b{b}"] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "n": len(times),
+                                "messages_per_s": round(rate, 1), "tokens_per_s": round(rate * t)}  # fmt: skip
+        figures["labels"] = runs[0]["labels"]
+        figures["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+        figures["load_avg_1m"] = [run["load_avg_1m"] for run in runs]  # shared CPU: read p95 with it
+        engines[name] = figures
+    return engines
+
+
 def _child(engine: str, folder: Path, threads: int) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     out = subprocess.run([sys.executable, __file__, "--engine", engine, str(folder), str(threads)],
                          capture_output=True, text=True, check=True, cwd=REPO, timeout=1800)  # fmt: skip
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    result["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # shared CPU: read p95 with it
+    result["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
 
 
 def _measure(engine: str, folder: Path, threads: int) -> dict[str, Any]:
-    """Runs in a fresh process: load one engine, warm up, time each shape, report peak RSS and labels."""
+    """Runs in a fresh process: load one engine, warm up, time each shape (its share of ``REPEATS`` for one round),
+    report the raw times, peak RSS and labels."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -220,18 +256,14 @@ def _measure(engine: str, folder: Path, threads: int) -> dict[str, Any]:
             return session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
 
     figures: dict[str, Any] = {"bytes": size}
-    for (b, t), ids in zip(SHAPES, batches.values(), strict=True):
+    for (b, _), ids in zip(SHAPES, batches.values(), strict=True):
         forward(ids)
         times = []
-        for _ in range(REPEATS[b]):
+        for _ in range(-(-REPEATS[b] // ROUNDS)):
             started = time.perf_counter()
             forward(ids)
-            times.append((time.perf_counter() - started) * 1000)
-        p50 = float(np.percentile(times, 50))
-        p95 = float(np.percentile(times, 95))
-        rate = b / p50 * 1000
-        figures[f"b{b}"] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "messages_per_s": round(rate, 1),
-                            "tokens_per_s": round(rate * t)}  # fmt: skip
+            times.append(round((time.perf_counter() - started) * 1000, 2))
+        figures[f"b{b}_ms"] = times
     figures["labels"] = forward(batches[8]).argmax(axis=1).tolist()
     figures["peak_rss_mb"] = _peak_rss_mb()
     return figures

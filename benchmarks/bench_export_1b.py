@@ -8,14 +8,16 @@ depend on the weights' values). Three fresh processes, so each peak RSS (VmHWM) 
    data, since the weights are ~5 GB);
 2. ``quantize``: ``components.export.quantize_int8`` with params.yaml's ``export.quantize`` (the export stage's own
    recipe; exclusions, if any, are reported);
-3. ``measure``: imports only numpy + onnxruntime, loads the int8 file, runs batch 1 x 128 tokens: peak RSS and
-   tokens/s (prefill, the whole message scored once). torch is never imported there (checked).
+3. ``measure`` (``MEASURES`` times, each a fresh process): imports only numpy + onnxruntime, loads the int8 file,
+   runs batch 1 x 128 tokens: peak RSS and tokens/s (prefill, the whole message scored once). torch is never
+   imported there (checked). The goal (<= 2.0 GB) is judged on the worst run.
 
 Slow (minutes) and memory-hungry (quantization peaked near 15 GB): never part of the default ``run.py`` list.
 Each heavy step first waits for ``MIN_AVAILABLE_GB`` of MemAvailable (the machine is shared), and a step is killed
 if MemAvailable falls under ``FLOOR_GB`` while it runs.
 
 Usage: python benchmarks/run.py export_1b   |   python benchmarks/bench_export_1b.py [--layers N] [--dir DIR]
+(``EMOSAFE_BENCH_QUANTIZE='{"method": "block8"}'`` overrides export.quantize fields, as in bench_export.py)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ THREADS = 2
 MIN_AVAILABLE_GB = 14.0
 WAIT_S, WAIT_TRIES = 120, 5
 GIB = 2**30 / 1e9  # GB per GiB: /proc reports binary units, the goal is stated in GB
+MEASURES = 3  # fresh measuring processes: the peak RSS of the same file varied by ~0.2 GiB between runs
 FLOOR_GB = 1.5  # a running step is killed when the machine's MemAvailable falls under this
 
 
@@ -50,18 +53,21 @@ def run(
         export = _child("export", folder, str(layers or 0))
         _wait_for_memory(min_available_gb)
         quantize = _child("quantize", folder)
-        measure = _child("measure", folder)
+        measures = [_child("measure", folder) for _ in range(MEASURES)]
     fp32, int8 = export.pop("fp32_bytes"), quantize.pop("int8_bytes")
+    peaks = [m["peak_rss_gib"] for m in measures]
+    rates = sorted(m["tokens_per_s"] for m in measures)
     return {
         "model": f"{MODEL} shape, LlamaForSequenceClassification (3 labels, random weights)",
         "threads": THREADS,
         "export": export,
         "quantize": quantize,
-        "int8_inference": measure,
+        "int8_inference": {"peak_rss_gib_max": max(peaks), "peak_rss_gib_min": min(peaks),
+                           "tokens_per_s_median": rates[len(rates) // 2], "runs": measures},
         "sizes": {"fp32_gb": round(fp32 / 1e9, 3), "int8_gb": round(int8 / 1e9, 3), "int8_bytes": int8,
                   "int8_over_fp32": round(int8 / fp32, 3)},
-        "goal": {"peak_rss_gb_max": 2.0, "peak_rss_gb": round(GIB * measure["peak_rss_gib"], 3),
-                 "met": GIB * measure["peak_rss_gib"] <= 2.0},
+        "goal": {"peak_rss_gb_max": 2.0, "peak_rss_gb_worst_run": round(GIB * max(peaks), 3),
+                 "met": GIB * max(peaks) <= 2.0},
     }  # fmt: skip
 
 
@@ -156,7 +162,8 @@ def _quantize(folder: Path) -> dict[str, Any]:
     for path in folder.glob("model_fp32.onnx*"):
         path.unlink()  # the measure step must not be able to touch the fp32 weights
     return {"settings": settings.model_dump(mode="json"), "settings_source": source,
-            "excluded_nodes": list(info.excluded_nodes), "quantized_nodes": info.quantized_nodes,
+            "excluded_nodes": list(info.excluded_nodes),
+            "unmatched_exclusions": list(getattr(info, "unmatched", ())), "quantized_nodes": info.quantized_nodes,
             "quantize_s": round(info.seconds, 1), "int8_bytes": model_bytes(folder / "model_int8.onnx"),
             "peak_rss_gib": _peak_gib()}  # fmt: skip
 

@@ -1,7 +1,7 @@
 """Run every benchmark and print (and save) its figures. Speed and memory live here, never in tests.
 
-Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, export, prepare, prompting, registry,
-train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b)
+Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, export, flow, prepare, prompting,
+registry, train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b)
 Results go to benchmarks/results/<name>.json (git-ignored) and stdout.
 """
 
@@ -18,6 +18,7 @@ import bench_augment
 import bench_drift
 import bench_export
 import bench_export_1b
+import bench_flow
 import bench_prepare
 import bench_prompting
 import bench_registry
@@ -27,6 +28,7 @@ BENCHMARKS = {
     "augment": bench_augment.run,
     "drift": bench_drift.run,
     "export": bench_export.run,
+    "flow": bench_flow.run,
     "prepare": bench_prepare.run,
     "prompting": bench_prompting.run,
     "registry": bench_registry.run,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -199,7 +200,8 @@ def export(
 
     Without --run/--model: every export.tasks run of export.model. Writes export.output_dir/<run>/ (model_int8.onnx,
     model_fp32.onnx, tokenizer, config.json, labels.json, parity.json, quantization.json, meta.json, manifest.json).
-    Fails with one line, writing nothing, when parity or the int8 check fails.
+    Fails with one line, writing nothing, when parity fails. A failed int8 check is written (quantization.json
+    passed: false) and reported; the registry's promotion gate refuses such a version.
     """
     from components.config import load_params
     from components.stages.export import export as run_export
@@ -223,6 +225,7 @@ def export(
             f"{outcome.folder}: parity max |diff| {outcome.parity['max_abs_diff']:.2g}; int8 {mb:.1f} MB "
             f"vs fp32 {outcome.sizes['fp32'] / 2**20:.1f} MB; macro-F1 drop {comparison['macro_f1_drop']:+.4f}; "
             f"agreement {comparison['label_agreement']:.4f}"
+            + ("" if comparison["passed"] else "; int8 check FAILED (recorded; the promotion gate refuses it)")
         )
 
 
@@ -293,9 +296,11 @@ def _passive_omp() -> None:
 
 @app.command()
 def summary(params: ParamsOption = Path("params.yaml")) -> None:
-    """Print what the last run produced: dataset counts, the per-model table with CIs, the shipped files.
+    """Print what the last run produced: dataset counts, the per-model table with CIs, the shipped files, the gate
+    decision and where the reports are.
 
-    Reads the stage outputs (data summary, reports/evaluate/*.json, exports/*/); counts and metrics only, never text.
+    Reads the stage outputs (data summary, reports/evaluate/*.json, exports/*/, ship.json); counts and metrics only,
+    never text.
     """
     from components.config import load_params
     from components.stages.prepare import SUMMARY_FILE
@@ -306,6 +311,7 @@ def summary(params: ParamsOption = Path("params.yaml")) -> None:
         raise EmosafeError(f"{path}: not found; run `emosafe prepare` or `dvc repro` first")
     _print_summary(json.loads(path.read_text(encoding="utf-8")), str(path.parent))
     _print_models(Path(loaded.evaluate.output_dir), Path(loaded.export.output_dir))
+    _print_release(loaded)
 
 
 @app.command()
@@ -431,6 +437,24 @@ def _print_summary(summary: dict[str, Any], where: str) -> None:
         for key in keys:
             table.add_row(key, *[str(part[kind][key]) for part in splits.values()], str(summary[kind][key]))
     console.print(table)
+
+
+def _print_release(loaded: Any) -> None:
+    """The ship stage's gate decision per task, then where each report lives (paths only)."""
+    from components.run_summary import gate_rows, where_lines
+
+    ship_file = Path(loaded.ship.output)
+    rows = gate_rows(json.loads(ship_file.read_text(encoding="utf-8"))) if ship_file.is_file() else []
+    for row in rows:
+        why = f": {'; '.join(row.reasons)}" if row.reasons else ""
+        typer.echo(f"Gate ({ship_file}) {row.task}: {row.name}@{row.version} {row.status}"
+                   f"{f' -> {loaded.ship.alias}' if row.moved else ''}{why}")  # fmt: skip
+    wandb_dir = Path(os.environ.get("WANDB_DIR") or loaded.train.wandb.dir) / "wandb"
+    places = {"Scaling report": str(Path(loaded.report.output_dir) / "scaling.md"),
+              "Data Docs": str(Path(loaded.validate.output_dir) / "data_docs" / "index.html"),
+              "Drift report": str(Path(loaded.monitor.output_dir) / "report.html"),
+              "W&B offline runs": str(wandb_dir)}  # fmt: skip
+    typer.echo("\n".join(where_lines(places, {what: Path(path).exists() for what, path in places.items()})))
 
 
 def _print_models(evaluate_dir: Path, export_dir: Path) -> None:

@@ -9,6 +9,8 @@ otherwise read whatever file such a location names.
 
 from __future__ import annotations
 
+import ast
+import fnmatch
 import json
 import logging
 import os
@@ -46,6 +48,7 @@ class QuantizeInfo:
     seconds: float
     quantized_nodes: dict[str, int]
     excluded_nodes: tuple[str, ...]
+    unmatched: tuple[str, ...] = ()  # exclude patterns/names that named no quantizable node
 
 
 def export_onnx(
@@ -79,31 +82,108 @@ def export_onnx(
 
 
 def quantize_int8(source: Path, target: Path, settings: QuantizeConfig, external_over: int) -> QuantizeInfo:
-    """Dynamic int8 quantization (weights int8, activations quantized at run time), per-channel by default;
-    ``Gather`` in ``op_types`` quantizes the token embeddings, which dominate a 1B model's size."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    """int8 weights, activations quantized at run time (``settings.method``, components/config/export.py).
 
+    ``block8``: Gather (token embeddings, most of a 1B's bytes) dynamic int8 per channel, then every MatMul with a
+    constant weight as ``MatMulNBits`` 8-bit symmetric blocks. ``dynamic``: ``quantize_dynamic`` on ``op_types``.
+    Nodes named by ``exclude_nodes``/``exclude_modules`` stay fp32. Raises onnxruntime's errors unchanged.
+    """
     started = time.perf_counter()
-    root = logging.getLogger()
-    level, root.level = root.level, max(root.level, logging.WARNING)  # the quantizer logs per tensor on root
-    large = source.stat().st_size + sum(p.stat().st_size for p in source.parent.glob(source.name + ".data"))
+    excluded, unmatched = resolve_exclusions(source, settings)
+    large = model_bytes(source) > 4 * external_over
+    quiet = [logging.getLogger(), logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # the quantizers log one line per tensor
+        logger.setLevel(max(logger.level, logging.WARNING))
     try:
-        quantize_dynamic(
-            model_input=source, model_output=target, per_channel=settings.per_channel,
-            reduce_range=settings.reduce_range, op_types_to_quantize=list(settings.op_types),
-            weight_type=QuantType.QInt8 if settings.weight_type == "qint8" else QuantType.QUInt8,
-            nodes_to_exclude=list(settings.exclude_nodes), use_external_data_format=large > 4 * external_over,
-        )  # fmt: skip
+        if settings.method == "dynamic":
+            _dynamic(source, target, settings, settings.op_types, excluded, large)
+        else:
+            _block8(source, target, settings, excluded, large)
     finally:
-        root.setLevel(level)
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     counts = op_counts(target)
     quantized = {op: n for op, n in counts.items() if op in _QUANT_OPS}
-    size = sum(p.stat().st_size for p in target.parent.glob(target.name + "*"))
-    return QuantizeInfo(target, size, time.perf_counter() - started, quantized, settings.exclude_nodes)
+    return QuantizeInfo(target, model_bytes(target), time.perf_counter() - started, quantized, excluded, unmatched)
+
+
+def _dynamic(source: Path, target: Path, settings: QuantizeConfig, op_types: Sequence[str],
+             excluded: Sequence[str], large: bool) -> None:  # fmt: skip
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        model_input=source, model_output=target, per_channel=settings.per_channel,
+        reduce_range=settings.reduce_range, op_types_to_quantize=list(op_types),
+        weight_type=QuantType.QInt8 if settings.weight_type == "qint8" else QuantType.QUInt8,
+        nodes_to_exclude=list(excluded), use_external_data_format=large,
+    )  # fmt: skip
+
+
+def _block8(source: Path, target: Path, settings: QuantizeConfig, excluded: Sequence[str], large: bool) -> None:
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    staged = source
+    if "Gather" in settings.op_types:
+        staged = target.with_name(f".{target.name}.gather.onnx")
+        _dynamic(source, staged, settings, ["Gather"], excluded, large)
+    try:
+        if "MatMul" in settings.op_types:
+            options = {"bits": 8, "block_size": settings.block_size, "is_symmetric": True,
+                       "accuracy_level": settings.accuracy_level, "op_types_to_quantize": ("MatMul",)}  # fmt: skip
+            quantizer = MatMulNBitsQuantizer(
+                str(staged), nodes_to_exclude=list(excluded), algo_config=DefaultWeightOnlyQuantConfig(**options),
+                **options,
+            )  # fmt: skip
+            quantizer.process()
+            quantizer.model.save_model_to_file(str(target), large)
+        elif staged != source:
+            staged.replace(target)
+    finally:
+        for leftover in target.parent.glob(f".{target.name}.gather.onnx*"):
+            leftover.unlink()
+
+
+def resolve_exclusions(path: Path, settings: QuantizeConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(node names to keep fp32, patterns/names that matched no MatMul/Gather node).
+
+    A node's module path comes from the dynamo exporter's ``pkg.torch.onnx.name_scopes`` metadata with the export
+    wrapper's ``inner.`` dropped (``model.layers.3.mlp.down_proj``), so patterns read like the torch model."""
+    if not settings.exclude_nodes and not settings.exclude_modules:
+        return (), ()
+    modules = node_modules(path)
+    names = set(settings.exclude_nodes) & set(modules)
+    unmatched = [name for name in settings.exclude_nodes if name not in modules]
+    for pattern in settings.exclude_modules:
+        hits = {node for node, module in modules.items() if fnmatch.fnmatchcase(module, pattern)}
+        names |= hits
+        unmatched += [] if hits else [pattern]
+    if unmatched:
+        log.warning("quantize exclusions matched no MatMul/Gather node: %s", unmatched)
+    return tuple(sorted(names)), tuple(unmatched)
+
+
+def node_modules(path: Path) -> dict[str, str]:
+    """MatMul/Gather node name -> torch module path ('' when the graph carries no dynamo metadata)."""
+    import onnx
+
+    found = {}
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        if node.op_type not in ("MatMul", "Gather"):
+            continue
+        raw = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "[]")
+        try:
+            scopes = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            scopes = []
+        module = str(scopes[-2]) if isinstance(scopes, list) and len(scopes) >= 2 else ""
+        found[node.name] = module.removeprefix("inner.")
+    return found
 
 
 _QUANT_OPS = {
     "MatMulInteger",
+    "MatMulNBits",
     "DynamicQuantizeLinear",
     "DequantizeLinear",
     "DynamicQuantizeMatMul",

@@ -75,3 +75,33 @@ def export_row(bundle: str, parity: Mapping[str, Any], quantization: Mapping[str
         int8_label_agreement=quantized.get("label_agreement"),
         int8_passed=bool(quantization.get("passed")),
     )
+
+
+@dataclass(frozen=True)
+class GateRow:
+    task: str
+    name: str
+    version: int | None
+    status: str
+    moved: bool
+    reasons: tuple[str, ...]
+
+
+def gate_rows(ship: Mapping[str, Any]) -> list[GateRow]:
+    """The ship stage's decision per task (its ship.json): which version, shipped or refused, and why."""
+    return [
+        GateRow(
+            task=str(row.get("task")),
+            name=str(row.get("name")),
+            version=row.get("version"),
+            status=str(row.get("status", "-")),
+            moved=bool(row.get("moved")),
+            reasons=tuple(str(r) for r in row.get("reasons") or ()),
+        )
+        for row in ship.get("tasks") or ()
+    ]
+
+
+def where_lines(places: Mapping[str, str], exists: Mapping[str, bool]) -> list[str]:
+    """'<what>: <path>' per report location, marked '(not written yet)' when absent."""
+    return [f"{what}: {path}{'' if exists.get(what) else ' (not written yet)'}" for what, path in places.items()]

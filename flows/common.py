@@ -1,7 +1,8 @@
 """What every flow task shares: params loading at the edge, the DVC-aware stage call, optional stage modules.
 
 A task is ``stage(name, root, lambda: <stage function>(params, root).summary)``: it skips the stage function when
-DVC says the stage is up to date and records it in dvc.lock after running it (flows/dvc_tasks.py).
+DVC says the stage is up to date and records it in dvc.lock after running it (flows/dvc_tasks.py). Stage modules
+are imported lazily, after that check.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ def params(params_path: str, root: str) -> Params:
 def stage(name: str, root: str, run: Callable[[], Any], targets: list[str] | None = None) -> StageRun:
     """The DVC-aware call of one stage function (or of the ``targets`` items of a matrix stage)."""
     return cached_stage(Path(root), name, run, targets)
+
+
+def lazy(module: str, function: str) -> Callable[..., Any]:
+    """``module.function``, imported when called: a stage DVC skips never pays for importing torch, GX or onnx."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), function)(*args, **kwargs)
+
+    return call
 
 
 def optional(module: str, function: str) -> Callable[..., Any] | None:

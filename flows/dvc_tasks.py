@@ -57,14 +57,20 @@ def stage_targets(root: Path, stage: str) -> list[str]:
     if not (root / "dvc.yaml").is_file():
         return []
     with _repo(root) as repo:
-        names = [s.name for s in repo.index.stages]
-    return [name for name in names if name == stage or name.startswith(f"{stage}@")]
+        return _items(repo, stage)
 
 
-def changed(root: Path, targets: Iterable[str]) -> dict[str, Any]:
-    """``dvc status <targets>``: what differs from dvc.lock, per stage ({} when every target is up to date)."""
+def _items(repo: Any, stage: str) -> list[str]:
+    return [s.name for s in repo.index.stages if s.name == stage or s.name.startswith(f"{stage}@")]
+
+
+def _pending(root: Path, stage: str, targets: list[str] | None) -> tuple[list[str], bool]:
+    """(the targets, whether any differs from dvc.lock: ``dvc status <targets>``), with one DVC index build."""
+    if targets == [] or not (root / "dvc.yaml").is_file():
+        return [], True
     with _repo(root) as repo:
-        return dict(repo.status(targets=list(targets)))
+        names = _items(repo, stage) if targets is None else targets
+        return names, not names or bool(repo.status(targets=names))
 
 
 def commit(root: Path, targets: Iterable[str]) -> None:
@@ -79,8 +85,8 @@ def cached_stage(root: Path, stage: str, run: Callable[[], T], targets: list[str
 
     ``targets`` defaults to the stage's items in dvc.yaml; a stage absent from dvc.yaml always runs, unrecorded.
     """
-    names = stage_targets(root, stage) if targets is None else targets
-    if names and not changed(root, names):
+    names, stale = _pending(root, stage, targets)
+    if not stale:
         log.info("%s: up to date in dvc.lock (%s), not run", stage, ", ".join(names))
         return StageRun(stage, False, tuple(names))
     summary = run()

@@ -22,44 +22,38 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import dvc_tasks
-from flows.common import optional, params, stage, unavailable
+from flows.common import lazy, optional, params, stage, unavailable
 from flows.dvc_tasks import StageRun
 from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
 from flows.train import convert_task, ladder, train_task
 
-#: The data the ladder trains and evaluates on, as dvc.lock hashes it (recorded in the flow's result).
-DATA_OUTS = ("data/prepared/dataset.parquet", "data/augmented/dataset.parquet")
+PREPARE = lazy("components.stages.prepare", "prepare")
+AUGMENT = lazy("components.stages.augment", "augment")
+VALIDATE = lazy("components.stages.validate", "validate")
+EVALUATE = lazy("components.stages.evaluate", "evaluate")
 
 
 @task(name="prepare", retries=2, retry_delay_seconds=2)
 def prepare_task(params_path: str, root: str = ".") -> StageRun:
     """Build the dataset; the summary holds counts and hashes, never text."""
-    from components.stages.prepare import prepare
-
-    return stage("prepare", root, lambda: prepare(params(params_path, root), Path(root)).summary)
+    return stage("prepare", root, lambda: PREPARE(params(params_path, root), Path(root)).summary)
 
 
 @task(name="augment", retries=2, retry_delay_seconds=5)
 def augment_task(params_path: str, root: str = ".") -> StageRun:
     """Add re-interpretation rewrites (cached; a retry regenerates nothing already done); counts only."""
-    from components.stages.augment import augment
-
-    return stage("augment", root, lambda: augment(params(params_path, root), Path(root)).summary)
+    return stage("augment", root, lambda: AUGMENT(params(params_path, root), Path(root)).summary)
 
 
 @task(name="validate")
 def validate_task(params_path: str, root: str = ".") -> StageRun:
     """The data gate: raises (and so fails the flow) when a Great Expectations suite fails."""
-    from components.stages.validate import validate
-
-    return stage("validate", root, lambda: str(validate(params(params_path, root), Path(root)).report_path))
+    return stage("validate", root, lambda: str(VALIDATE(params(params_path, root), Path(root)).report_path))
 
 
 @task(name="evaluate")
 def evaluate_task(params_path: str, root: str = ".") -> StageRun:
-    from components.stages.evaluate import evaluate
-
-    return stage("evaluate", root, lambda: list(evaluate(params(params_path, root), Path(root)).summary))
+    return stage("evaluate", root, lambda: list(EVALUATE(params(params_path, root), Path(root)).summary))
 
 
 @task(name="report")
@@ -72,9 +66,11 @@ def report_task(params_path: str, root: str = ".") -> StageRun:
 
 
 @task(name="data")
-def data_task(root: str = ".") -> dict[str, str]:
-    """Record the DVC hashes of the data this run used, as the result and as a Prefect artifact (hashes only)."""
-    hashes = dvc_tasks.data_hashes(Path(root), DATA_OUTS)
+def data_task(params_path: str, root: str = ".") -> dict[str, str]:
+    """Record the dvc.lock hashes of the data the ladder trained (``train.input``) and was evaluated on
+    (``evaluate.input``), as the result and as a Prefect artifact (hashes only)."""
+    loaded = params(params_path, root)
+    hashes = dvc_tasks.data_hashes(Path(root), [loaded.evaluate.input, loaded.train.input])
     rows = "\n".join(f"| `{path}` | `{md5}` |" for path, md5 in hashes.items())
     create_markdown_artifact(f"| output | md5 (dvc.lock) |\n|---|---|\n{rows}\n", key="dvc-data-hash",
                              description="The DVC data hashes the pipeline ran on")  # fmt: skip
@@ -98,7 +94,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
     transaction = checkpoint_task(params_path, root)
     try:
         runs += [register_task(params_path, root), export_task(params_path, root), ship_task(params_path, root)]
-        data = data_task(root)
+        data = data_task(params_path, root)
         pushed = push_task(root)
     except BaseException as error:
         rollback_task(params_path, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
@@ -108,4 +104,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
 
 
 if __name__ == "__main__":
-    pipeline()
+    import json
+
+    result = pipeline()
+    print(json.dumps({key: result[key] for key in ("ran", "skipped", "data", "pushed")}, indent=1))

@@ -14,10 +14,11 @@ from typing import Any
 
 from prefect import task
 
-from flows.common import optional, params, stage, unavailable
+from flows.common import lazy, optional, params, stage, unavailable
 from flows.dvc_tasks import StageRun, read_lock, restore_lock
 
 log = logging.getLogger(__name__)
+EXPORT_ALL = lazy("components.stages.export", "export_all")
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,9 @@ def register_task(params_path: str, root: str = ".") -> StageRun:
 @task(name="export")
 def export_task(params_path: str, root: str = ".") -> StageRun:
     """The on-device model's runs -> ONNX bundles with parity and int8 proofs (every ``export@<task>``)."""
-    from components.stages.export import export_all
 
     def run() -> list[str]:
-        return [str(outcome.folder) for outcome in export_all(params(params_path, root), Path(root))]
+        return [str(outcome.folder) for outcome in EXPORT_ALL(params(params_path, root), Path(root))]
 
     return stage("export", root, run)
 

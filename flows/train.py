@@ -11,33 +11,26 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from flows.common import params, stage
-from flows.dvc_tasks import StageRun
+from flows.common import lazy, params, stage
+from flows.dvc_tasks import StageRun, stage_targets
+
+CONVERT = lazy("components.stages.convert", "convert")
+TRAIN = lazy("components.stages.train", "train")
 
 
 @task(name="convert", retries=1, retry_delay_seconds=5)
 def convert_task(params_path: str, root: str = ".") -> StageRun:
     """Base models -> safetensors folders (once); the summary is the converted model names."""
-    from components.stages.convert import convert
-
-    return stage("convert", root, lambda: sorted(convert(params(params_path, root), Path(root)).folders))
+    return stage("convert", root, lambda: sorted(CONVERT(params(params_path, root), Path(root)).folders))
 
 
 @task(name="train", retries=1, retry_delay_seconds=5)
 def train_task(params_path: str, model: str, task_name: str, root: str = ".") -> StageRun:
     """Fine-tune one (model, task) = DVC stage ``train@<model>-<task>``; the summary is one line (no text)."""
-    from components.stages.train import train
-
     target = f"train@{model}-{task_name}"
-    items = [t for t in _train_targets(root) if t == target]
-    run = stage("train", root, lambda: train(params(params_path, root), model, task_name, Path(root)).summary, items)
+    items = [t for t in stage_targets(Path(root), "train") if t == target]  # [] (always runs) if not in dvc.yaml
+    run = stage("train", root, lambda: TRAIN(params(params_path, root), model, task_name, Path(root)).summary, items)
     return StageRun(target, run.ran, run.targets, run.summary)
-
-
-def _train_targets(root: str) -> list[str]:
-    from flows.dvc_tasks import stage_targets
-
-    return stage_targets(Path(root), "train")
 
 
 def ladder(params_path: str, root: str, models: list[str] | None = None) -> list[tuple[str, str]]:

@@ -72,15 +72,16 @@ def tiny_dvc_yaml(pipeline: dict[str, Any]) -> dict[str, Any]:
     return pipeline
 
 
-def make_project(root: Path) -> Path:
+def make_project(root: Path, tiny_model: bool = True) -> Path:
     """Copy the checkout into ``root`` (a git repo with DVC, a tiny LLaMA under tiny-llama/) and narrow it."""
-    from tests.tiny_training import tiny_llama_folder
-
     shutil.copytree(REPO, root, ignore=SKIP)
     shutil.copytree(REPO / "data" / "sample", root / "data" / "sample")
     shutil.copy(REPO / "data" / "canaries.jsonl", root / "data" / "canaries.jsonl")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    tiny_llama_folder(root / "tiny-llama")
+    if tiny_model:
+        from tests.tiny_training import tiny_llama_folder
+
+        tiny_llama_folder(root / "tiny-llama")
     for name, narrow in (("params.yaml", tiny_params), ("dvc.yaml", tiny_dvc_yaml)):
         path = root / name
         path.write_text(yaml.safe_dump(narrow(yaml.safe_load(path.read_text())), sort_keys=False))

@@ -7,6 +7,7 @@ import socket
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,14 +22,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_prefect_yaml_deployments_have_schedules_and_existing_entrypoints() -> None:
+SCHEDULED = {"pipeline/pipeline-weekly": "0 3 * * 1", "monitor/monitor-hourly": "0 * * * *",
+             "reevaluate/reevaluate-daily": "30 4 * * *"}  # fmt: skip
+RETRAIN_EVENTS = {"emosafe.monitor.drift.alarm", "emosafe.reevaluate.flagged"}
+
+
+def test_prefect_yaml_deployments_are_scheduled_or_triggered_and_entrypoints_exist() -> None:
+    from flows.reevaluate import FLAGGED_EVENT
+    from monitoring.alerts import EVENT_NAME
+
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"]: d for d in spec["deployments"]}
-    assert {"pipeline-weekly", "monitor-hourly"} <= set(names)
+    assert {name.split("/")[1] for name in SCHEDULED} | {"retrain-on-alarm"} == set(names)
     for deployment in spec["deployments"]:
-        assert deployment["schedules"][0]["cron"]
+        assert deployment.get("schedules") or deployment.get("triggers"), deployment["name"]
         path, function = deployment["entrypoint"].split(":")
         assert f"def {function}(" in (REPO / path).read_text()
+    assert set(names["retrain-on-alarm"]["triggers"][0]["expect"]) == RETRAIN_EVENTS == {EVENT_NAME, FLAGGED_EVENT}
 
 
 def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
@@ -39,8 +49,16 @@ def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
     try:
         wait_healthy(api_url(port), timeout_s=150)
         deploy_all(REPO, env)
-        listed = prefect(["deployment", "ls"], env, REPO)
-        assert "monitor/monitor-hourly" in listed and "pipeline/pipeline-weekly" in listed
+        deployments = _post(env, "/deployments/filter", {"limit": 50})
+        flows = {f["id"]: f["name"] for f in _post(env, "/flows/filter", {"limit": 50})}
+        by_name = {f"{flows[d['flow_id']]}/{d['name']}": d for d in deployments}
+        for name, cron in SCHEDULED.items():
+            assert [s["schedule"].get("cron") for s in by_name[name]["schedules"]] == [cron], name
+        retrain = by_name["retrain/retrain-on-alarm"]
+        assert not retrain["schedules"]
+        triggers = [a["trigger"] for a in _post(env, "/automations/filter", {})
+                    if any(x.get("deployment_id") == retrain["id"] for x in a["actions"])]  # fmt: skip
+        assert triggers and set(triggers[0]["expect"]) == RETRAIN_EVENTS, triggers
 
         write_log(tmp_path / "preds.jsonl", 600, {"safe": 0.6, "borderline": 0.2, "unsafe": 0.2}, seed=1)
         write_reference(tmp_path / "ref.json")
@@ -58,12 +76,17 @@ def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
         assert "COMPLETED" in state, (state, (tmp_path / "worker.log").read_text()[-3000:])
         report = json.loads((tmp_path / "reports" / "report.json").read_text())
         assert report["verdict"] == "NO_DRIFT_DETECTED"
-        schedules = prefect(["deployment", "inspect", "monitor/monitor-hourly"], env, REPO)
-        assert "0 * * * *" in schedules
     finally:
         if worker is not None:
             stop(worker)
         stop(server)
+
+
+def _post(env: dict[str, str], path: str, body: dict[str, object]) -> list[dict[str, Any]]:
+    request = urllib.request.Request(f"{env['PREFECT_API_URL']}{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return list(json.loads(response.read()))
 
 
 def _flow_run_states(env: dict[str, str]) -> list[str]:

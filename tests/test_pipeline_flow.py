@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import VENV_BIN
-from tests.flow_project import dvc_stages, make_project
+from tests.flow_project import MODEL, dvc_stages, make_project
 
 STAGE_MODULES = {  # stage -> (module, function) the flow's task calls
     "prepare": ("components.stages.prepare", "prepare"),
@@ -69,7 +69,7 @@ def _fake(stage: str, root: Path, outs: list[str], calls: Counter[str], fail: se
             raise RuntimeError(f"injected failure in {stage}")
         for out in outs:
             path = root / out
-            target = path if path.suffix else path / "part.json"
+            target = path if path.suffix else path / (MODEL if out == "models/base" else ".") / "part.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps({"stage": stage, "n": calls[stage]}))
         result = types.SimpleNamespace(summary={"stage": stage}, report_path=root / "r.json", folders={}, folder=root)
@@ -81,7 +81,7 @@ def _fake(stage: str, root: Path, outs: list[str], calls: Counter[str], fail: se
 @pytest.fixture
 def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Counter[str], set[str]]:
     """A tiny project copy whose stage functions are fakes counting their calls; add a stage to the set to fail it."""
-    root = make_project(tmp_path / "emosafe")
+    root = make_project(tmp_path / "emosafe", tiny_model=False)
     outs, calls, fail = _outs(root), Counter[str](), set[str]()
     for stage, (module_name, function) in STAGE_MODULES.items():
         module = sys.modules.get(module_name) or types.ModuleType(module_name)
@@ -123,8 +123,34 @@ def test_failure_after_register_restores_dvc_lock_and_fails_the_flow(
     assert "evaluate" in lock and "register" not in lock and not [s for s in lock if s.startswith("export")]
     fail.clear()
     calls.clear()
-    pipeline("params.yaml", str(root))
+    from flows.retrain import retrain
+
+    result = retrain("emosafe.monitor.drift.alarm on emosafe.model.x", "params.yaml", str(root))
+    assert result["reason"].startswith("emosafe.monitor.drift.alarm")
     assert calls["register"] == 1 and calls["export"] == 1 and calls["train"] == 0  # rolled-back part runs again
+
+
+def test_flagged_reevaluation_emits_the_event_the_retrain_trigger_expects(
+    harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.reevaluate as module
+
+    stage = types.ModuleType("components.stages.reevaluate")
+    outcomes = iter([("unsafe_recall",), ()])
+    stage.reevaluate = lambda params, root, feedback, ref: types.SimpleNamespace(  # type: ignore[attr-defined]
+        flagged=next(outcomes), summary={"rows": 40, "feedback": feedback.name}
+    )
+    monkeypatch.setitem(sys.modules, "components.stages.reevaluate", stage)
+    emitted: list[dict[str, Any]] = []
+    monkeypatch.setattr(module, "emit_event", lambda **event: emitted.append(event))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"prepare": {"sources": [{"name": "s", "kind": "emosafe", "path": "s.jsonl"}]}})
+    )
+    flagged = module.reevaluate_flow("feedback.jsonl", "emosafe-trinary@production", "params.yaml", str(tmp_path))
+    assert flagged["flagged"] == ("unsafe_recall",) and len(emitted) == 1
+    assert emitted[0]["event"] == module.FLAGGED_EVENT and emitted[0]["payload"]["summary"]["rows"] == 40
+    module.reevaluate_flow("feedback.jsonl", "emosafe-trinary@production", "params.yaml", str(tmp_path))
+    assert len(emitted) == 1  # not flagged: no event
 
 
 def _lock_md5(root: Path, path: str) -> str:
@@ -133,3 +159,42 @@ def _lock_md5(root: Path, path: str) -> str:
             if out["path"] == path:
                 return str(out["md5"])
     raise AssertionError(f"{path} not in dvc.lock")
+
+
+def _live_versions(root: Path) -> dict[str, list[int]]:
+    """Registered versions per model that are not withdrawn (what a rollback must restore)."""
+    from components.config import load_params
+    from registry.core import Registry, registry_root
+
+    config = load_params(root / "params.yaml").register
+    registry = Registry(registry_root(config, root), config.gate)
+    names = sorted({r.name for r in registry.meta.list_versions()})
+    return {n: [r.version for r in registry.meta.list_versions(n) if r.version not in registry.meta.withdrawn(n)]
+            for n in names}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_real_stages_second_run_trains_nothing_and_failure_rolls_the_registry_back(
+    harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.pipeline import pipeline
+
+    root = make_project(tmp_path / "emosafe")
+    first = pipeline("params.yaml", str(root))
+    assert {s.split("@")[0] for s in first["ran"]} == set(STAGE_MODULES)
+    shipped = _live_versions(root)
+    assert shipped.get("emosafe-trinary"), shipped  # register and ship each created a version
+    second = pipeline("params.yaml", str(root))
+    assert second["ran"] == [] and _live_versions(root) == shipped
+    assert "up to date" in dvc(root, "status")
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"]["profiles"]["cpu"]["hyper"]["seed"] = 99  # a new model: register creates a version
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    import components.stages.export as export_stage
+
+    monkeypatch.setattr(export_stage, "export_all", _fake("export", root, [], Counter(), {"export"}))
+    state = pipeline("params.yaml", str(root), return_state=True)
+    assert state.is_failed()
+    assert _live_versions(root) == shipped  # the version registered before the failure is withdrawn
+    assert "register" in dvc(root, "status")  # and dvc.lock no longer records it: the next run registers again

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.run_summary import export_row, model_rows
+from components.run_summary import export_row, gate_rows, model_rows, where_lines
 
 
 def report(model: str, setting: str, task: str, f1: float) -> dict:
@@ -28,3 +28,13 @@ def test_export_row() -> None:
     quantization = {"quantized": {"macro_f1_drop": 0.002, "label_agreement": 0.995}, "passed": True}
     row = export_row("m-trinary", {"max_abs_diff": 1e-5, "passed": True}, quantization, 3 * 2**20)
     assert (row.int8_mb, row.parity_passed, row.int8_passed, row.int8_label_agreement) == (3.0, True, True, 0.995)
+
+
+def test_gate_rows_read_the_ship_report_and_where_lines_mark_missing_reports() -> None:
+    ship = {"tasks": [{"task": "trinary", "name": "emosafe-trinary", "version": 2, "status": "refused", "moved": False,
+                       "reasons": ["trinary macro-F1 ci_low 0.449 < floor 0.500"]}]}  # fmt: skip
+    (row,) = gate_rows(ship)
+    assert (row.name, row.version, row.status, row.moved) == ("emosafe-trinary", 2, "refused", False)
+    assert row.reasons == ("trinary macro-F1 ci_low 0.449 < floor 0.500",) and gate_rows({}) == []
+    lines = where_lines({"Data Docs": "d/index.html", "Drift report": "r.html"}, {"Data Docs": True})
+    assert lines == ["Data Docs: d/index.html", "Drift report: r.html (not written yet)"]

@@ -3,8 +3,10 @@
 Steps (docs/export.md): merge LoRA into the base (torch) -> fp32 ONNX (dynamo exporter) -> parity against torch on
 a fixed batch of test messages -> int8 dynamic quantization -> fp32 and int8 scored on test through the evaluation
 path -> ``parity.json``, ``quantization.json`` (the registry gate's ``quantized`` figures), ``meta.json``,
-``manifest.json``. Everything is built in a temp sibling folder and swapped in only when both checks pass, so a
-failed check leaves the previous bundle (or nothing) and raises ExportCheckError with the figures.
+``manifest.json``. Everything is built in a temp sibling folder and swapped in at the end. Failed parity raises
+ExportCheckError and writes nothing (the fp32 graph is wrong). A failed int8 check does NOT fail the stage: the bundle
+is written with ``quantization.json`` ``passed: false`` and its problems, a warning is logged, and the registry's
+promotion gate (which reads these figures) refuses such a version: the gate, not the exporter, decides shipping.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from components.io import atomic_write_json, code_hash, read_parquet_input, repl
 log = logging.getLogger(__name__)
 
 EXPORT_MODULES = ["components.bundle", "components.config.export", "components.export", "components.export_checks",
-                  "components.merged", "components.stages.export"]  # fmt: skip
+                  "components.merged", "components.smoothing", "components.stages.export"]  # fmt: skip
 
 
 class ExportCheckError(EmosafeError):
-    """Parity or the int8 check failed: the bundle is not written (the message carries the figures)."""
+    """Parity failed: the bundle is not written (the message carries the figures)."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,9 @@ def _build(
     texts, ids = batch["text"].astype(str).tolist(), batch["id"].astype(str).tolist()
     sample = pad(encode(tokenizer, texts[:2], labels.max_length), int(tokenizer.pad_token_id))
     fp32_path = tmp / MODEL_FILES["fp32"]
+    reference = torch_logits(model, tokenizer, texts, labels.max_length, config.batch_size)  # before smoothing
+    smoothing = _smooth(params, model, tokenizer, frame, labels.max_length)
     exported = onnx_export.export_onnx(model, *sample, fp32_path, config.opset, config.external_data_bytes)
-    reference = torch_logits(model, tokenizer, texts, labels.max_length, config.batch_size)
     fp32 = onnx_export.OnnxPredictor(tmp, "fp32", config.batch_size, config.num_threads, verify=False)
     report = parity(reference, fp32.logits(texts), labels.task, config.parity_atol, ids, labels.thresholds or None)
     payload = report.to_dict() | {"message_ids": ids, "tokenizer": "tokenizers (tokenizer.json) vs transformers"}
@@ -116,16 +119,8 @@ def _build(
             f"disagreeing ids {list(report.disagreeing_ids)[:10]}"
         )
     atomic_write_json(tmp / "parity.json", payload)
-    quantized = onnx_export.quantize_int8(
-        fp32_path, tmp / MODEL_FILES["int8"], config.quantize, config.external_data_bytes
-    )
-    quantization = _int8_check(params, tmp, frame, labels, fp32) | {"data_hash": data_hash}
-    quantization["quantization"] = {
-        "settings": config.quantize.model_dump(mode="json"),
-        "seconds": round(quantized.seconds, 2),
-        "quantized_nodes": quantized.quantized_nodes,
-        "excluded_nodes": list(quantized.excluded_nodes),
-    }
+    quantization = quantize_and_check(params, tmp, frame, labels, fp32) | {"data_hash": data_hash}
+    quantization["quantization"]["smoothing"] = smoothing
     atomic_write_json(tmp / "quantization.json", quantization)
     sizes = {variant: onnx_export.model_bytes(tmp / file) for variant, file in MODEL_FILES.items()}
     log.info("parity max |diff| %.2g; int8 agreement %.4f", report.max_abs_diff, quantization["label_agreement"])
@@ -136,8 +131,49 @@ def _build(
     }
 
 
+def _smooth(params: Params, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int) -> dict[str, Any] | None:
+    """``export.quantize.smooth_alpha`` set: rescale the merged model's MLPs in place (components/smoothing.py),
+    calibrated on the first ``smooth_messages`` train messages. Parity is measured against the torch logits taken
+    before, so it also proves the rescaling kept the function."""
+    from components.merged import encode, pad
+    from components.smoothing import smooth_mlp
+
+    config = params.export
+    if config.quantize.smooth_alpha is None:
+        return None
+    train = frame[frame["split"] == "train"].sort_values("id").head(config.quantize.smooth_messages)
+    if train.empty:
+        raise SourceFileError(Path(config.input), "no train rows (rule: quantize.smooth_alpha calibrates on train)")
+    encoded = encode(tokenizer, train["text"].astype(str).tolist(), max_length)
+    step = config.batch_size
+    batches = [pad(encoded[i : i + step], int(tokenizer.pad_token_id)) for i in range(0, len(encoded), step)]
+    return smooth_mlp(model, batches, config.quantize.smooth_alpha, len(encoded)).to_dict()
+
+
+def quantize_and_check(params: Params, folder: Path, frame: pd.DataFrame, labels: Any, fp32: Any) -> dict[str, Any]:
+    """Quantize ``folder``'s fp32 file with ``export.quantize`` into its int8 file and run the int8 check: the
+    ``quantization.json`` payload (without ``data_hash``). A failed check is a warning and ``passed: false``."""
+    from components import export as onnx_export
+
+    config = params.export
+    quantized = onnx_export.quantize_int8(
+        folder / MODEL_FILES["fp32"], folder / MODEL_FILES["int8"], config.quantize, config.external_data_bytes
+    )
+    figures = _int8_check(params, folder, frame, labels, fp32)
+    figures["quantization"] = {
+        "settings": config.quantize.model_dump(mode="json"),
+        "seconds": round(quantized.seconds, 2),
+        "bytes": quantized.bytes,
+        "quantized_nodes": quantized.quantized_nodes,
+        "excluded_nodes": list(quantized.excluded_nodes),
+        "excluded_reason": config.quantize.exclude_reason if quantized.excluded_nodes else None,
+        "unmatched_exclusions": list(quantized.unmatched),
+    }
+    return figures
+
+
 def _int8_check(params: Params, tmp: Path, frame: pd.DataFrame, labels: Any, fp32: Any) -> dict[str, Any]:
-    """Score test with both files through ``components.evaluation``; raise ExportCheckError when int8 fails."""
+    """Score test with both files through ``components.evaluation``; a failure is logged, recorded, not raised."""
     from components.evaluation import evaluate
     from components.export import OnnxPredictor
     from components.export_checks import compare_quantized
@@ -153,7 +189,8 @@ def _int8_check(params: Params, tmp: Path, frame: pd.DataFrame, labels: Any, fp3
     after = evaluate(int8, test, labels.task, thresholds, bootstrap)
     report = compare_quantized(before, after, config.limits)
     if not report.passed:
-        raise ExportCheckError(f"int8 check failed on {report.n} test messages: " + "; ".join(report.problems))
+        log.warning("int8 check FAILED on %d test messages (the gate will refuse this version): %s", report.n,
+                    "; ".join(report.problems))  # fmt: skip
     return {
         "task": labels.task,
         "splits": {"test": after.report.to_dict()},

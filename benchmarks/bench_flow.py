@@ -1,0 +1,88 @@
+"""Overhead of the ``pipeline`` flow over calling the stage functions directly, on the same tiny inputs.
+
+Two fresh copies of the tiny project (tests/flow_project.py: sample corpus, a tiny LLaMA rung, one task). In each,
+a fresh interpreter runs either every stage function in the flow's order, or ``python -m flows.pipeline`` (Prefect's
+temporary local API, DVC status/commit per stage, ``dvc push``). Figures: both wall times, their ratio, the absolute
+overhead, a second flow run with nothing changed (every stage skipped), an empty flow (the fixed cost of starting
+the temporary API), and what the overhead would be on a 20-minute real run (it is mostly fixed cost: API start-up,
+DVC calls; hashing and copying outputs into the DVC cache grows with output size, as it does for ``dvc repro``).
+The machine is shared, so single figures are noisy: compare the absolute overhead, not the ratio, across runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DIRECT = """
+from pathlib import Path
+from components.config import load_params
+from components.stages.prepare import prepare
+from components.stages.augment import augment
+from components.stages.validate import validate
+from components.stages.convert import convert
+from components.stages.train import train
+from components.stages.evaluate import evaluate
+from components.stages.report import report
+from components.stages.register import register
+from components.stages.export import export_all
+from components.stages.ship import ship
+
+params, root = load_params(Path("params.yaml")), Path(".")
+prepare(params, root); augment(params, root); validate(params, root); convert(params, root)
+for model in params.train.active.models:
+    for task in params.train.tasks:
+        train(params, model, task, root)
+evaluate(params, root); report(params, root); register(params, root); export_all(params, root); ship(params, root)
+"""
+EMPTY_FLOW = "from prefect import flow\nflow(name='empty')(lambda: None)()\n"
+REAL_RUN_S = 20 * 60
+
+
+def _timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} failed in {cwd}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def run() -> dict[str, Any]:
+    sys.path.insert(0, str(REPO))
+    from tests.flow_project import make_project
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(Path(tmp) / "prefect"),
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "DVC_NO_ANALYTICS": "1",
+               "GX_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}  # fmt: skip
+        direct_root, flow_root = make_project(Path(tmp) / "direct"), make_project(Path(tmp) / "flow")
+        direct = _timed([sys.executable, "-c", DIRECT], direct_root, env)
+        flow = _timed([sys.executable, "-m", "flows.pipeline"], flow_root, env)
+        unchanged = _timed([sys.executable, "-m", "flows.pipeline"], flow_root, env)
+        empty = _timed([sys.executable, "-c", EMPTY_FLOW], flow_root, env)
+    overhead = flow - direct
+    return {
+        "inputs": "tests/flow_project.py: sample corpus (720 messages), tiny LLaMA rung, trinary only",
+        "direct_stage_functions_s": round(direct, 1),
+        "pipeline_flow_s": round(flow, 1),
+        "ratio": round(flow / direct, 3),
+        "overhead_s": round(overhead, 1),
+        "pipeline_flow_unchanged_rerun_s": round(unchanged, 1),
+        "empty_flow_s": round(empty, 1),  # import prefect + start/stop the temporary API: fixed cost of any flow
+        "overhead_without_api_start_s": round(overhead - empty, 1),  # DVC status/commit/push, task bookkeeping
+        "overhead_share_of_a_20_min_run": round(overhead / REAL_RUN_S, 3),
+        "cores": os.cpu_count(),
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))
