@@ -111,3 +111,23 @@ def test_exclude_modules_resolve_to_node_names_and_are_recorded(damaged: Any, tm
     assert info.quantized_nodes["MatMulNBits"] == sum(1 for m in modules.values() if "proj" in m or "score" in m) - 2
     with pytest.raises(ValueError, match="exclude_reason"):
         QuantizeConfig(exclude_modules=("x",))
+
+
+def test_smoothing_before_export_keeps_parity_and_tames_the_planted_outliers(damaged: Any, tmp_path: Path) -> None:
+    """``smooth_alpha``: the stage rescales the MLPs before the fp32 export; parity (against the torch logits taken
+    before smoothing) still passes, the smoothing is recorded, and the same damaging int8 setting loses less."""
+    from components.stages.export import export
+
+    root, outcome = damaged
+    project = shutil.copytree(root, tmp_path / "project", ignore=shutil.ignore_patterns("exports"))
+    params = parse_params(fx.params_dict(quantize=DAMAGING | {"smooth_alpha": 0.5}))
+    smoothed = export(params, Path("models/tiny-trinary"), root=project)
+    report = json.loads((smoothed.folder / "quantization.json").read_text())
+    parity = json.loads((smoothed.folder / "parity.json").read_text())
+    damaged_report = json.loads((outcome.folder / "quantization.json").read_text())
+    assert parity["passed"] and parity["max_abs_diff"] <= 1e-4
+    record = report["quantization"]["smoothing"]
+    assert record["alpha"] == 0.5 and record["layers"] == 2 and record["calibration_messages"] > 0
+    assert record["max_activation_after"] < record["max_activation_before"] / 20
+    assert report["label_agreement"] > damaged_report["label_agreement"]
+    assert damaged_report["quantization"]["smoothing"] is None
