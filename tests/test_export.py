@@ -37,7 +37,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def exported(project: Path) -> Any:
     from components.stages.export import export
 
-    return export(parse_params(fx.params_dict()), Path("models/tiny-trinary"), root=project)
+    # The random tiny LLaMA has logits up to ~18 and margins down to ~0.2, which every 8-bit recipe moves by ~1:
+    # whether one of its 31 test messages flips is a property of the fixture, not of the recipe. `dynamic` is the
+    # setting this fixture is known to keep within the limits; the real model's recipe (params.yaml, block8) was
+    # chosen on SmolLM2 (docs/export.md) and block8 is exercised in tests/test_export_quant.py.
+    params = parse_params(fx.params_dict(quantize={"method": "dynamic"}))
+    return export(params, Path("models/tiny-trinary"), root=project)
 
 
 def test_export_writes_a_hf_style_bundle_with_parity(exported: Any) -> None:

@@ -4,8 +4,8 @@ A tiny LLaMA gets the SmolLM2 failure planted on purpose: a few ``up_proj`` outp
 ``down_proj`` input carries activation outliers (the real model's reach ~3000 against ~2 typical). The export
 stage runs for real with per-tensor dynamic quantization (the too-aggressive setting): it must still write the
 bundle, with ``passed: false``, and the promotion gate must refuse it with a ``quantized`` reason. The same fp32
-file quantized with the default method (per-channel ``dynamic``) and the outlier nodes excluded (recorded) passes
-the check and the gate's quantized rule (tests/test_export.py shows the plain default passing on the unplanted model).
+file quantized with per-channel ``dynamic`` and the outlier nodes excluded (recorded) passes
+the check and the gate's quantized rule (tests/test_export.py shows per-channel dynamic passing on the unplanted model).
 """
 
 from __future__ import annotations
@@ -76,13 +76,14 @@ def test_damaging_quantization_is_written_flagged_and_refused_by_the_gate(damage
     assert quantized.detail in decision.reasons
 
 
-def test_the_default_recipe_with_the_outliers_excluded_passes(damaged: Any, tmp_path: Path) -> None:
+def test_per_channel_dynamic_with_the_outliers_excluded_passes(damaged: Any, tmp_path: Path) -> None:
     from components.export import OnnxPredictor
     from components.stages.export import quantize_and_check
 
     root, outcome = damaged
     folder = shutil.copytree(outcome.folder, tmp_path / "bundle")
-    fix = {"exclude_modules": ["model.layers.*.mlp.down_proj"], "exclude_reason": "planted activation outliers"}
+    # dynamic pinned: on this random fixture a pass is luck of its margins (see tests/test_export.py `exported`)
+    fix = {"method": "dynamic", "exclude_modules": ["model.layers.*.mlp.down_proj"], "exclude_reason": "outliers"}
     params = parse_params(fx.params_dict(quantize=fix))
     frame = pd.read_parquet(root / "data" / "dataset.parquet")
     fp32 = OnnxPredictor(folder, "fp32", verify=False)

@@ -18,21 +18,21 @@ QuantOp = Literal["MatMul", "Gather", "Gemm", "Attention", "LSTM", "EmbedLayerNo
 
 
 class QuantizeConfig(Frozen):
-    """onnxruntime int8: weights stored as int8, activations quantized on the fly at inference.
+    """onnxruntime int8 weights (docs/export.md "Choosing the int8 recipe").
 
-    ``method: block8``: MatMul weights int8 in symmetric blocks of ``block_size`` (``MatMulNBits``, 8 bits)
-    whose kernel (``accuracy_level`` 4) quantizes activations per block at run time; Gather (embeddings) dynamic int8
-    per channel. ``method: dynamic`` (default): ``quantize_dynamic`` on ``op_types``: one activation scale per
-    tensor, which the LLaMA activation outliers (``down_proj`` inputs up to ~3000 vs ~2 typical) crush:
-    SmolLM2-135M trinary agreed with fp32 on 0.83 of messages (docs/export.md "Choosing the int8 recipe").
+    ``method: block8`` (default): MatMul weights int8 in symmetric blocks of ``block_size`` (``MatMulNBits``, 8 bits),
+    computed in fp32 (``accuracy_level`` 0) or with activations quantized per block (4); Gather (embeddings) dynamic
+    int8. Block 16 + fp32 compute was the only recipe within the limits on SmolLM2-135M (both tasks, test).
+    ``method: dynamic``: ``quantize_dynamic`` on ``op_types``: one activation scale per tensor, which the LLaMA
+    activation outliers (``down_proj`` inputs up to ~3000 vs ~2 typical) crush (0.83 trinary agreement).
     """
 
     method: Literal["dynamic", "block8"] = Field(
-        default="dynamic", description="dynamic: quantize_dynamic; block8: blockwise int8 MatMul + dynamic int8 Gather."
+        default="block8", description="block8: blockwise int8 MatMul + dynamic int8 Gather; dynamic: quantize_dynamic."
     )
-    block_size: int = Field(default=32, ge=16, le=256, description="block8: weights (and activations) per int8 block.")
+    block_size: int = Field(default=16, ge=16, le=256, description="block8: weights (and activations) per int8 block.")
     accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
-        default=4, description="block8: MatMulNBits compute type (4 = int8 activations per block; 0/1 = fp32)."
+        default=0, description="block8: MatMulNBits compute type (0/1 = fp32, weight-only; 4 = int8 activations)."
     )
     per_channel: bool = Field(default=True, description="One scale per output channel (accuracy) vs per tensor.")
     weight_type: Literal["qint8", "quint8"] = Field(default="qint8", description="Signed or unsigned int8 weights.")

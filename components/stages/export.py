@@ -1,7 +1,7 @@
 """The ``export`` stage: a training run -> an ONNX bundle whose shipped int8 file is proven, not assumed.
 
 Steps (docs/export.md): merge LoRA into the base (torch) -> fp32 ONNX (dynamo exporter) -> parity against torch on
-a fixed batch of test messages -> int8 dynamic quantization -> fp32 and int8 scored on test through the evaluation
+a fixed batch of test messages -> int8 (``export.quantize``) -> fp32 and int8 scored on test through the evaluation
 path -> ``parity.json``, ``quantization.json`` (the registry gate's ``quantized`` figures), ``meta.json``,
 ``manifest.json``. Everything is built in a temp sibling folder and swapped in at the end. Failed parity raises
 ExportCheckError and writes nothing (the fp32 graph is wrong). A failed int8 check does NOT fail the stage: the bundle
