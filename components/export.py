@@ -99,7 +99,7 @@ def quantize_int8(source: Path, target: Path, settings: QuantizeConfig, external
         if settings.method == "dynamic":
             _dynamic(source, target, settings, settings.op_types, excluded, large)
         else:
-            _block8(source, target, settings, excluded, large)
+            _block8(source, target, settings, excluded, large, model_bytes(source) > external_over)
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
@@ -120,13 +120,16 @@ def _dynamic(source: Path, target: Path, settings: QuantizeConfig, op_types: Seq
     )  # fmt: skip
 
 
-def _block8(source: Path, target: Path, settings: QuantizeConfig, excluded: Sequence[str], large: bool) -> None:
+def _block8(source: Path, target: Path, settings: QuantizeConfig, excluded: Sequence[str], large: bool,
+            staged_large: bool) -> None:  # fmt: skip
+    """``staged_large``: the Gather-only intermediate keeps fp32 MatMul weights (about the source's size), so it needs
+    external data whenever the source is over protobuf's 2 GB limit, not only when the int8 result is."""
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     staged = source
     if "Gather" in settings.op_types:
         staged = target.with_name(f".{target.name}.gather.onnx")
-        _dynamic(source, staged, settings, ["Gather"], excluded, large)
+        _dynamic(source, staged, settings, ["Gather"], excluded, staged_large)
     try:
         if "MatMul" in settings.op_types:
             options = {"bits": 8, "block_size": settings.block_size, "is_symmetric": True,
