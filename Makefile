@@ -39,7 +39,7 @@ run: setup ## Set up, run the `pipeline` flow on the embedded default (Prefect, 
 	@# The summary is printed even when a stage fails (what was produced so far); make still exits non-zero.
 	python -m flows.pipeline; status=$$?; emosafe summary; exit $$status
 
-export: setup ## dvc repro the export stages (int8 ONNX; fails while the int8 check refuses the file)
+export: setup ## dvc repro up to the export stages (int8 ONNX bundles, parity.json, quantization.json)
 	dvc repro export
 
 test: setup ## Set up and run the fast test suite
