@@ -215,8 +215,11 @@ def markdown(rows: Sequence[ScalingRow], comparisons: Sequence[Comparison], spli
             f"| {fmt(r.micro_f1)} | {fmt(r.critical_recall)} ({r.critical_support}) "
             f"| {r.canaries_failed}/{r.canaries_total} |"
         )
-    lines += ["", "Peak RSS: the evaluating process's resident high-water mark while that model scored (reset per",
-              "model; it includes the process baseline, e.g. earlier stages under the Prefect flow: compare differences)."]
+    lines += [
+        "",
+        "Peak RSS: the evaluating process's resident high-water mark while that model scored (reset per",
+        "model; it includes the process baseline, e.g. earlier stages under the flow: compare differences).",
+    ]
     for task in sorted({r.task for r in ordered}, key=lambda t: _rank(t, TASK_ORDER)):
         task_rows = [r for r in ordered if r.task == task]
         names = list(dict.fromkeys(name for r in task_rows for name in r.per_category))
