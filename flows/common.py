@@ -1,4 +1,4 @@
-"""What every flow task shares: params loading at the edge, the DVC-aware stage call, optional stage modules.
+"""What every flow task shares: params loading at the edge, the DVC-aware stage call, lazily imported stages.
 
 A task is ``stage(name, root, lambda: <stage function>(params, root).summary)``: it skips the stage function when
 DVC says the stage is up to date and records it in dvc.lock after running it (flows/dvc_tasks.py). Stage modules
@@ -8,15 +8,12 @@ are imported lazily, after that check.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from components.config import Params, load_params
 from flows.dvc_tasks import StageRun, cached_stage
-
-log = logging.getLogger(__name__)
 
 
 def params(params_path: str, root: str) -> Params:
@@ -35,21 +32,3 @@ def lazy(module: str, function: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(module), function)(*args, **kwargs)
 
     return call
-
-
-def optional(module: str, function: str) -> Callable[..., Any] | None:
-    """``module.function``, or None while that stage module does not exist yet (the flow then skips it, logged).
-
-    Only the module itself being absent counts: an import error inside it still fails the task.
-    """
-    try:
-        return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
-    except ModuleNotFoundError as error:
-        if error.name != module:
-            raise
-        return None
-
-
-def unavailable(name: str, module: str) -> StageRun:
-    log.warning("%s: %s is not available in this checkout; the stage is skipped", name, module)
-    return StageRun(name, False, (), f"not available: {module}")

@@ -22,7 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import dvc_tasks
-from flows.common import lazy, optional, params, stage, unavailable
+from flows.common import lazy, params, stage
 from flows.dvc_tasks import StageRun
 from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
 from flows.train import convert_task, ladder, train_task
@@ -31,6 +31,7 @@ PREPARE = lazy("components.stages.prepare", "prepare")
 AUGMENT = lazy("components.stages.augment", "augment")
 VALIDATE = lazy("components.stages.validate", "validate")
 EVALUATE = lazy("components.stages.evaluate", "evaluate")
+REPORT = lazy("components.stages.report", "report")
 
 
 @task(name="prepare", retries=2, retry_delay_seconds=2)
@@ -59,10 +60,7 @@ def evaluate_task(params_path: str, root: str = ".") -> StageRun:
 @task(name="report")
 def report_task(params_path: str, root: str = ".") -> StageRun:
     """The scaling report (table and plots over the evaluation reports)."""
-    report = optional("components.stages.report", "report")
-    if report is None:
-        return unavailable("report", "components.stages.report")
-    return stage("report", root, lambda: report(params(params_path, root), Path(root)).summary)
+    return stage("report", root, lambda: REPORT(params(params_path, root), Path(root)).summary)
 
 
 @task(name="data")

@@ -14,11 +14,13 @@ from typing import Any
 
 from prefect import task
 
-from flows.common import lazy, optional, params, stage, unavailable
+from flows.common import lazy, params, stage
 from flows.dvc_tasks import StageRun, read_lock, restore_lock
 
 log = logging.getLogger(__name__)
 EXPORT_ALL = lazy("components.stages.export", "export_all")
+REGISTER = lazy("components.stages.register", "register")
+SHIP = lazy("components.stages.ship", "ship")
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,7 @@ def rollback_task(params_path: str, root: str, transaction: Transaction, why: st
 @task(name="register")
 def register_task(params_path: str, root: str = ".") -> StageRun:
     """Register every fine-tuned run with its evaluation, gate decided (moves no guarded alias)."""
-    register = optional("components.stages.register", "register")
-    if register is None:
-        return unavailable("register", "components.stages.register")
-    return stage("register", root, lambda: register(params(params_path, root), Path(root)).summary)
+    return stage("register", root, lambda: REGISTER(params(params_path, root), Path(root)).summary)
 
 
 @task(name="export")
@@ -87,7 +86,4 @@ def export_task(params_path: str, root: str = ".") -> StageRun:
 @task(name="ship")
 def ship_task(params_path: str, root: str = ".") -> StageRun:
     """Register the ONNX bundles with their reference profile; the gate decides whether production moves."""
-    ship = optional("components.stages.ship", "ship")
-    if ship is None:
-        return unavailable("ship", "components.stages.ship")
-    return stage("ship", root, lambda: ship(params(params_path, root), Path(root)).summary)
+    return stage("ship", root, lambda: SHIP(params(params_path, root), Path(root)).summary)

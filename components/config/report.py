@@ -12,15 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components.config.base import Frozen
-
-
-class ReportWandb(Frozen):
-    enabled: bool = Field(default=True, description="Log the report to W&B (offline unless WANDB_MODE is set).")
-    project: str = Field(default="emosafe", description="W&B project.")
-    mode: Literal["offline", "online", "disabled"] = Field(
-        default="offline", description="Used when WANDB_MODE is unset; sync offline runs later with `wandb sync`."
-    )
-    dir: str = Field(default=".", description="Parent of the wandb/ run folders (WANDB_DIR overrides).")
+from components.config.wandb import WandbRun
 
 
 class ReportConfig(Frozen):
@@ -31,7 +23,7 @@ class ReportConfig(Frozen):
         default="reports/scaling", description="scaling.md, metrics.json, meta.json and plots/ (data + PNG)."
     )
     split: Literal["test", "val"] = Field(default="test", description="Which split's figures the report shows.")
-    wandb: ReportWandb = ReportWandb()
+    wandb: WandbRun = WandbRun()
 
     @model_validator(mode="after")
     def _separate_folders(self) -> ReportConfig:

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Frozen
+from components.config.wandb import WandbRun
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.]*(?:-[a-z0-9.]+)*$")
 Task = Literal["trinary", "taxonomy"]
@@ -130,13 +131,7 @@ CPU_PROFILE = Profile(
 )
 
 
-class WandbSettings(Frozen):
-    enabled: bool = Field(default=True, description="Track runs with W&B (offline unless WANDB_MODE says online).")
-    project: str = Field(default="emosafe", description="W&B project.")
-    mode: Literal["offline", "online", "disabled"] = Field(
-        default="offline", description="Used when WANDB_MODE is unset; sync offline runs later with `wandb sync`."
-    )
-    dir: str = Field(default=".", description="Parent of the wandb/ run folders (WANDB_DIR overrides).")
+class WandbSettings(WandbRun):
     log_artifact: bool = Field(default=True, description="Log the adapter folder as a W&B artifact.")
 
 
