@@ -7,10 +7,16 @@ overhead, a second flow run with nothing changed (every stage skipped), an empty
 the temporary API), and what the overhead would be on a 20-minute real run (it is mostly fixed cost: API start-up,
 DVC calls; hashing and copying outputs into the DVC cache grows with output size, as it does for ``dvc repro``).
 The machine is shared, so single figures are noisy: compare the absolute overhead, not the ratio, across runs.
+
+``run_real`` (slow; ``python benchmarks/run.py flow_real``) is the acceptance figure: the embedded default
+(params.yaml: augmentation, the SmolLM2 ladder, both tasks, evaluation, register, int8 export, ship) in two fresh
+``git clone``s of HEAD with empty DVC caches, one driven by the stage functions, the other by ``python -m
+flows.pipeline`` as ``make run`` does, one after the other, with the same environment (W&B offline).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -34,20 +40,29 @@ from components.stages.register import register
 from components.stages.export import export_all
 from components.stages.ship import ship
 
-params, root = load_params(Path("params.yaml")), Path(".")
-prepare(params, root); augment(params, root); validate(params, root); convert(params, root)
+import json, sys, time
+params, root, times = load_params(Path("params.yaml")), Path("."), {}
+def timed(name, call):
+    start = time.perf_counter(); call(); times[name] = round(time.perf_counter() - start, 1)
+timed("prepare", lambda: prepare(params, root)); timed("augment", lambda: augment(params, root))
+timed("validate", lambda: validate(params, root)); timed("convert", lambda: convert(params, root))
 for model in params.train.active.models:
     for task in params.train.tasks:
-        train(params, model, task, root)
-evaluate(params, root); report(params, root); register(params, root); export_all(params, root); ship(params, root)
+        timed(f"train@{model}-{task}", lambda: train(params, model, task, root))
+for name, call in [("evaluate", evaluate), ("report", report), ("register", register), ("export", export_all),
+                   ("ship", ship)]:
+    timed(name, lambda: call(params, root))
+print(json.dumps(times), file=sys.stderr)
 """
 EMPTY_FLOW = "from prefect import flow\nflow(name='empty')(lambda: None)()\n"
 REAL_RUN_S = 20 * 60
 
 
-def _timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+def _timed(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 1800, log: Path | None = None) -> float:
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if log is not None:
+        log.write_text(f"$ {' '.join(command)}\n{done.stdout}\n--- stderr\n{done.stderr}")
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:3])} failed in {cwd}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return time.perf_counter() - start
@@ -82,7 +97,37 @@ def run() -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
-    import json
+def run_real() -> dict[str, Any]:
+    """The embedded default, direct vs flow, in two fresh clones of HEAD (about 40 minutes on 2 cores).
 
+    The clones use this interpreter (the project venv), so nothing is installed; the full logs of both runs go to
+    benchmarks/results/flow_real-{direct,flow}.log (they hold counts and timings, never message text)."""
+    env = {**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline",
+           "WANDB_SILENT": "true", "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+           "PREFECT_LOGGING_EXTRA_LOGGERS": "components,registry,monitoring,flows",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    logs = REPO / "benchmarks" / "results"
+    logs.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {}
+        for name in ("direct", "flow"):
+            roots[name] = Path(tmp) / name
+            subprocess.run(["git", "clone", "--quiet", str(REPO), str(roots[name])], check=True)
+        env["PREFECT_HOME"] = str(Path(tmp) / "prefect")
+        direct = _timed([sys.executable, "-c", DIRECT], roots["direct"], env, 3600, logs / "flow_real-direct.log")
+        flow = _timed([sys.executable, "-m", "flows.pipeline"], roots["flow"], env, 3600, logs / "flow_real-flow.log")
+        stages = json.loads((logs / "flow_real-direct.log").read_text().rsplit("--- stderr\n", 1)[1].splitlines()[-1])
+    return {
+        "inputs": "params.yaml (the embedded default: make run), fresh clones of HEAD, empty DVC caches",
+        "direct_stage_functions_s": round(direct, 1),
+        "pipeline_flow_s": round(flow, 1),
+        "ratio": round(flow / direct, 3),
+        "overhead_s": round(flow - direct, 1),
+        "direct_stage_s": stages,
+        "cores": os.cpu_count(),
+    }
+
+
+if __name__ == "__main__":
     print(json.dumps(run(), indent=2))

@@ -1,7 +1,7 @@
 """Run every benchmark and print (and save) its figures. Speed and memory live here, never in tests.
 
 Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, export, flow, prepare, prompting,
-registry, train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b)
+registry, train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real)
 Results go to benchmarks/results/<name>.json (git-ignored) and stdout.
 """
 
@@ -34,8 +34,9 @@ BENCHMARKS = {
     "registry": bench_registry.run,
     "train": bench_train.run,
 }
-#: Minutes and ~15 GB of RAM (the Llama-3.2-1B-shaped export and quantization): only when asked for.
-SLOW = {"export_1b": bench_export_1b.run}
+#: Minutes and ~15 GB of RAM (the Llama-3.2-1B-shaped export and quantization), and the 40-minute real-input
+#: flow overhead (direct vs flow on the embedded default): only when asked for.
+SLOW = {"export_1b": bench_export_1b.run, "flow_real": bench_flow.run_real}
 
 
 def main(args: list[str]) -> None:
