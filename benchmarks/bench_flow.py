@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -101,7 +102,12 @@ def run_real() -> dict[str, Any]:
     """The embedded default, direct vs flow, in two fresh clones of HEAD (about 40 minutes on 2 cores).
 
     The clones use this interpreter (the project venv), so nothing is installed; the full logs of both runs go to
-    benchmarks/results/flow_real-{direct,flow}.log (they hold counts and timings, never message text)."""
+    benchmarks/results/flow_real-{direct,flow}.log (they hold counts and timings, never message text). CPU time
+    (user+sys of each process tree, server and DVC included) is less sensitive than wall time to a shared host.
+    ``order`` is which runs first (EMOSAFE_BENCH_ORDER=direct,flow swaps it)."""
+    order = tuple(os.environ.get("EMOSAFE_BENCH_ORDER", "flow,direct").split(","))
+    if sorted(order) != ["direct", "flow"]:
+        raise ValueError(f"EMOSAFE_BENCH_ORDER={','.join(order)}: want 'flow,direct' or 'direct,flow'")
     env = {**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline",
            "WANDB_SILENT": "true", "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
@@ -115,8 +121,14 @@ def run_real() -> dict[str, Any]:
             roots[name] = Path(tmp) / name
             subprocess.run(["git", "clone", "--quiet", str(REPO), str(roots[name])], check=True)
         env["PREFECT_HOME"] = str(Path(tmp) / "prefect")
-        direct = _timed([sys.executable, "-c", DIRECT], roots["direct"], env, 3600, logs / "flow_real-direct.log")
-        flow = _timed([sys.executable, "-m", "flows.pipeline"], roots["flow"], env, 3600, logs / "flow_real-flow.log")
+        commands = {"direct": [sys.executable, "-c", DIRECT], "flow": [sys.executable, "-m", "flows.pipeline"]}
+        wall, cpu = {}, {}
+        for name in order:  # the machine's speed drifts over 40 minutes: run both orders and compare
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall[name] = _timed(commands[name], roots[name], env, 3600, logs / f"flow_real-{name}.log")
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        direct, flow = wall["direct"], wall["flow"]
         stages = json.loads((logs / "flow_real-direct.log").read_text().rsplit("--- stderr\n", 1)[1].splitlines()[-1])
     return {
         "inputs": "params.yaml (the embedded default: make run), fresh clones of HEAD, empty DVC caches",
@@ -124,6 +136,9 @@ def run_real() -> dict[str, Any]:
         "pipeline_flow_s": round(flow, 1),
         "ratio": round(flow / direct, 3),
         "overhead_s": round(flow - direct, 1),
+        "cpu_s": {name: round(value, 1) for name, value in cpu.items()},  # user+sys of each process tree
+        "cpu_ratio": round(cpu["flow"] / cpu["direct"], 3),
+        "order": list(order),
         "direct_stage_s": stages,
         "cores": os.cpu_count(),
     }

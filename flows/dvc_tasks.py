@@ -18,6 +18,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import chdir, contextmanager
 from dataclasses import dataclass
@@ -85,13 +86,18 @@ def cached_stage(root: Path, stage: str, run: Callable[[], T], targets: list[str
 
     ``targets`` defaults to the stage's items in dvc.yaml; a stage absent from dvc.yaml always runs, unrecorded.
     """
+    start = time.perf_counter()
     names, stale = _pending(root, stage, targets)
+    checked = time.perf_counter()
     if not stale:
         log.info("%s: up to date in dvc.lock (%s), not run", stage, ", ".join(names))
         return StageRun(stage, False, tuple(names))
     summary = run()
+    ran = time.perf_counter()
     if names:
         commit(root, names)
+    log.info("%s: ran in %.1fs; dvc status %.1fs, commit %.1fs", stage, ran - checked, checked - start,
+             time.perf_counter() - ran)  # fmt: skip
     return StageRun(stage, True, tuple(names), summary)
 
 

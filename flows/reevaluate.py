@@ -3,6 +3,11 @@
 Scheduled daily by the ``reevaluate-daily`` deployment. When the re-evaluation flags the version (a floor or a
 regression failed on the feedback), the flow emits the Prefect event ``emosafe.reevaluate.flagged``; the ``retrain``
 deployment's trigger (prefect.yaml) listens for it, as it does for the monitor's drift alarm.
+
+The feedback file is an input, not an output of this project: the labelling process (people reviewing production
+messages) writes it, in the dataset schema, at the deployment's ``feedback`` path. Until it exists a scheduled run
+logs that there is nothing to re-evaluate and completes without a flag; a file that is there but broken fails the
+run with the file, row and rule named.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ def reevaluate_flow(
     root: str = ".",
 ) -> dict[str, Any]:
     """Re-evaluate ``model_ref`` (default: the production versions) and raise the flag as an event if needed."""
+    if not (Path(root) / feedback).exists():
+        log.warning("no labelled feedback at %s yet: nothing to re-evaluate (docs/monitoring.md)", feedback)
+        return {"flagged": False, "skipped": f"no labelled feedback at {feedback}", "summary": {}}
     result = reevaluate_task(feedback, model_ref, params_path, root)
     if result["flagged"]:
         emit_event(

@@ -146,6 +146,9 @@ def test_flagged_reevaluation_emits_the_event_the_retrain_trigger_expects(
     (tmp_path / "params.yaml").write_text(
         yaml.safe_dump({"prepare": {"sources": [{"name": "s", "kind": "emosafe", "path": "s.jsonl"}]}})
     )
+    skipped = module.reevaluate_flow("feedback.jsonl", "emosafe-trinary@production", "params.yaml", str(tmp_path))
+    assert skipped["flagged"] is False and "no labelled feedback" in skipped["skipped"] and not emitted
+    (tmp_path / "feedback.jsonl").write_text("{}\n")  # the stage is replaced: only its presence matters here
     flagged = module.reevaluate_flow("feedback.jsonl", "emosafe-trinary@production", "params.yaml", str(tmp_path))
     assert flagged["flagged"] == ("unsafe_recall",) and len(emitted) == 1
     assert emitted[0]["event"] == module.FLAGGED_EVENT and emitted[0]["payload"]["summary"]["rows"] == 40
