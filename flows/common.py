@@ -8,12 +8,21 @@ are imported lazily, after that check.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from components.config import Params, load_params
 from flows.dvc_tasks import StageRun, cached_stage
+
+#: emosafe's own loggers. PREFECT_LOGGING_EXTRA_LOGGERS (set by the Makefile) gives them Prefect's handlers, but
+#: not a level, so they would inherit the root's WARNING and the stages' INFO lines (counts, timings, where a file
+#: went; never text) would be lost from the flow's log. An explicit level set by a user is left alone.
+PACKAGES = ("components", "registry", "monitoring", "flows")
+for _name in PACKAGES:
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.INFO)
 
 
 def params(params_path: str, root: str) -> Params:
