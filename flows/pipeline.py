@@ -6,10 +6,12 @@ stage that dvc.lock records as up to date is not run (an unchanged input re-runs
 and a stage that ran is committed to dvc.lock as ``dvc repro`` would. From ``register`` on, a failure rolls the
 registry and dvc.lock back to the checkpoint taken before it (flows/release.py), then fails the flow.
 
-Training runs are separate task runs submitted together. In this process they run one at a time (torch threads,
-accelerate and W&B hold process-wide state, and two cores gain nothing from sharing); a deployment with a Dask or
-Ray task runner runs them on separate workers. Run it with ``python -m flows.pipeline`` (Prefect starts a temporary
-local API; ``make run``) or through the ``pipeline-weekly`` deployment (prefect.yaml).
+Training runs are separate task runs. With the default in-process thread-pool runner they are called one at a time
+in the flow's thread: torch threads, accelerate and W&B hold process-wide state, two cores gain nothing from sharing,
+and the same trainings read 13-60% slower when submitted to the pool's worker thread (single readings, issue #9). A
+deployment given a Dask or Ray task runner (``pipeline.with_options(task_runner=...)``) submits them to separate
+workers. Run it with ``python -m flows.pipeline`` (Prefect starts a temporary local API; ``make run``) or through
+the ``pipeline-weekly`` deployment (prefect.yaml).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import dvc_tasks
@@ -81,13 +84,23 @@ def push_task(root: str = ".") -> int:
     return dvc_tasks.push(Path(root))
 
 
+def _in_process() -> bool:
+    """True when the flow's task runner is the in-process thread pool (the default): trainings then run inline."""
+    context = FlowRunContext.get()
+    return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
+
+
 @flow(name="pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
     """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes."""
     runs = [prepare_task(params_path, root), augment_task(params_path, root), validate_task(params_path, root),
             convert_task(params_path, root)]  # fmt: skip
-    trainings = [train_task.submit(params_path, model, name, root) for model, name in ladder(params_path, root)]
-    runs += [training.result() for training in trainings]
+    entries = ladder(params_path, root)
+    if _in_process():
+        runs += [train_task(params_path, model, name, root) for model, name in entries]
+    else:
+        trainings = [train_task.submit(params_path, model, name, root) for model, name in entries]
+        runs += [training.result() for training in trainings]
     runs += [evaluate_task(params_path, root), report_task(params_path, root)]
     transaction = checkpoint_task(params_path, root)
     try:
