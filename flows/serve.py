@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from components.errors import EmosafeError
+from flows.common import PACKAGES
 
 WORK_POOL = "emosafe-process"
 
@@ -88,6 +89,6 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
 def server_env(port: int, home: Path) -> dict[str, str]:
     """Environment for the server, the CLI calls and the worker: one API URL, one PREFECT_HOME, no analytics, and
     emosafe's loggers in the flow-run logs (the UI shows the stages' counts and timings)."""
-    return {"PREFECT_LOGGING_EXTRA_LOGGERS": "components,registry,monitoring,flows", **os.environ,
+    return {"PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(PACKAGES), **os.environ,
             "PREFECT_API_URL": api_url(port), "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_API_URL": api_url(port)}  # fmt: skip
