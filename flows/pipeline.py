@@ -21,14 +21,13 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import dvc_tasks
 from flows.common import lazy, params, stage
 from flows.dvc_tasks import StageRun
 from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
-from flows.train import convert_task, ladder, train_task
+from flows.train import convert_task, ladder, run_ladder
 
 PREPARE = lazy("components.stages.prepare", "prepare")
 AUGMENT = lazy("components.stages.augment", "augment")
@@ -84,23 +83,12 @@ def push_task(root: str = ".") -> int:
     return dvc_tasks.push(Path(root))
 
 
-def _in_process() -> bool:
-    """True when the flow's task runner is the in-process thread pool (the default): trainings then run inline."""
-    context = FlowRunContext.get()
-    return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
-
-
 @flow(name="pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
     """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes."""
     runs = [prepare_task(params_path, root), augment_task(params_path, root), validate_task(params_path, root),
             convert_task(params_path, root)]  # fmt: skip
-    entries = ladder(params_path, root)
-    if _in_process():
-        runs += [train_task(params_path, model, name, root) for model, name in entries]
-    else:
-        trainings = [train_task.submit(params_path, model, name, root) for model, name in entries]
-        runs += [training.result() for training in trainings]
+    runs += run_ladder(params_path, root, ladder(params_path, root))
     runs += [evaluate_task(params_path, root), report_task(params_path, root)]
     transaction = checkpoint_task(params_path, root)
     try:

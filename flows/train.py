@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.context import FlowRunContext
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import lazy, params, stage
 from flows.dvc_tasks import StageRun, stage_targets
@@ -39,12 +41,30 @@ def ladder(params_path: str, root: str, models: list[str] | None = None) -> list
     return [(model, name) for model in models or list(config.active.models) for name in config.tasks]
 
 
+def in_process() -> bool:
+    """True when the running flow's task runner is the in-process thread pool (Prefect's default)."""
+    context = FlowRunContext.get()
+    return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
+
+
+def run_ladder(params_path: str, root: str, entries: list[tuple[str, str]]) -> list[StageRun]:
+    """One ``train`` task run per (model, task): inline with the in-process runner, submitted with any other.
+
+    Inline because torch threads, accelerate and W&B hold process-wide state, two cores gain nothing from sharing,
+    and the same trainings read 13-60% slower in the pool's worker thread than in the flow's (issue #9). A Dask or
+    Ray runner (``flow.with_options(task_runner=...)``) gets them submitted, so they can run on separate workers.
+    """
+    if in_process():
+        return [train_task(params_path, model, name, root) for model, name in entries]
+    runs = [train_task.submit(params_path, model, name, root) for model, name in entries]
+    return [run.result() for run in runs]
+
+
 @flow(name="train")
 def train_flow(params_path: str = "params.yaml", root: str = ".", models: list[str] | None = None) -> list[StageRun]:
     """The whole ladder of the active profile (or ``models``) on every task in ``train.tasks``."""
     convert_task(params_path, root)
-    runs = [train_task.submit(params_path, model, name, root) for model, name in ladder(params_path, root, models)]
-    return [run.result() for run in runs]
+    return run_ladder(params_path, root, ladder(params_path, root, models))
 
 
 if __name__ == "__main__":

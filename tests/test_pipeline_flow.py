@@ -9,6 +9,7 @@ files): they test the orchestration, not the stages. The slow test runs the real
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -22,6 +23,7 @@ import yaml
 
 from tests.conftest import VENV_BIN
 from tests.flow_project import MODEL, dvc_stages, make_project
+from tests.tiny_training import tiny_llama_folder, write_project
 
 STAGE_MODULES = {  # stage -> (module, function) the flow's task calls
     "prepare": ("components.stages.prepare", "prepare"),
@@ -154,6 +156,29 @@ def test_flagged_reevaluation_emits_the_event_the_retrain_trigger_expects(
     assert emitted[0]["event"] == module.FLAGGED_EVENT and emitted[0]["payload"]["summary"]["rows"] == 40
     module.reevaluate_flow("feedback.jsonl", "emosafe-trinary@production", "params.yaml", str(tmp_path))
     assert len(emitted) == 1  # not flagged: no event
+
+
+def _mark_worker(folder: str) -> None:
+    """ProcessPoolTaskRunner initializer (runs in each worker process): leave the worker's pid as a file."""
+    (Path(folder) / str(os.getpid())).touch()
+
+
+def test_a_process_pool_runner_gets_the_trainings_submitted_to_its_workers(harness: None, tmp_path: Path) -> None:
+    """With a runner other than the in-process thread pool, each (model, task) training is submitted to it."""
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    from flows.train import train_flow
+
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    tiny_llama_folder(tmp_path / "tiny-llama")
+    write_project(tmp_path, {"tiny": {"family": "llama", "source": "tiny-llama", "convert": True}}, hyper={"epochs": 1})
+    runner = ProcessPoolTaskRunner(max_workers=2, initializer=_mark_worker, initargs=(str(workers),))
+    runs = train_flow.with_options(task_runner=runner)("params.yaml", str(tmp_path))  # type: ignore[arg-type]
+    assert [r.stage for r in runs] == ["train@tiny-trinary", "train@tiny-taxonomy"] and all(r.ran for r in runs)
+    assert all((tmp_path / "models" / f"tiny-{t}" / "meta.json").is_file() for t in ("trinary", "taxonomy"))
+    pids = {int(p.name) for p in workers.iterdir()}
+    assert pids and os.getpid() not in pids  # trained in the pool's worker processes, not in the flow's
 
 
 def _lock_md5(root: Path, path: str) -> str:
