@@ -137,5 +137,8 @@ def data_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
 
 def push(root: Path) -> int:
     """``dvc push`` to the default remote; returns how many files were transferred (0: the remote had them)."""
+    start = time.perf_counter()
     with _repo(root) as repo:
-        return int(repo.push())
+        sent = int(repo.push())
+    log.info("push: %d files in %.1fs", sent, time.perf_counter() - start)
+    return sent
