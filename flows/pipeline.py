@@ -6,12 +6,10 @@ stage that dvc.lock records as up to date is not run (an unchanged input re-runs
 and a stage that ran is committed to dvc.lock as ``dvc repro`` would. From ``register`` on, a failure rolls the
 registry and dvc.lock back to the checkpoint taken before it (flows/release.py), then fails the flow.
 
-Training runs are separate task runs. With the default in-process thread-pool runner they are called one at a time
-in the flow's thread: torch threads, accelerate and W&B hold process-wide state, two cores gain nothing from sharing,
-and the same trainings read 13-60% slower when submitted to the pool's worker thread (single readings, issue #9). A
-deployment given a Dask or Ray task runner (``pipeline.with_options(task_runner=...)``) submits them to separate
-workers. Run it with ``python -m flows.pipeline`` (Prefect starts a temporary local API; ``make run``) or through
-the ``pipeline-weekly`` deployment (prefect.yaml).
+Training runs are separate task runs, run as ``flows.train.run_ladder`` decides: one at a time in the flow's thread
+with the default in-process runner, submitted to separate workers with a Dask or Ray runner
+(``pipeline.with_options(task_runner=...)``). Run it with ``python -m flows.pipeline`` (Prefect starts a temporary
+local API; ``make run``) or through the ``pipeline-weekly`` deployment (prefect.yaml).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def ladder(params_path: str, root: str, models: list[str] | None = None) -> list
     return [(model, name) for model in models or list(config.active.models) for name in config.tasks]
 
 
-def in_process() -> bool:
+def _in_process() -> bool:
     """True when the running flow's task runner is the in-process thread pool (Prefect's default)."""
     context = FlowRunContext.get()
     return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
@@ -54,7 +54,7 @@ def run_ladder(params_path: str, root: str, entries: list[tuple[str, str]]) -> l
     and the same trainings read 13-60% slower in the pool's worker thread than in the flow's (issue #9). A Dask or
     Ray runner (``flow.with_options(task_runner=...)``) gets them submitted, so they can run on separate workers.
     """
-    if in_process():
+    if _in_process():
         return [train_task(params_path, model, name, root) for model, name in entries]
     runs = [train_task.submit(params_path, model, name, root) for model, name in entries]
     return [run.result() for run in runs]
