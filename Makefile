@@ -20,6 +20,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 # The stage functions log through the standard logging module; show them in the flow's output too.
 export PREFECT_LOGGING_EXTRA_LOGGERS ?= components,registry,monitoring,flows
+# Stage functions also run outside flow runs (CLI, tests calling a task's .fn): their logs stay local, no warning.
+export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 
 .PHONY: help setup run export test test-all lint format bench repro clean
 

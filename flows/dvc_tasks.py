@@ -53,24 +53,17 @@ def _repo(root: Path) -> Iterator[Any]:
         yield repo
 
 
-def stage_targets(root: Path, stage: str) -> list[str]:
-    """``stage`` and its matrix/foreach items as dvc.yaml names them; [] when dvc.yaml has no such stage (or none)."""
-    if not (root / "dvc.yaml").is_file():
-        return []
-    with _repo(root) as repo:
-        return _items(repo, stage)
-
-
 def _items(repo: Any, stage: str) -> list[str]:
     return [s.name for s in repo.index.stages if s.name == stage or s.name.startswith(f"{stage}@")]
 
 
-def _pending(root: Path, stage: str, targets: list[str] | None) -> tuple[list[str], bool]:
-    """(the targets, whether any differs from dvc.lock: ``dvc status <targets>``), with one DVC index build."""
-    if targets == [] or not (root / "dvc.yaml").is_file():
+def _pending(root: Path, stage: str, item: str | None) -> tuple[list[str], bool]:
+    """(the targets: ``stage``'s items, or just ``item``, as dvc.yaml names them; whether any differs from dvc.lock:
+    ``dvc status <targets>``), with one DVC index build. No targets (not in dvc.yaml): stale, always runs."""
+    if not (root / "dvc.yaml").is_file():
         return [], True
     with _repo(root) as repo:
-        names = _items(repo, stage) if targets is None else targets
+        names = [name for name in _items(repo, stage) if item in (None, name)]
         return names, not names or bool(repo.status(targets=names))
 
 
@@ -81,13 +74,14 @@ def commit(root: Path, targets: Iterable[str]) -> None:
             repo.commit(target, force=True)
 
 
-def cached_stage(root: Path, stage: str, run: Callable[[], T], targets: list[str] | None = None) -> StageRun:
+def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None = None) -> StageRun:
     """Skip ``run`` when every target is up to date in dvc.lock; otherwise run it and commit the targets.
 
-    ``targets`` defaults to the stage's items in dvc.yaml; a stage absent from dvc.yaml always runs, unrecorded.
+    The targets are the stage's items in dvc.yaml, or the one ``item`` (``train@<model>-<task>``); a stage or item
+    absent from dvc.yaml always runs, unrecorded.
     """
     start = time.perf_counter()
-    names, stale = _pending(root, stage, targets)
+    names, stale = _pending(root, stage, item)
     checked = time.perf_counter()
     if not stale:
         log.info("%s: up to date in dvc.lock (%s), not run", stage, ", ".join(names))

@@ -22,7 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import dvc_tasks
-from flows.common import lazy, params, stage
+from flows.common import lazy, params, preload, stage
 from flows.dvc_tasks import StageRun
 from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
 from flows.train import convert_task, ladder, run_ladder
@@ -103,5 +103,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
 if __name__ == "__main__":
     import json
 
+    # The first stages' imports (torch, Great Expectations) overlap the wait for Prefect's temporary API.
+    preload(f"components.stages.{name}" for name in ("prepare", "augment", "validate", "convert", "train"))
     result = pipeline()
     print(json.dumps({key: result[key] for key in ("ran", "skipped", "data", "pushed")}, indent=1))

@@ -14,7 +14,7 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import lazy, params, stage
-from flows.dvc_tasks import StageRun, stage_targets
+from flows.dvc_tasks import StageRun
 
 CONVERT = lazy("components.stages.convert", "convert")
 TRAIN = lazy("components.stages.train", "train")
@@ -30,8 +30,7 @@ def convert_task(params_path: str, root: str = ".") -> StageRun:
 def train_task(params_path: str, model: str, task_name: str, root: str = ".") -> StageRun:
     """Fine-tune one (model, task) = DVC stage ``train@<model>-<task>``; the summary is one line (no text)."""
     target = f"train@{model}-{task_name}"
-    items = [t for t in stage_targets(Path(root), "train") if t == target]  # [] (always runs) if not in dvc.yaml
-    run = stage("train", root, lambda: TRAIN(params(params_path, root), model, task_name, Path(root)).summary, items)
+    run = stage("train", root, lambda: TRAIN(params(params_path, root), model, task_name, Path(root)).summary, target)
     return StageRun(target, run.ran, run.targets, run.summary)
 
 
