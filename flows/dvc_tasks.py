@@ -9,7 +9,9 @@ the working directory (outside the repo it fails an ``is_in_repo`` assertion), s
 folder, under that lock; stage functions take absolute roots or run from the project folder, so they do not care.
 
 What can fail: a corrupt dvc.yaml/dvc.lock or a busy repo lock raise DVC's own exceptions (the task fails);
-``push`` raises when the remote is unreachable (the push task retries).
+``push`` raises when the remote is unreachable (the push task retries). Inside ``pushing_early`` (the pipeline
+flow) what a stage committed is pushed in a background thread while the next stage runs; the final push sends
+the rest.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 LOCK_FILE = "dvc.lock"
 _SERIAL = threading.Lock()
 T = TypeVar("T")
+_EARLY: dict[Path, threading.Thread | None] = {}  # roots pushed while stages run -> the push in flight, if any
+_UNPUSHED: set[Path] = set()  # roots in _EARLY with commits not pushed yet
+_SENT: dict[Path, int] = {}  # files the early pushes sent, added to the final push's count
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,52 @@ def commit(root: Path, targets: Iterable[str]) -> None:
     with _repo(root) as repo:
         for target in targets:
             repo.commit(target, force=True)
+    if root.resolve() in _EARLY:
+        _UNPUSHED.add(root.resolve())  # the next stage to run starts the push
+
+
+@contextmanager
+def pushing_early(root: Path) -> Iterator[None]:
+    """While inside, what earlier stages committed is pushed in a background thread as each stage runs.
+
+    ``dvc push`` only copies cache files to the remote, so it overlaps a running stage (which needs no DVC lock)
+    instead of adding its seconds after the last one; the stage's own commit waits for it (one DVC user at a
+    time). A failed early push is logged and left to the final ``push``, which retries and sends the rest.
+    """
+    folder = root.resolve()
+    _EARLY[folder] = None
+    try:
+        yield
+    finally:
+        _wait_early(folder)
+        _EARLY.pop(folder, None)
+        _UNPUSHED.discard(folder)
+        _SENT.pop(folder, None)
+
+
+def _push_behind(root: Path) -> None:
+    folder = root.resolve()
+    running = _EARLY.get(folder)
+    if folder not in _UNPUSHED or (running is not None and running.is_alive()):
+        return
+    _UNPUSHED.discard(folder)
+
+    def work() -> None:
+        try:
+            sent = push(folder, wait=False)
+            _SENT[folder] = _SENT.get(folder, 0) + sent
+        except Exception as error:  # the final push retries and reports
+            log.warning("early dvc push failed, left to the final push: %r", error)
+
+    thread = threading.Thread(target=work, name="dvc-early-push", daemon=True)
+    _EARLY[folder] = thread
+    thread.start()
+
+
+def _wait_early(folder: Path) -> None:
+    thread = _EARLY.get(folder)
+    if thread is not None:
+        thread.join()
 
 
 def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None = None) -> StageRun:
@@ -86,6 +137,8 @@ def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None 
     if not stale:
         log.info("%s: up to date in dvc.lock (%s), not run", stage, ", ".join(names))
         return StageRun(stage, False, tuple(names))
+    if names:
+        _push_behind(root)  # what earlier stages committed goes to the remote while this one runs
     summary = run()
     ran = time.perf_counter()
     if names:
@@ -129,10 +182,15 @@ def data_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def push(root: Path) -> int:
-    """``dvc push`` to the default remote; returns how many files were transferred (0: the remote had them)."""
+def push(root: Path, wait: bool = True) -> int:
+    """``dvc push`` to the default remote; returns how many files were transferred (0: the remote had them).
+
+    ``wait`` (the final push): let an early push in flight (``pushing_early``) finish first, so no file is sent
+    twice, and count the files the early pushes sent too."""
+    if wait:
+        _wait_early(root.resolve())
     start = time.perf_counter()
     with _repo(root) as repo:
         sent = int(repo.push())
-    log.info("push: %d files in %.1fs", sent, time.perf_counter() - start)
-    return sent
+    log.info("push%s: %d files in %.1fs", "" if wait else " (early)", sent, time.perf_counter() - start)
+    return sent + (_SENT.pop(root.resolve(), 0) if wait else 0)

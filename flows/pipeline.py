@@ -83,19 +83,23 @@ def push_task(root: str = ".") -> int:
 
 @flow(name="pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
-    """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes."""
-    runs = [prepare_task(params_path, root), augment_task(params_path, root), validate_task(params_path, root),
-            convert_task(params_path, root)]  # fmt: skip
-    runs += run_ladder(params_path, root, ladder(params_path, root))
-    runs += [evaluate_task(params_path, root), report_task(params_path, root)]
-    transaction = checkpoint_task(params_path, root)
-    try:
-        runs += [register_task(params_path, root), export_task(params_path, root), ship_task(params_path, root)]
-        data = data_task(params_path, root)
-        pushed = push_task(root)
-    except BaseException as error:
-        rollback_task(params_path, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
-        raise
+    """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes.
+
+    Outputs go to the DVC remote while later stages run (``dvc_tasks.pushing_early``); the last push sends the rest.
+    """
+    with dvc_tasks.pushing_early(Path(root)):
+        runs = [prepare_task(params_path, root), augment_task(params_path, root), validate_task(params_path, root),
+                convert_task(params_path, root)]  # fmt: skip
+        runs += run_ladder(params_path, root, ladder(params_path, root))
+        runs += [evaluate_task(params_path, root), report_task(params_path, root)]
+        transaction = checkpoint_task(params_path, root)
+        try:
+            runs += [register_task(params_path, root), export_task(params_path, root), ship_task(params_path, root)]
+            data = data_task(params_path, root)
+            pushed = push_task(root)
+        except BaseException as error:
+            rollback_task(params_path, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
+            raise
     return {"ran": [r.stage for r in runs if r.ran], "skipped": [r.stage for r in runs if not r.ran],
             "summaries": {r.stage: r.summary for r in runs}, "data": data, "pushed": pushed}  # fmt: skip
 

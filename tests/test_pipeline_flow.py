@@ -9,6 +9,8 @@ files): they test the orchestration, not the stages. The slow test runs the real
 from __future__ import annotations
 
 import json
+import logging
+import logging.handlers
 import os
 import subprocess
 import sys
@@ -96,7 +98,12 @@ def test_second_run_runs_no_stage_and_dvc_agrees(harness: None, fakes: tuple[Pat
     from flows.pipeline import pipeline
 
     root, calls, _ = fakes
-    first = pipeline("params.yaml", str(root))
+    pushes = logging.handlers.BufferingHandler(capacity=10_000)  # Prefect's logging config stops propagation
+    logging.getLogger("flows.dvc_tasks").addHandler(pushes)
+    try:
+        first = pipeline("params.yaml", str(root))
+    finally:
+        logging.getLogger("flows.dvc_tasks").removeHandler(pushes)
     assert set(STAGE_MODULES) <= set(calls) and calls["train"] == 1
     recorded = dvc_stages(root)
     assert {"prepare", "augment", "validate", "convert", "train", "evaluate", "export"} <= recorded
@@ -104,6 +111,10 @@ def test_second_run_runs_no_stage_and_dvc_agrees(harness: None, fakes: tuple[Pat
     assert "up to date" in dvc(root, "status")  # dvc.lock is what `dvc repro` would have written
     assert first["data"]["data/prepared/dataset.parquet"] == _lock_md5(root, "data/prepared/dataset.parquet")
     assert (root / ".dvc-storage").is_dir() and first["pushed"] > 0
+    # Outputs went to the remote while later stages ran; the final push sent the rest, and the count has both.
+    assert any(r.getMessage().startswith("push (early): ") for r in pushes.buffer)
+    assert "in sync" in dvc(root, "status", "--cloud")
+    assert first["pushed"] == sum(1 for p in (root / ".dvc-storage").rglob("*") if p.is_file())
 
     calls.clear()
     second = pipeline("params.yaml", str(root))
