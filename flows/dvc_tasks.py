@@ -16,6 +16,7 @@ the rest.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import tempfile
@@ -114,7 +115,8 @@ def _push_behind(root: Path) -> None:
         except Exception as error:  # the final push retries and reports
             log.warning("early dvc push failed, left to the final push: %r", error)
 
-    thread = threading.Thread(target=work, name="dvc-early-push", daemon=True)
+    # In the caller's context (a copy), so its log lines reach the flow run's log like the task's own.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="dvc-early-push", daemon=True)
     _EARLY[folder] = thread
     thread.start()
 
