@@ -72,10 +72,14 @@ def _timed(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 18
     return time.perf_counter() - start
 
 
+#: The line flows/dvc_tasks.py logs for each stage that ran: its seconds, then DVC's status and commit seconds.
+RAN = re.compile(r"ran in ([0-9.]+)s; dvc status ([0-9.]+)s, commit ([0-9.]+)s")
+
+
 def dvc_seconds(log: str) -> dict[str, float]:
     """DVC's share of a flow run, from the log lines flows/dvc_tasks.py writes: status, commit and push seconds."""
     found = {"status": 0.0, "commit": 0.0, "push": 0.0}
-    for status, commit in re.findall(r"ran in [0-9.]+s; dvc status ([0-9.]+)s, commit ([0-9.]+)s", log):
+    for _, status, commit in RAN.findall(log):
         found["status"] += float(status)
         found["commit"] += float(commit)
     found["push"] = sum(float(s) for s in re.findall(r"push: \d+ files in ([0-9.]+)s", log))
@@ -84,7 +88,7 @@ def dvc_seconds(log: str) -> dict[str, float]:
 
 def stage_seconds(log: str) -> float:
     """The flow's seconds inside stage functions: the sum of the "<stage>: ran in Xs" lines."""
-    return round(sum(float(s) for s in re.findall(r": ran in ([0-9.]+)s; dvc status", log)), 1)
+    return round(sum(float(ran) for ran, _, _ in RAN.findall(log)), 1)
 
 
 def api_start_seconds(log: str) -> float | None:

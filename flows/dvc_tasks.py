@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 LOCK_FILE = "dvc.lock"
 _SERIAL = threading.Lock()
 T = TypeVar("T")
-_EARLY: dict[Path, threading.Thread | None] = {}  # roots pushed while stages run -> the push in flight, if any
-_UNPUSHED: set[Path] = set()  # roots in _EARLY with commits not pushed yet
-_SENT: dict[Path, int] = {}  # files the early pushes sent, added to the final push's count
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,18 @@ class StageRun:
     ran: bool
     targets: tuple[str, ...]  # the dvc.yaml stages checked and committed; empty: not a DVC stage (always runs)
     summary: Any = None
+
+
+@dataclass
+class _EarlyPushes:
+    """A root inside ``pushing_early``: the push in flight, commits not pushed yet, files the early pushes sent."""
+
+    thread: threading.Thread | None = None
+    unpushed: bool = False
+    sent: int = 0
+
+
+_EARLY: dict[Path, _EarlyPushes] = {}
 
 
 @contextmanager
@@ -78,8 +87,8 @@ def commit(root: Path, targets: Iterable[str]) -> None:
     with _repo(root) as repo:
         for target in targets:
             repo.commit(target, force=True)
-    if root.resolve() in _EARLY:
-        _UNPUSHED.add(root.resolve())  # the next stage to run starts the push
+    if (early := _EARLY.get(root.resolve())) is not None:
+        early.unpushed = True  # the next stage to run starts the push
 
 
 @contextmanager
@@ -91,40 +100,37 @@ def pushing_early(root: Path) -> Iterator[None]:
     time). A failed early push is logged and left to the final ``push``, which retries and sends the rest.
     """
     folder = root.resolve()
-    _EARLY[folder] = None
+    _EARLY[folder] = _EarlyPushes()
     try:
         yield
     finally:
         _wait_early(folder)
         _EARLY.pop(folder, None)
-        _UNPUSHED.discard(folder)
-        _SENT.pop(folder, None)
 
 
 def _push_behind(root: Path) -> None:
     folder = root.resolve()
-    running = _EARLY.get(folder)
-    if folder not in _UNPUSHED or (running is not None and running.is_alive()):
+    early = _EARLY.get(folder)
+    if early is None or not early.unpushed or (early.thread is not None and early.thread.is_alive()):
         return
-    _UNPUSHED.discard(folder)
+    early.unpushed = False
 
     def work() -> None:
         try:
-            sent = push(folder, wait=False)
-            _SENT[folder] = _SENT.get(folder, 0) + sent
+            early.sent += push(folder, wait=False)
         except Exception as error:  # the final push retries and reports
             log.warning("early dvc push failed, left to the final push: %r", error)
 
     # In the caller's context (a copy), so its log lines reach the flow run's log like the task's own.
     thread = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="dvc-early-push", daemon=True)
-    _EARLY[folder] = thread
+    early.thread = thread
     thread.start()
 
 
 def _wait_early(folder: Path) -> None:
-    thread = _EARLY.get(folder)
-    if thread is not None:
-        thread.join()
+    early = _EARLY.get(folder)
+    if early is not None and early.thread is not None:
+        early.thread.join()
 
 
 def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None = None) -> StageRun:
@@ -189,10 +195,14 @@ def push(root: Path, wait: bool = True) -> int:
 
     ``wait`` (the final push): let an early push in flight (``pushing_early``) finish first, so no file is sent
     twice, and count the files the early pushes sent too."""
+    folder = root.resolve()
     if wait:
-        _wait_early(root.resolve())
+        _wait_early(folder)
     start = time.perf_counter()
     with _repo(root) as repo:
         sent = int(repo.push())
     log.info("push%s: %d files in %.1fs", "" if wait else " (early)", sent, time.perf_counter() - start)
-    return sent + (_SENT.pop(root.resolve(), 0) if wait else 0)
+    early = _EARLY.get(folder)
+    if wait and early is not None:
+        sent, early.sent = sent + early.sent, 0
+    return sent
