@@ -17,9 +17,9 @@ def run(messages: int = 32, batch_size: int = 16, max_new_tokens: int = 64) -> d
     import pandas as pd
     import torch
 
-    from components.augment_prompts import parse_prompt
-    from components.generators import GenerationRequest, Sampling
-    from components.generators.local_lm import LocalGenerator
+    from components.data.generators import GenerationRequest, Sampling
+    from components.data.generators.local_lm import LocalGenerator
+    from components.data.prompts import parse_prompt
     from components.models import SMOLLM2
 
     torch.set_num_threads(2)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from components.config.monitor import MonitorConfig
-from components.drift import assess_windows
-from components.drift_reference import DriftReference
+from components.drift.reference import DriftReference
+from components.drift.statistics import assess_windows
 from components.schema import CATEGORIES, LABELS
 from monitoring.log import PredictionLog, read_log
 from monitoring.windows import cut_windows
@@ -55,9 +55,20 @@ def _parse_seconds(log: PredictionLog) -> float:
         with path.open("w") as handle:
             for i in range(N):
                 label = LABELS[log.labels[i]]
-                handle.write(json.dumps({"id": f"p{i}", "timestamp": "2026-03-01T00:00:00Z", "model": "emosafe-trinary",
-                                         "version": "1", "task": "trinary", "label": label,
-                                         "scores": {label: 0.9}}) + "\n")  # fmt: skip
+                handle.write(
+                    json.dumps(
+                        {
+                            "id": f"p{i}",
+                            "timestamp": "2026-03-01T00:00:00Z",
+                            "model": "emosafe-trinary",
+                            "version": "1",
+                            "task": "trinary",
+                            "label": label,
+                            "scores": {label: 0.9},
+                        }
+                    )
+                    + "\n"
+                )
         start = time.perf_counter()
         read_log(path)
         return time.perf_counter() - start
@@ -67,8 +78,14 @@ def run() -> dict[str, Any]:
     config = MonitorConfig()
     log = _columns(np.random.default_rng(0))
     trinary = DriftReference("m", "1", "trinary", 5000, dict(zip(LABELS, TRINARY, strict=True)), None)
-    both = DriftReference("m", "1", "taxonomy", 5000, dict(zip(LABELS, TRINARY, strict=True)),
-                          dict(zip(CATEGORIES, TAXONOMY, strict=True)))  # fmt: skip
+    both = DriftReference(
+        "m",
+        "1",
+        "taxonomy",
+        5000,
+        dict(zip(LABELS, TRINARY, strict=True)),
+        dict(zip(CATEGORIES, TAXONOMY, strict=True)),
+    )
 
     def drift(reference: DriftReference) -> None:
         windows = cut_windows(log, config.window)

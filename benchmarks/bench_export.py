@@ -61,26 +61,36 @@ def run(layers: int = 8, threads: int = 2, run_dir: Path | None = None, cut: boo
         if finetuned
         else f"SmolLM2-135M first {layers} layers, LlamaForSequenceClassification (random head)"
     )
-    return {"model": model, "threads": threads, "build": build, "engines": engines, "vs_torch_fp32": ratios,
-            "int8_label_agreement_with_torch_b8": agree / len(base["labels"]),
-            "goal": {"speedup_min": GOAL_SPEEDUP,
-                     "met": all(int8[f"speedup_b{b}_p50"] >= GOAL_SPEEDUP for b, _ in SHAPES)}}  # fmt: skip
+    return {
+        "model": model,
+        "threads": threads,
+        "build": build,
+        "engines": engines,
+        "vs_torch_fp32": ratios,
+        "int8_label_agreement_with_torch_b8": agree / len(base["labels"]),
+        "goal": {"speedup_min": GOAL_SPEEDUP, "met": all(int8[f"speedup_b{b}_p50"] >= GOAL_SPEEDUP for b, _ in SHAPES)},
+    }
 
 
 def _ratios(engine: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
-    speed = {f"speedup_b{b}_{q}": round(base[f"b{b}"][f"{q}_ms"] / engine[f"b{b}"][f"{q}_ms"], 2)
-             for b, _ in SHAPES for q in ("p50", "p95")}  # fmt: skip
-    return speed | {"size_ratio": round(engine["bytes"] / base["bytes"], 3),
-                    "peak_rss_ratio": round(engine["peak_rss_mb"] / base["peak_rss_mb"], 3)}  # fmt: skip
+    speed = {
+        f"speedup_b{b}_{q}": round(base[f"b{b}"][f"{q}_ms"] / engine[f"b{b}"][f"{q}_ms"], 2)
+        for b, _ in SHAPES
+        for q in ("p50", "p95")
+    }
+    return speed | {
+        "size_ratio": round(engine["bytes"] / base["bytes"], 3),
+        "peak_rss_ratio": round(engine["peak_rss_mb"] / base["peak_rss_mb"], 3),
+    }
 
 
 def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
     """Merge, save the torch model, export + quantize as the export stage does, and score test with all three."""
     import torch
 
-    from components.bundle import LABELS_FILE, label_map
-    from components.export import export_onnx, model_bytes, quantize_int8
-    from components.merged import encode, load_merged, pad, read_run
+    from components.export.bundle import LABELS_FILE, label_map
+    from components.export.merged import encode, load_merged, pad, read_run
+    from components.export.onnx import export_onnx, model_bytes, quantize_int8
 
     torch.set_num_threads(threads)
     config, source = export_config()
@@ -100,17 +110,22 @@ def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
     log.info("quantizing with %s (%s)", settings.model_dump(mode="json"), source)
     quantized = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000)
     quality = _quality(folder, model, tokenizer, labels, test, config, threads)
-    return {"load_merge_s": round(load_s, 1), "export_s": round(exported.seconds, 1),
-            "quantize_s": round(quantized.seconds, 1),
-            "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-            "fp32_onnx_mb": round(model_bytes(folder / "model_fp32.onnx") / 2**20, 1),
-            "int8_onnx_mb": round(model_bytes(folder / "model_int8.onnx") / 2**20, 1),
-            "quantization": {"settings_source": source,
-                             "settings": settings.model_dump(mode="json"),
-                             "excluded_nodes": list(quantized.excluded_nodes),
-                             "unmatched_exclusions": list(getattr(quantized, "unmatched", ())),
-                             "quantized_nodes": quantized.quantized_nodes},
-            "quality": quality}  # fmt: skip
+    return {
+        "load_merge_s": round(load_s, 1),
+        "export_s": round(exported.seconds, 1),
+        "quantize_s": round(quantized.seconds, 1),
+        "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "fp32_onnx_mb": round(model_bytes(folder / "model_fp32.onnx") / 2**20, 1),
+        "int8_onnx_mb": round(model_bytes(folder / "model_int8.onnx") / 2**20, 1),
+        "quantization": {
+            "settings_source": source,
+            "settings": settings.model_dump(mode="json"),
+            "excluded_nodes": list(quantized.excluded_nodes),
+            "unmatched_exclusions": list(getattr(quantized, "unmatched", ())),
+            "quantized_nodes": quantized.quantized_nodes,
+        },
+        "quality": quality,
+    }
 
 
 def export_config() -> tuple[Any, str]:
@@ -142,10 +157,10 @@ def _test_split(path: Path) -> Any:
 
 def _quality(folder: Path, model: Any, tokenizer: Any, labels: Any, test: Any, config: Any, threads: int) -> Any:
     """Test macro-F1 of torch fp32, ONNX fp32 and ONNX int8 (evaluation path), and int8's drops against both."""
-    from components.evaluation import evaluate
-    from components.export import OnnxPredictor
-    from components.export_checks import compare_quantized
-    from components.merged import TorchPredictor
+    from components.evaluation.measure import evaluate
+    from components.export.checks import compare_quantized
+    from components.export.merged import TorchPredictor
+    from components.export.onnx import OnnxPredictor
 
     size, thresholds = config.batch_size, labels.thresholds or None
     predictors = {"torch_fp32": TorchPredictor(model, tokenizer, labels.task, labels.max_length, size)} | {
@@ -155,10 +170,14 @@ def _quality(folder: Path, model: Any, tokenizer: Any, labels: Any, test: Any, c
     vs_torch = compare_quantized(results["torch_fp32"], results["onnx_int8"], config.limits)
     vs_onnx = compare_quantized(results["onnx_fp32"], results["onnx_int8"], config.limits)
     keep = ("macro_f1_fp32", "macro_f1_int8", "macro_f1_drop", "f1_drop", "label_agreement", "passed", "problems")
-    return {"split": "test", "n": len(test), "task": labels.task,
-            "macro_f1": {name: round(r.report.macro_f1.value or 0.0, 4) for name, r in results.items()},
-            "int8_vs_torch_fp32": {k: v for k, v in vs_torch.to_dict().items() if k in keep},
-            "int8_vs_onnx_fp32_export_gate": {k: v for k, v in vs_onnx.to_dict().items() if k in keep}}  # fmt: skip
+    return {
+        "split": "test",
+        "n": len(test),
+        "task": labels.task,
+        "macro_f1": {name: round(r.report.macro_f1.value or 0.0, 4) for name, r in results.items()},
+        "int8_vs_torch_fp32": {k: v for k, v in vs_torch.to_dict().items() if k in keep},
+        "int8_vs_onnx_fp32_export_gate": {k: v for k, v in vs_onnx.to_dict().items() if k in keep},
+    }
 
 
 def _build(folder: Path, layers: int) -> dict[str, Any]:
@@ -166,7 +185,7 @@ def _build(folder: Path, layers: int) -> dict[str, Any]:
     from transformers import LlamaForSequenceClassification
 
     from components.config.export import QuantizeConfig
-    from components.export import export_onnx, model_bytes, quantize_int8
+    from components.export.onnx import export_onnx, model_bytes, quantize_int8
     from components.models import SMOLLM2, cut_layers, load_tokenizer, resolve
 
     tokenizer = load_tokenizer(SMOLLM2)
@@ -182,11 +201,14 @@ def _build(folder: Path, layers: int) -> dict[str, Any]:
     ids = torch.randint(100, 40000, (2, 16))
     exported = export_onnx(model, ids, torch.ones_like(ids), folder / "model_fp32.onnx", 18, 2_000_000_000)
     quantized = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", QuantizeConfig(), 2_000_000_000)
-    return {"load_s": round(load_s, 1), "export_s": round(exported.seconds, 1),
-            "quantize_s": round(quantized.seconds, 1),
-            "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-            "fp32_onnx_mb": round(model_bytes(folder / "model_fp32.onnx") / 2**20, 1),
-            "int8_onnx_mb": round(model_bytes(folder / "model_int8.onnx") / 2**20, 1)}  # fmt: skip
+    return {
+        "load_s": round(load_s, 1),
+        "export_s": round(exported.seconds, 1),
+        "quantize_s": round(quantized.seconds, 1),
+        "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+        "fp32_onnx_mb": round(model_bytes(folder / "model_fp32.onnx") / 2**20, 1),
+        "int8_onnx_mb": round(model_bytes(folder / "model_int8.onnx") / 2**20, 1),
+    }
 
 
 def _engines(folder: Path, threads: int) -> dict[str, dict[str, Any]]:
@@ -204,8 +226,13 @@ def _engines(folder: Path, threads: int) -> dict[str, dict[str, Any]]:
             times = [ms for run in runs for ms in run[f"b{b}_ms"]]
             p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
             rate = b / p50 * 1000
-            figures[f"b{b}"] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "n": len(times),
-                                "messages_per_s": round(rate, 1), "tokens_per_s": round(rate * t)}  # fmt: skip
+            figures[f"b{b}"] = {
+                "p50_ms": round(p50, 1),
+                "p95_ms": round(p95, 1),
+                "n": len(times),
+                "messages_per_s": round(rate, 1),
+                "tokens_per_s": round(rate * t),
+            }
         figures["labels"] = runs[0]["labels"]
         figures["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
         figures["load_avg_1m"] = [run["load_avg_1m"] for run in runs]  # shared CPU: read p95 with it
@@ -215,8 +242,14 @@ def _engines(folder: Path, threads: int) -> dict[str, dict[str, Any]]:
 
 def _child(engine: str, folder: Path, threads: int) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    out = subprocess.run([sys.executable, __file__, "--engine", engine, str(folder), str(threads)],
-                         capture_output=True, text=True, check=True, cwd=REPO, timeout=1800)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, "--engine", engine, str(folder), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        timeout=1800,
+    )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
@@ -244,7 +277,7 @@ def _measure(engine: str, folder: Path, threads: int) -> dict[str, Any]:
     else:
         import onnxruntime as ort
 
-        from components.export import model_bytes
+        from components.export.onnx import model_bytes
 
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1

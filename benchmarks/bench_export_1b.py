@@ -4,9 +4,9 @@ Model: ``paper_llama_config("llama-3.2-1b")`` (hidden 2048, 16 layers, vocab 128
 LlamaForSequenceClassification with 3 labels and random weights (nothing is downloaded; speed and memory do not
 depend on the weights' values). Three fresh processes, so each peak RSS (VmHWM) is that step's own:
 
-1. ``export``: build the model directly in fp32, dynamo export through ``components.export.export_onnx`` (external
+1. ``export``: build the model directly in fp32, dynamo export through ``components.export.onnx.export_onnx`` (external
    data, since the weights are ~5 GB);
-2. ``quantize``: ``components.export.quantize_int8`` with params.yaml's ``export.quantize`` (the export stage's own
+2. ``quantize``: ``components.export.onnx.quantize_int8`` with params.yaml's ``export.quantize`` (the export stage's own
    recipe; exclusions, if any, are reported);
 3. ``measure`` (``MEASURES`` times, each a fresh process): imports only numpy + onnxruntime, loads the int8 file,
    runs batch 1 x 128 tokens: peak RSS and tokens/s (prefill, the whole message scored once). torch is never
@@ -62,13 +62,24 @@ def run(
         "threads": THREADS,
         "export": export,
         "quantize": quantize,
-        "int8_inference": {"peak_rss_gib_max": max(peaks), "peak_rss_gib_min": min(peaks),
-                           "tokens_per_s_median": rates[len(rates) // 2], "runs": measures},
-        "sizes": {"fp32_gb": round(fp32 / 1e9, 3), "int8_gb": round(int8 / 1e9, 3), "int8_bytes": int8,
-                  "int8_over_fp32": round(int8 / fp32, 3)},
-        "goal": {"peak_rss_gb_max": 2.0, "peak_rss_gb_worst_run": round(GIB * max(peaks), 3),
-                 "met": GIB * max(peaks) <= 2.0},
-    }  # fmt: skip
+        "int8_inference": {
+            "peak_rss_gib_max": max(peaks),
+            "peak_rss_gib_min": min(peaks),
+            "tokens_per_s_median": rates[len(rates) // 2],
+            "runs": measures,
+        },
+        "sizes": {
+            "fp32_gb": round(fp32 / 1e9, 3),
+            "int8_gb": round(int8 / 1e9, 3),
+            "int8_bytes": int8,
+            "int8_over_fp32": round(int8 / fp32, 3),
+        },
+        "goal": {
+            "peak_rss_gb_max": 2.0,
+            "peak_rss_gb_worst_run": round(GIB * max(peaks), 3),
+            "met": GIB * max(peaks) <= 2.0,
+        },
+    }
 
 
 def _wait_for_memory(minimum_gb: float) -> None:
@@ -94,8 +105,9 @@ def _child(step: str, folder: Path, *args: str) -> dict[str, Any]:
     started = time.perf_counter()
     load_before, available = os.getloadavg()[0], _meminfo_gb("MemAvailable")
     with tempfile.TemporaryFile("w+") as stdout:
-        child = subprocess.Popen([sys.executable, __file__, "--step", step, str(folder), *args], stdout=stdout,
-                                 text=True, cwd=REPO)  # fmt: skip
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--step", step, str(folder), *args], stdout=stdout, text=True, cwd=REPO
+        )
         while child.poll() is None:
             time.sleep(0.5)
             if _meminfo_gb("MemAvailable") < FLOOR_GB:  # kill our own child before the OOM killer picks someone's
@@ -131,7 +143,7 @@ def _export(folder: Path, layers: int) -> dict[str, Any]:
     import torch
     from transformers import LlamaForSequenceClassification
 
-    from components.export import export_onnx
+    from components.export.onnx import export_onnx
     from components.models import paper_llama_config
 
     torch.set_num_threads(THREADS)
@@ -146,26 +158,37 @@ def _export(folder: Path, layers: int) -> dict[str, Any]:
     params = sum(p.numel() for p in model.parameters())
     ids = torch.randint(1000, 100000, (2, 16))
     info = export_onnx(model, ids, torch.ones_like(ids), folder / "model_fp32.onnx", 18, 2_000_000_000)
-    return {"layers": model.config.num_hidden_layers, "params_millions": round(params / 1e6, 1),
-            "build_s": round(build_s, 1), "export_s": round(info.seconds, 1), "external_data": info.external_data,
-            "fp32_bytes": info.bytes, "peak_rss_gib": _peak_gib()}  # fmt: skip
+    return {
+        "layers": model.config.num_hidden_layers,
+        "params_millions": round(params / 1e6, 1),
+        "build_s": round(build_s, 1),
+        "export_s": round(info.seconds, 1),
+        "external_data": info.external_data,
+        "fp32_bytes": info.bytes,
+        "peak_rss_gib": _peak_gib(),
+    }
 
 
 def _quantize(folder: Path) -> dict[str, Any]:
     from bench_export import export_config
 
-    from components.export import model_bytes, quantize_int8
+    from components.export.onnx import model_bytes, quantize_int8
 
     config, source = export_config()
     settings = config.quantize
     info = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000)
     for path in folder.glob("model_fp32.onnx*"):
         path.unlink()  # the measure step must not be able to touch the fp32 weights
-    return {"settings": settings.model_dump(mode="json"), "settings_source": source,
-            "excluded_nodes": list(info.excluded_nodes),
-            "unmatched_exclusions": list(getattr(info, "unmatched", ())), "quantized_nodes": info.quantized_nodes,
-            "quantize_s": round(info.seconds, 1), "int8_bytes": model_bytes(folder / "model_int8.onnx"),
-            "peak_rss_gib": _peak_gib()}  # fmt: skip
+    return {
+        "settings": settings.model_dump(mode="json"),
+        "settings_source": source,
+        "excluded_nodes": list(info.excluded_nodes),
+        "unmatched_exclusions": list(getattr(info, "unmatched", ())),
+        "quantized_nodes": info.quantized_nodes,
+        "quantize_s": round(info.seconds, 1),
+        "int8_bytes": model_bytes(folder / "model_int8.onnx"),
+        "peak_rss_gib": _peak_gib(),
+    }
 
 
 def _measure(folder: Path) -> dict[str, Any]:
@@ -189,11 +212,19 @@ def _measure(folder: Path) -> dict[str, Any]:
         session.run(["logits"], feed)
         times.append(time.perf_counter() - started)
     p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
-    return {"shape": list(SHAPE), "repeats": REPEATS, "session_load_s": round(load_s, 1),
-            "rss_gib_imports_only": baseline, "rss_gib_after_load": loaded, "peak_rss_gib": _peak_gib(),
-            "p50_ms": round(p50 * 1000, 1), "p95_ms": round(p95 * 1000, 1),
-            "tokens_per_s": round(batch * tokens / p50, 1), "onnxruntime": ort.__version__,
-            "torch_imported": "torch" in sys.modules}  # fmt: skip
+    return {
+        "shape": list(SHAPE),
+        "repeats": REPEATS,
+        "session_load_s": round(load_s, 1),
+        "rss_gib_imports_only": baseline,
+        "rss_gib_after_load": loaded,
+        "peak_rss_gib": _peak_gib(),
+        "p50_ms": round(p50 * 1000, 1),
+        "p95_ms": round(p95 * 1000, 1),
+        "tokens_per_s": round(batch * tokens / p50, 1),
+        "onnxruntime": ort.__version__,
+        "torch_imported": "torch" in sys.modules,
+    }
 
 
 if __name__ == "__main__":

@@ -93,8 +93,10 @@ def stage_seconds(log: str) -> float:
 
 def api_start_seconds(log: str) -> float | None:
     """Seconds from "Starting temporary server" to "Beginning flow run" in a flow log (Prefect's API start)."""
-    stamps = [re.search(rf"^(\d\d):(\d\d):(\d\d\.\d+) .*{marker}", log, re.M) for marker in
-              ("Starting temporary server", "Beginning flow run")]  # fmt: skip
+    stamps = [
+        re.search(rf"^(\d\d):(\d\d):(\d\d\.\d+) .*{marker}", log, re.M)
+        for marker in ("Starting temporary server", "Beginning flow run")
+    ]
     if not all(stamps):
         return None
     start, begin = ((int(m[1]) * 60 + int(m[2])) * 60 + float(m[3]) for m in stamps if m)
@@ -106,10 +108,18 @@ def run() -> dict[str, Any]:
     from tests.flow_project import make_project
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(Path(tmp) / "prefect"),
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled", "DVC_NO_ANALYTICS": "1",
-               "GX_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PREFECT_HOME": str(Path(tmp) / "prefect"),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "WANDB_MODE": "disabled",
+            "DVC_NO_ANALYTICS": "1",
+            "GX_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        }
         direct_root, flow_root = make_project(Path(tmp) / "direct"), make_project(Path(tmp) / "flow")
         direct = _timed([sys.executable, "-c", DIRECT], direct_root, env)
         flow = _timed([sys.executable, "-m", "flows.pipeline"], flow_root, env)
@@ -140,11 +150,20 @@ def run_real() -> dict[str, Any]:
     order = tuple(os.environ.get("EMOSAFE_BENCH_ORDER", "flow,direct").split(","))
     if sorted(order) != ["direct", "flow"]:
         raise ValueError(f"EMOSAFE_BENCH_ORDER={','.join(order)}: want 'flow,direct' or 'direct,flow'")
-    env = {**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline",
-           "WANDB_SILENT": "true", "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-           "PREFECT_LOGGING_EXTRA_LOGGERS": "components,registry,monitoring,flows",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": "",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "components,registry,monitoring,flows",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     logs = REPO / "benchmarks" / "results"
     logs.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,8 +19,8 @@ def run(num_layers: int = 4, messages: int = 16, k: int = 5, batch_size: int = 8
     import pandas as pd
     import torch
 
+    from components.evaluation.prompting import LikelihoodPredictor, draw_examples, parse_template, render
     from components.models import SMOLLM2, load_causal_lm, load_tokenizer
-    from components.prompting import LikelihoodPredictor, draw_examples, parse_template, render
 
     torch.set_num_threads(2)
     frame = _dataset(pd)
@@ -54,8 +54,8 @@ def _dataset(pd: Any) -> Any:
     if prepared.is_file():
         return pd.read_parquet(prepared)
     from components.config import parse_params
-    from components.dataset import assign_splits, merge_records, to_frame
-    from components.sources import read_source
+    from components.data.dataset import assign_splits, merge_records, to_frame
+    from components.data.sources import read_source
 
     params = parse_params(
         {"prepare": {"sources": [{"name": "sample", "kind": "emosafe", "path": "data/sample/messages.jsonl"}]}}

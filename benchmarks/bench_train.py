@@ -46,8 +46,8 @@ COMMON = textwrap.dedent(
 OURS = COMMON + textwrap.dedent(
     """
     from components.config.train import Hardware, Hyper, LoraSettings, ModelSpec, Profile
-    from components.train_data import encode, imbalance_weights
-    from components.training import RunSpec, train
+    from components.training.batches import encode, imbalance_weights
+    from components.training.finetune import RunSpec, train
     spec = ModelSpec(family="llama", source=base)
     profile = Profile(models={"bench": spec}, hyper=Hyper(epochs=100, max_steps=steps, batch_size=batch,
                       max_length=max_length, lr=5e-4, warmup_ratio=0.0), lora=LoraSettings(r=8, alpha=16, dropout=0.0),

@@ -259,8 +259,10 @@ def ship(params: ParamsOption = Path("params.yaml")) -> None:
 
     outcome = run_ship(load_params(params))
     for row in outcome.shipped:
-        typer.echo(f"{row.name}@{row.version}: {row.status}" + ("" if row.status != "refused" else
-                   " (" + "; ".join(row.reasons) + ")"))  # fmt: skip
+        typer.echo(
+            f"{row.name}@{row.version}: {row.status}"
+            + ("" if row.status != "refused" else " (" + "; ".join(row.reasons) + ")")
+        )
     typer.echo(f"wrote {outcome.report}")
 
 
@@ -364,8 +366,10 @@ def reevaluate(
         f1 = row["macro_f1"]
         interval = "" if f1["low"] is None else f" [{f1['low']:.3f}, {f1['high']:.3f}]"
         verdict = "FLAGGED " + ", ".join(row["flagged"]) if row["flagged"] else "ok: every floor holds"
-        typer.echo(f"{row['name']}@{row['version']} on {row['n']} feedback rows: macro-F1 {f1['value']:.3f}{interval}"
-                   f"; {verdict}; evaluation #{row['seq']} -> {row['report']}")  # fmt: skip
+        typer.echo(
+            f"{row['name']}@{row['version']} on {row['n']} feedback rows: macro-F1 {f1['value']:.3f}{interval}"
+            f"; {verdict}; evaluation #{row['seq']} -> {row['report']}"
+        )
     if outcome.flagged:
         raise typer.Exit(EXIT_FLAGGED)
 
@@ -441,19 +445,23 @@ def _print_summary(summary: dict[str, Any], where: str) -> None:
 
 def _print_release(loaded: Any) -> None:
     """The ship stage's gate decision per task, then where each report lives (paths only)."""
-    from components.run_summary import gate_rows, where_lines
+    from components.report.summary import gate_rows, where_lines
 
     ship_file = Path(loaded.ship.output)
     rows = gate_rows(json.loads(ship_file.read_text(encoding="utf-8"))) if ship_file.is_file() else []
     for row in rows:
         why = f": {'; '.join(row.reasons)}" if row.reasons else ""
-        typer.echo(f"Gate ({ship_file}) {row.task}: {row.name}@{row.version} {row.status}"
-                   f"{f' -> {loaded.ship.alias}' if row.moved else ''}{why}")  # fmt: skip
+        typer.echo(
+            f"Gate ({ship_file}) {row.task}: {row.name}@{row.version} {row.status}"
+            f"{f' -> {loaded.ship.alias}' if row.moved else ''}{why}"
+        )
     wandb_dir = Path(os.environ.get("WANDB_DIR") or loaded.train.wandb.dir) / "wandb"
-    places = {"Scaling report": str(Path(loaded.report.output_dir) / "scaling.md"),
-              "Data Docs": str(Path(loaded.validate.output_dir) / "data_docs" / "index.html"),
-              "Drift report": str(Path(loaded.monitor.output_dir) / "report.html"),
-              "W&B offline runs": str(wandb_dir)}  # fmt: skip
+    places = {
+        "Scaling report": str(Path(loaded.report.output_dir) / "scaling.md"),
+        "Data Docs": str(Path(loaded.validate.output_dir) / "data_docs" / "index.html"),
+        "Drift report": str(Path(loaded.monitor.output_dir) / "report.html"),
+        "W&B offline runs": str(wandb_dir),
+    }
     typer.echo("\n".join(where_lines(places, {what: Path(path).exists() for what, path in places.items()})))
 
 
@@ -461,29 +469,59 @@ def _print_models(evaluate_dir: Path, export_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from components.run_summary import export_row, model_rows
+    from components.report.summary import export_row, model_rows
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(evaluate_dir.glob("*.json"))]
     if reports:
-        table = Table("task", "setting", "model", "n", "accuracy [95% CI]", "macro-F1 [95% CI]",
-                      "critical recall", "canaries failed", title=f"Test split ({evaluate_dir})")  # fmt: skip
+        table = Table(
+            "task",
+            "setting",
+            "model",
+            "n",
+            "accuracy [95% CI]",
+            "macro-F1 [95% CI]",
+            "critical recall",
+            "canaries failed",
+            title=f"Test split ({evaluate_dir})",
+        )
         for row in model_rows(reports):
-            table.add_row(row.task, row.setting, row.model, str(row.n), row.accuracy, row.macro_f1,
-                          row.critical_recall, str(row.canaries_failed))  # fmt: skip
+            table.add_row(
+                row.task,
+                row.setting,
+                row.model,
+                str(row.n),
+                row.accuracy,
+                row.macro_f1,
+                row.critical_recall,
+                str(row.canaries_failed),
+            )
         console.print(table)
     bundles = sorted(p for p in export_dir.glob("*/quantization.json"))
     if bundles:
-        table = Table("bundle", "int8 MB", "parity max|diff|", "int8 macro-F1 drop", "int8 agreement", "checks",
-                      title=f"Shipped files ({export_dir})")  # fmt: skip
+        table = Table(
+            "bundle",
+            "int8 MB",
+            "parity max|diff|",
+            "int8 macro-F1 drop",
+            "int8 agreement",
+            "checks",
+            title=f"Shipped files ({export_dir})",
+        )
         for quantization in bundles:
             folder = quantization.parent
-            shipped = export_row(folder.name, json.loads((folder / "parity.json").read_text(encoding="utf-8")),
-                                 json.loads(quantization.read_text(encoding="utf-8")),
-                                 (folder / "model_int8.onnx").stat().st_size)  # fmt: skip
+            shipped = export_row(
+                folder.name,
+                json.loads((folder / "parity.json").read_text(encoding="utf-8")),
+                json.loads(quantization.read_text(encoding="utf-8")),
+                (folder / "model_int8.onnx").stat().st_size,
+            )
             passed = "pass" if shipped.parity_passed and shipped.int8_passed else "FAIL"
-            figures = (f"{shipped.parity_max_abs_diff:.2e}", f"{shipped.int8_macro_f1_drop:+.4f}",
-                       f"{shipped.int8_label_agreement:.3f}")  # fmt: skip
+            figures = (
+                f"{shipped.parity_max_abs_diff:.2e}",
+                f"{shipped.int8_macro_f1_drop:+.4f}",
+                f"{shipped.int8_label_agreement:.3f}",
+            )
             table.add_row(str(folder / "model_int8.onnx"), str(shipped.int8_mb), *figures, passed)
         console.print(table)
 

@@ -63,21 +63,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def code_hash(modules: list[str]) -> str:
-    """sha256 over the source of the given modules: a content-based code version that, unlike a git commit,
-    does not change an artifact's bytes when unrelated files change (so ``dvc.lock`` stays stable)."""
-    import importlib.util
-
-    digest = hashlib.sha256()
-    for name in sorted(modules):
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            continue
-        digest.update(name.encode())
-        digest.update(Path(spec.origin).read_bytes())
-    return digest.hexdigest()
-
-
 def read_parquet_input(path: Path, missing: str) -> pd.DataFrame:
     """Read a stage's upstream Parquet dataset. Raises SourceFileError ``"<path>: <missing>"`` when the file is absent
     (``missing`` says which command produces it) or naming the rule when it is not readable Parquet."""

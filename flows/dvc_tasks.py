@@ -151,8 +151,13 @@ def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None 
     ran = time.perf_counter()
     if names:
         commit(root, names)
-    log.info("%s: ran in %.1fs; dvc status %.1fs, commit %.1fs", stage, ran - checked, checked - start,
-             time.perf_counter() - ran)  # fmt: skip
+    log.info(
+        "%s: ran in %.1fs; dvc status %.1fs, commit %.1fs",
+        stage,
+        ran - checked,
+        checked - start,
+        time.perf_counter() - ran,
+    )
     return StageRun(stage, True, tuple(names), summary)
 
 

@@ -21,8 +21,13 @@ def monitor_task(log: str, reference: str, params_path: str, root: str, since: s
 
     base = Path(root)
     result = monitor(load_params(base / params_path), base / log, base / reference, None, parse_since(since))
-    return {"verdict": result.verdict, "report_json": str(result.report_json), "report_html": str(result.report_html),
-            "windows": len(result.windows), "alert_failures": list(result.alert_failures)}  # fmt: skip
+    return {
+        "verdict": result.verdict,
+        "report_json": str(result.report_json),
+        "report_html": str(result.report_html),
+        "windows": len(result.windows),
+        "alert_failures": list(result.alert_failures),
+    }
 
 
 @flow(name="monitor")

@@ -70,8 +70,11 @@ def data_task(params_path: str, root: str = ".") -> dict[str, str]:
     loaded = params(params_path, root)
     hashes = dvc_tasks.data_hashes(Path(root), [loaded.evaluate.input, loaded.train.input])
     rows = "\n".join(f"| `{path}` | `{md5}` |" for path, md5 in hashes.items())
-    create_markdown_artifact(f"| output | md5 (dvc.lock) |\n|---|---|\n{rows}\n", key="dvc-data-hash",
-                             description="The DVC data hashes the pipeline ran on")  # fmt: skip
+    create_markdown_artifact(
+        f"| output | md5 (dvc.lock) |\n|---|---|\n{rows}\n",
+        key="dvc-data-hash",
+        description="The DVC data hashes the pipeline ran on",
+    )
     return hashes
 
 
@@ -88,8 +91,12 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
     Outputs go to the DVC remote while later stages run (``dvc_tasks.pushing_early``); the last push sends the rest.
     """
     with dvc_tasks.pushing_early(Path(root)):
-        runs = [prepare_task(params_path, root), augment_task(params_path, root), validate_task(params_path, root),
-                convert_task(params_path, root)]  # fmt: skip
+        runs = [
+            prepare_task(params_path, root),
+            augment_task(params_path, root),
+            validate_task(params_path, root),
+            convert_task(params_path, root),
+        ]
         runs += run_ladder(params_path, root, ladder(params_path, root))
         runs += [evaluate_task(params_path, root), report_task(params_path, root)]
         transaction = checkpoint_task(params_path, root)
@@ -100,8 +107,13 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
         except BaseException as error:
             rollback_task(params_path, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
             raise
-    return {"ran": [r.stage for r in runs if r.ran], "skipped": [r.stage for r in runs if not r.ran],
-            "summaries": {r.stage: r.summary for r in runs}, "data": data, "pushed": pushed}  # fmt: skip
+    return {
+        "ran": [r.stage for r in runs if r.ran],
+        "skipped": [r.stage for r in runs if not r.ran],
+        "summaries": {r.stage: r.summary for r in runs},
+        "data": data,
+        "pushed": pushed,
+    }
 
 
 if __name__ == "__main__":

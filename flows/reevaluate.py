@@ -50,9 +50,13 @@ def reevaluate_flow(
         emit_event(
             event=FLAGGED_EVENT,
             resource={"prefect.resource.id": f"emosafe.model.{model_ref or 'production'}"},
-            payload={"model_ref": model_ref, "feedback": feedback, "flagged": result["flagged"],
-                     "summary": result["summary"]},
-        )  # fmt: skip
+            payload={
+                "model_ref": model_ref,
+                "feedback": feedback,
+                "flagged": result["flagged"],
+                "summary": result["summary"],
+            },
+        )
         log.warning("re-evaluation flagged %s; event %s emitted", model_ref or "production", FLAGGED_EVENT)
     return result
 

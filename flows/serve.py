@@ -36,8 +36,11 @@ def start_server(port: int, env: dict[str, str], log_file: Path) -> subprocess.P
     handle = log_file.open("ab")
     return subprocess.Popen(
         [prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def wait_healthy(url: str, timeout_s: float = 120.0) -> None:
@@ -89,6 +92,11 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
 def server_env(port: int, home: Path) -> dict[str, str]:
     """Environment for the server, the CLI calls and the worker: one API URL, one PREFECT_HOME, no analytics, and
     emosafe's loggers in the flow-run logs (the UI shows the stages' counts and timings)."""
-    return {"PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(PACKAGES), **os.environ,
-            "PREFECT_API_URL": api_url(port), "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_API_URL": api_url(port)}  # fmt: skip
+    return {
+        "PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(PACKAGES),
+        **os.environ,
+        "PREFECT_API_URL": api_url(port),
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": api_url(port),
+    }

@@ -16,12 +16,25 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from components.config.monitor import AlertConfig
-from components.drift import WindowAssessment
+from components.drift.statistics import WindowAssessment
 
 log = logging.getLogger(__name__)
 EVENT_NAME = "emosafe.monitor.drift.alarm"
-_SIGNAL_FIELDS = ("name", "test", "method", "p_value", "p_adjusted", "effect_name", "effect", "effect_floor",
-                  "psi", "js_distance_base2", "observed", "expected", "alarm")  # fmt: skip
+_SIGNAL_FIELDS = (
+    "name",
+    "test",
+    "method",
+    "p_value",
+    "p_adjusted",
+    "effect_name",
+    "effect",
+    "effect_floor",
+    "psi",
+    "js_distance_base2",
+    "observed",
+    "expected",
+    "alarm",
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,11 @@ class LogSink:
     name = "log"
 
     def send(self, alert: Alert) -> None:
-        alarms = [f"{s.name} ({s.effect_name}={s.effect:.3f}, p_adj={s.p_adjusted:.2g})"
-                  for s in alert.assessment.signals if s.alarm]  # fmt: skip
+        alarms = [
+            f"{s.name} ({s.effect_name}={s.effect:.3f}, p_adj={s.p_adjusted:.2g})"
+            for s in alert.assessment.signals
+            if s.alarm
+        ]
         log.warning("drift alarm %s@%s window %s: %s", alert.model, alert.version, alert.window["index"], alarms)
 
 

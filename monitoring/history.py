@@ -65,11 +65,22 @@ def record_windows(path: Path, rows: Sequence[HistoryRow]) -> None:
         connection.executemany(
             "INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (r.model, r.version, r.task, r.window_rule, r.start, r.end, r.n, r.verdict,
-                 json.dumps(r.assessment, sort_keys=True), r.log_sha256, r.recorded_at)
+                (
+                    r.model,
+                    r.version,
+                    r.task,
+                    r.window_rule,
+                    r.start,
+                    r.end,
+                    r.n,
+                    r.verdict,
+                    json.dumps(r.assessment, sort_keys=True),
+                    r.log_sha256,
+                    r.recorded_at,
+                )
                 for r in rows
             ],
-        )  # fmt: skip
+        )
 
 
 def load_history(path: Path, model: str, version: str | None = None) -> list[HistoryRow]:
@@ -81,7 +92,18 @@ def load_history(path: Path, model: str, version: str | None = None) -> list[His
     with _connect(path) as connection:
         rows = connection.execute(query + " ORDER BY start, end", arguments).fetchall()
     return [
-        HistoryRow(model=r[0], version=r[1], task=r[2], window_rule=r[3], start=r[4], end=r[5], n=r[6],
-                   verdict=r[7], assessment=json.loads(r[8]), log_sha256=r[9], recorded_at=r[10])
+        HistoryRow(
+            model=r[0],
+            version=r[1],
+            task=r[2],
+            window_rule=r[3],
+            start=r[4],
+            end=r[5],
+            n=r[6],
+            verdict=r[7],
+            assessment=json.loads(r[8]),
+            log_sha256=r[9],
+            recorded_at=r[10],
+        )
         for r in rows
-    ]  # fmt: skip
+    ]

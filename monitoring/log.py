@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from components.drift_reference import TASKS
+from components.drift.reference import TASKS
 from components.errors import LogLineError, SourceFileError
 from components.schema import CATEGORIES, LABELS
 

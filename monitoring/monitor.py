@@ -17,28 +17,27 @@ from typing import Any
 
 import numpy as np
 
-from components import __version__
 from components.config import Params
-from components.drift import Verdict, WindowAssessment, assess_windows
-from components.drift_reference import DriftReference, parse_reference
+from components.drift.reference import DriftReference, parse_reference
+from components.drift.statistics import Verdict, WindowAssessment, assess_windows
 from components.errors import EmosafeError, SourceFileError
-from components.io import atomic_write_bytes, atomic_write_json, code_hash, sha256_file
+from components.io import atomic_write_bytes, atomic_write_json, sha256_file
+from components.provenance import code_block
 from components.schema import CATEGORIES, LABELS
 from monitoring.alerts import Alert, build_sinks, dispatch
+from monitoring.drift_report import render_html, window_report
 from monitoring.history import HistoryRow, record_windows
 from monitoring.log import PredictionLog, read_log
-from monitoring.report import render_html, window_report
 from monitoring.windows import Windows, cut_windows, iso
 
 log = logging.getLogger(__name__)
 #: Exit code of `emosafe monitor` on a drift alarm (2 is reserved for bad input, 0 for no alarm).
 MONITOR_EXIT_ALARM = 3
-MONITOR_MODULES = ["components.config.monitor", "components.drift", "components.drift_reference", "monitoring.alerts",
-                   "monitoring.history", "monitoring.log", "monitoring.monitor", "monitoring.report",
-                   "monitoring.windows"]  # fmt: skip
-METHOD = ("chi-square goodness of fit on the labels (Cohen's w), two-proportion z tests on the borderline rate and "
-          "each category (Cohen's h); Monte-Carlo p-values below the minimum expected count; PSI; Jensen-Shannon "
-          "distance (base 2); {correction} correction over a window's signals at alpha={alpha}")  # fmt: skip
+METHOD = (
+    "chi-square goodness of fit on the labels (Cohen's w), two-proportion z tests on the borderline rate and "
+    "each category (Cohen's h); Monte-Carlo p-values below the minimum expected count; PSI; Jensen-Shannon "
+    "distance (base 2); {correction} correction over a window's signals at alpha={alpha}"
+)
 
 
 @dataclass(frozen=True)
@@ -184,8 +183,7 @@ def _summary_report(
                 str(log_path): sha256_file(log_path),
                 str(reference_path): _reference_hash(reference_path, reference),
             },
-            "code_hash": code_hash(MONITOR_MODULES),
-            "emosafe_version": __version__,
+            "code": code_block(__name__),
             "created_at": iso(datetime.now(tz=UTC).timestamp()),
         },
     }
@@ -205,10 +203,21 @@ def _history_rows(
     log_hash = next(iter(report["provenance"]["inputs"].values()))
     created = report["provenance"]["created_at"]
     return [
-        HistoryRow(reference.model, reference.version, reference.task, rule, w["start"], w["end"], w["n"],
-                   w["verdict"], w, log_hash, created)
+        HistoryRow(
+            reference.model,
+            reference.version,
+            reference.task,
+            rule,
+            w["start"],
+            w["end"],
+            w["n"],
+            w["verdict"],
+            w,
+            log_hash,
+            created,
+        )
         for w in reports
-    ]  # fmt: skip
+    ]
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -228,11 +237,16 @@ def verdict_lines(result: MonitorResult, shown: int = 8) -> list[str]:
     if result.verdict == Verdict.INSUFFICIENT_SAMPLES:
         lines.append("  Too few predictions to decide; this is NOT a 'no drift' result (exit code 0).")
     for window in result.windows[-shown:]:
-        alarms = [f"{s['name']} {s['effect_name']}={s['effect']:.3f} p_adj={s['p_adjusted']:.2g}"
-                  for s in window["signals"] if s["alarm"]]  # fmt: skip
+        alarms = [
+            f"{s['name']} {s['effect_name']}={s['effect']:.3f} p_adj={s['p_adjusted']:.2g}"
+            for s in window["signals"]
+            if s["alarm"]
+        ]
         detail = "; ".join(alarms) if alarms else ("" if window["signals"] else window["reason"])
-        lines.append(f"  #{window['index']} {window['start']} .. {window['end']} n={window['n']}: "
-                     f"{window['verdict']} {detail}".rstrip())  # fmt: skip
+        lines.append(
+            f"  #{window['index']} {window['start']} .. {window['end']} n={window['n']}: "
+            f"{window['verdict']} {detail}".rstrip()
+        )
     if len(result.windows) > shown:
         lines.insert(1, f"  (last {shown} of {len(result.windows)} windows shown; all are in the JSON report)")
     lines.append(f"Reports: {result.report_json} , {result.report_html} ; history: {result.history_db}")

@@ -11,9 +11,17 @@ from typing import Any
 from registry.store import AliasEvent, VersionRecord
 
 LINEAGE_FIELDS = (
-    "data_hash", "dvc_data", "code_commit", "code_hash", "params_hash", "seed", "base_model", "base_revision",
-    "wandb_run", "metrics_sha256",
-)  # fmt: skip
+    "data_hash",
+    "dvc_data",
+    "code_commit",
+    "code_hash",
+    "params_hash",
+    "seed",
+    "base_model",
+    "base_revision",
+    "wandb_run",
+    "metrics_sha256",
+)
 LIMITS = (
     "Trained and evaluated on the configured corpora only; the bundled sample is hand-written and small, and the "
     "public corpora carry weak labels (docs/data.md). Confidence intervals are bootstrap intervals over test "

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from registry.core import Registry
     from registry.store import EvaluationRecord
 
-app = typer.Typer(help="Versions, aliases (candidate/staging/production), gate, audit history, integrity.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="Versions, aliases (candidate/staging/production), gate, audit history, integrity.", no_args_is_help=True
+)
 ParamsOption = Annotated[Path, typer.Option("--params", "-p", help="Params file (register section).")]
 RefArg = Annotated[str, typer.Argument(help="name@alias or name@version, e.g. emosafe-trinary@production.")]
 
@@ -127,8 +128,10 @@ def history(
 ) -> None:
     """Print the audit history of alias moves: when, alias, from, to, who, action, why, gate report hash."""
     for e in open_registry(params).meta.history(name):
-        typer.echo(f"{e.seq}\t{e.at}\t{e.name}@{e.alias}\t{e.from_version}->{e.to_version}\t{e.who}\t{e.action}"
-                   f"\t{e.why}\t{e.gate_report_hash or '-'}")  # fmt: skip
+        typer.echo(
+            f"{e.seq}\t{e.at}\t{e.name}@{e.alias}\t{e.from_version}->{e.to_version}\t{e.who}\t{e.action}"
+            f"\t{e.why}\t{e.gate_report_hash or '-'}"
+        )
 
 
 @app.command()
@@ -143,15 +146,24 @@ def evaluations(
         figure = "-" if f1.get("value") is None else f"{f1['value']:.3f}"
         if f1.get("low") is not None:
             figure += f" [{f1['low']:.3f}, {f1['high']:.3f}]"
-        typer.echo(f"{e.seq}\t{e.evaluated_at}\t{e.name}@{e.version}\t{e.feedback_rows} rows\t"
-                   f"{e.feedback_sha256[:12]}\tmacro-F1 {figure}\t{','.join(e.flagged) or 'ok'}\t{e.who}")  # fmt: skip
+        typer.echo(
+            f"{e.seq}\t{e.evaluated_at}\t{e.name}@{e.version}\t{e.feedback_rows} rows\t"
+            f"{e.feedback_sha256[:12]}\tmacro-F1 {figure}\t{','.join(e.flagged) or 'ok'}\t{e.who}"
+        )
 
 
 def _evaluation_summary(e: EvaluationRecord) -> dict[str, Any]:
     """One evaluation without its full figures (those are in its report and `registry.meta.evaluations`)."""
-    return {"seq": e.seq, "evaluated_at": e.evaluated_at, "who": e.who, "feedback_sha256": e.feedback_sha256,
-            "feedback_rows": e.feedback_rows, "flagged": list(e.flagged), "macro_f1": e.metrics.get("macro_f1"),
-            "report": e.details.get("report")}  # fmt: skip
+    return {
+        "seq": e.seq,
+        "evaluated_at": e.evaluated_at,
+        "who": e.who,
+        "feedback_sha256": e.feedback_sha256,
+        "feedback_rows": e.feedback_rows,
+        "flagged": list(e.flagged),
+        "macro_f1": e.metrics.get("macro_f1"),
+        "report": e.details.get("report"),
+    }
 
 
 @app.command()

@@ -1,8 +1,8 @@
 """The registry: register versions, move aliases behind the gate, roll back, verify, load verified files.
 
-``components/promotion.py`` decides; this module stores and moves. A guarded alias (staging, production) moves only
-with a passing decision computed here from the stored figures, bound to the version's artifact manifest and to the
-production version it was compared with (compare-and-swap in the same transaction as the history row). A human
+``components/release/promotion.py`` decides; this module stores and moves. A guarded alias (staging, production) moves
+only with a passing decision computed here from the stored figures, bound to the version's artifact manifest and to
+the production version it was compared with (compare-and-swap in the same transaction as the history row). A human
 override needs ``force`` and a reason and is recorded as action ``force``.
 """
 
@@ -21,8 +21,8 @@ from typing import Any
 
 from components.config.register import GateConfig, RegisterConfig
 from components.errors import AliasConflictError, ArtifactIntegrityError, GateRefusedError, RegistryError
-from components.promotion import Evidence, PromotionDecision, decide_promotion
-from components.scorecard import Scorecard, scorecard_from_dict, scorecard_to_dict
+from components.release.promotion import Evidence, PromotionDecision, decide_promotion
+from components.release.scorecard import Scorecard, scorecard_from_dict, scorecard_to_dict
 from registry.lineage import collect_files, gather_lineage
 from registry.names import CHAMPION_ALIAS, GUARDED_ALIASES, ModelRef, default_name, validate_alias, validate_name
 from registry.sqlite_store import SqliteMetadataStore, now
@@ -98,16 +98,23 @@ class Registry:
         if lineage.get("thresholds") is None and isinstance(metrics.get("thresholds"), Mapping):
             lineage["thresholds"] = dict(metrics["thresholds"])  # taxonomy thresholds tuned on val by `evaluate`
         draft = VersionRecord(
-            name=name, version=0, task=card.task, created_at=now(), manifest_sha256=manifest_sha256(artifacts),
-            artifacts=tuple(artifacts), lineage=lineage, metrics=scorecard_to_dict(card),
+            name=name,
+            version=0,
+            task=card.task,
+            created_at=now(),
+            manifest_sha256=manifest_sha256(artifacts),
+            artifacts=tuple(artifacts),
+            lineage=lineage,
+            metrics=scorecard_to_dict(card),
             wandb_link=link_version(name, lineage.get("wandb_run"), self.wandb_project),
-        )  # fmt: skip
+        )
         move = MoveRequest(name, "candidate", 0, None, who or who_am_i(), "registered", "register")
         record, created = self.meta.add_version(draft, move)
         if not created and record.version in self.meta.withdrawn(name):  # the same files, registered again
             self.meta.reinstate(name, record.version, MoveRequest(**{**move.__dict__, "why": "registered again"}))
-        log.info("%s v%d %s (%d artifacts)", name, record.version, "registered" if created else "exists",
-                 len(artifacts))  # fmt: skip
+        log.info(
+            "%s v%d %s (%d artifacts)", name, record.version, "registered" if created else "exists", len(artifacts)
+        )
         return record, created
 
     # look-ups ------------------------------------------------------------------------------------------------
@@ -156,11 +163,17 @@ class Registry:
             raise GateRefusedError(f"{ref} -> {alias} refused by the gate: " + "; ".join(decision.reasons))
         action = "force" if decision is not None and not decision.promote else "promote"
         move = MoveRequest(
-            record.name, alias, record.version, current, who or who_am_i(), why or action, action,
+            record.name,
+            alias,
+            record.version,
+            current,
+            who or who_am_i(),
+            why or action,
+            action,
             champion_alias=CHAMPION_ALIAS if decision else None,
             champion=decision.champion_version if decision else None,
             gate_report_hash=decision.report_hash() if decision else None,
-        )  # fmt: skip
+        )
         return self.meta.move_alias(move), decision
 
     def rollback(
@@ -185,8 +198,16 @@ class Registry:
             raise RegistryError(f"{name}@{alias}: v{target} never held this alias; use promote instead")
         record = self.resolve(ModelRef(name, version=target))
         self._verify_or_raise(record)
-        move = MoveRequest(name, alias, target, current, who or who_am_i(), why or "rollback", "rollback",
-                           gate_report_hash=held[-1].gate_report_hash)  # fmt: skip
+        move = MoveRequest(
+            name,
+            alias,
+            target,
+            current,
+            who or who_am_i(),
+            why or "rollback",
+            "rollback",
+            gate_report_hash=held[-1].gate_report_hash,
+        )
         return self.meta.move_alias(move)
 
     # integrity -----------------------------------------------------------------------------------------------
@@ -270,8 +291,11 @@ class Registry:
         for name in sorted(checkpoint.versions):
             before, withdrawn = checkpoint.aliases.get(name, {}), self.meta.withdrawn(name)
             done += self._restore_aliases(name, before, who, why)
-            new = [r.version for r in self.meta.list_versions(name)
-                   if r.version > checkpoint.versions[name] and r.version not in withdrawn]  # fmt: skip
+            new = [
+                r.version
+                for r in self.meta.list_versions(name)
+                if r.version > checkpoint.versions[name] and r.version not in withdrawn
+            ]
             if new:
                 cleared = self.meta.withdraw(name, new, who, why)
                 done += [f"{name} v{v}: withdrawn" for v in new] + [f"{name}@{a}: unset (was unset)" for a in cleared]
@@ -296,8 +320,10 @@ class Registry:
 
     def _refuse_withdrawn(self, record: VersionRecord) -> None:
         if record.version in self.meta.withdrawn(record.name):
-            raise RegistryError(f"{record.name} v{record.version} was withdrawn by a rolled-back flow; register its "
-                                "files again to reinstate it")  # fmt: skip
+            raise RegistryError(
+                f"{record.name} v{record.version} was withdrawn by a rolled-back flow; register its "
+                "files again to reinstate it"
+            )
 
     def _withdrawal_problems(self, name: str) -> list[str]:
         """An alias never holds a withdrawn version; an alias unset after history only by a withdrawal."""

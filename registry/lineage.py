@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.errors import RegistryError
+from components.provenance import git_commit, read_lock
 
 #: Pickle-based (or possibly pickle-based) formats never enter the store: loading them can run arbitrary code.
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".bin", ".npy", ".npz"})
@@ -55,7 +53,7 @@ def gather_lineage(run_dir: Path, project: Path, overrides: Mapping[str, Any]) -
     code, wandb, base = (_mapping(meta.get(key)) for key in ("code", "wandb", "base_model"))
     params = meta.get("params") if isinstance(meta.get("params"), Mapping) else None
     lineage: dict[str, Any] = {
-        "code_commit": code.get("commit") or meta.get("code_commit") or git_commit(project),
+        "code_commit": code.get("commit") or meta.get("code_commit") or git_commit(project, mark_dirty=True),
         "code_hash": code.get("code_hash") or meta.get("code_hash"),
         "data_hash": meta.get("data_hash") or _mapping(meta.get("provenance")).get("data_hash"),
         "dvc_data": dvc_data_hashes(project / "dvc.lock"),
@@ -73,31 +71,12 @@ def gather_lineage(run_dir: Path, project: Path, overrides: Mapping[str, Any]) -
 
 def dvc_data_hashes(lock: Path) -> dict[str, str]:
     """``{path: md5}`` of the dataset outputs recorded in dvc.lock (empty when there is no lock)."""
-    try:
-        stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
-    except (OSError, yaml.YAMLError):
-        return {}
     found: dict[str, str] = {}
-    for stage in stages.values():
+    for stage in read_lock(lock).values():
         for out in stage.get("outs", []) or []:
             if out.get("path") in DATA_OUTS and out.get("md5"):
                 found[out["path"]] = out["md5"]
     return found
-
-
-def git_commit(project: Path) -> str | None:
-    """HEAD's commit, suffixed ``-dirty`` when tracked files changed; None outside a git checkout."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=project, capture_output=True, text=True,
-            timeout=10,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -116,10 +116,17 @@ class SqliteMetadataStore:
             version = int(number.fetchone()[0])
             db.execute(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (draft.name, version, draft.task, draft.created_at, draft.manifest_sha256,
-                 json.dumps(draft.lineage, sort_keys=True), json.dumps(draft.metrics, sort_keys=True),
-                 draft.wandb_link),
-            )  # fmt: skip
+                (
+                    draft.name,
+                    version,
+                    draft.task,
+                    draft.created_at,
+                    draft.manifest_sha256,
+                    json.dumps(draft.lineage, sort_keys=True),
+                    json.dumps(draft.metrics, sort_keys=True),
+                    draft.wandb_link,
+                ),
+            )
             db.executemany(
                 "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
                 [(draft.name, version, a.path, a.sha256, a.size) for a in draft.artifacts],
@@ -149,9 +156,16 @@ class SqliteMetadataStore:
             )
         )
         return VersionRecord(
-            name=name, version=version, task=row[2], created_at=row[3], manifest_sha256=row[4],
-            artifacts=artifacts, lineage=json.loads(row[5]), metrics=json.loads(row[6]), wandb_link=row[7],
-        )  # fmt: skip
+            name=name,
+            version=version,
+            task=row[2],
+            created_at=row[3],
+            manifest_sha256=row[4],
+            artifacts=artifacts,
+            lineage=json.loads(row[5]),
+            metrics=json.loads(row[6]),
+            wandb_link=row[7],
+        )
 
     # aliases and history --------------------------------------------------------------------------------------
     def aliases(self, name: str) -> dict[str, int]:
@@ -187,16 +201,35 @@ class SqliteMetadataStore:
         cursor = self._db.execute(
             "INSERT INTO history (name, alias, at, from_version, to_version, who, why, action, gate_report_hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (move.name, move.alias, at, current, move.to_version, move.who, move.why, move.action,
-             move.gate_report_hash),
-        )  # fmt: skip
+            (
+                move.name,
+                move.alias,
+                at,
+                current,
+                move.to_version,
+                move.who,
+                move.why,
+                move.action,
+                move.gate_report_hash,
+            ),
+        )
         seq = int(cursor.lastrowid or 0)
         self._db.execute(
             "INSERT INTO aliases VALUES (?, ?, ?, ?) ON CONFLICT (name, alias) DO UPDATE SET version = ?, seq = ?",
             (move.name, move.alias, move.to_version, seq, move.to_version, seq),
         )
-        return AliasEvent(seq, move.name, move.alias, at, current, move.to_version, move.who, move.why, move.action,
-                          move.gate_report_hash)  # fmt: skip
+        return AliasEvent(
+            seq,
+            move.name,
+            move.alias,
+            at,
+            current,
+            move.to_version,
+            move.who,
+            move.why,
+            move.action,
+            move.gate_report_hash,
+        )
 
     def history(self, name: str | None = None, alias: str | None = None) -> list[AliasEvent]:
         clauses = [c for c, v in (("name = ?", name), ("alias = ?", alias)) if v is not None]
@@ -234,10 +267,18 @@ class SqliteMetadataStore:
             cursor = db.execute(
                 "INSERT INTO evaluations (name, version, evaluated_at, who, feedback_sha256, feedback_rows, flagged, "
                 "metrics, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (draft.name, draft.version, draft.evaluated_at, draft.who, draft.feedback_sha256, draft.feedback_rows,
-                 json.dumps(list(draft.flagged)), json.dumps(draft.metrics, sort_keys=True),
-                 json.dumps(draft.details, sort_keys=True)),
-            )  # fmt: skip
+                (
+                    draft.name,
+                    draft.version,
+                    draft.evaluated_at,
+                    draft.who,
+                    draft.feedback_sha256,
+                    draft.feedback_rows,
+                    json.dumps(list(draft.flagged)),
+                    json.dumps(draft.metrics, sort_keys=True),
+                    json.dumps(draft.details, sort_keys=True),
+                ),
+            )
         return EvaluationRecord(**{**draft.__dict__, "seq": int(cursor.lastrowid or 0)})
 
     def evaluations(self, name: str | None = None, version: int | None = None) -> list[EvaluationRecord]:
@@ -246,10 +287,20 @@ class SqliteMetadataStore:
         query = "SELECT * FROM evaluations" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY seq"
         rows = self._db.execute(query, tuple(v for v in (name, version) if v is not None))
         return [
-            EvaluationRecord(seq, model, int(number), at, who, sha, int(n), tuple(json.loads(flagged)),
-                             json.loads(metrics), json.loads(details))
+            EvaluationRecord(
+                seq,
+                model,
+                int(number),
+                at,
+                who,
+                sha,
+                int(n),
+                tuple(json.loads(flagged)),
+                json.loads(metrics),
+                json.loads(details),
+            )
             for seq, model, number, at, who, sha, n, flagged, metrics, details in rows
-        ]  # fmt: skip
+        ]
 
     # withdrawals (flow rollback) ----------------------------------------------------------------------------------
     def withdraw(self, name: str, versions: list[int], who: str, why: str) -> list[str]:
@@ -259,8 +310,9 @@ class SqliteMetadataStore:
         """
         with self._write() as db:
             marks = ",".join("?" * len(versions))
-            rows = db.execute(f"SELECT alias FROM aliases WHERE name = ? AND version IN ({marks}) ORDER BY alias",
-                              (name, *versions)).fetchall()  # fmt: skip
+            rows = db.execute(
+                f"SELECT alias FROM aliases WHERE name = ? AND version IN ({marks}) ORDER BY alias", (name, *versions)
+            ).fetchall()
             cleared = [str(row[0]) for row in rows]
             db.execute(f"DELETE FROM aliases WHERE name = ? AND version IN ({marks})", (name, *versions))
             db.executemany(

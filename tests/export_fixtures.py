@@ -60,9 +60,14 @@ def tiny_run(root: Path, tokenizer_dir: Path, task: str = "trinary", seed: int =
     (run / "labels.json").write_text(
         json.dumps({"task": task, "labels": list(names), "multi_label": task != "trinary"})
     )
-    meta = {"stage": "train", "seed": 13, "data_hash": "d" * 64, "fingerprint": "f" * 64,
-            "params": {"spec": {"family": "llama", "convert": True}, "hyper": {"max_length": 32}},
-            "base_model": {"name": "tiny", "source": "models/base/tiny", "revision": None}}  # fmt: skip
+    meta = {
+        "stage": "train",
+        "seed": 13,
+        "data_hash": "d" * 64,
+        "fingerprint": "f" * 64,
+        "params": {"spec": {"family": "llama", "convert": True}, "hyper": {"max_length": 32}},
+        "base_model": {"name": "tiny", "source": "models/base/tiny", "revision": None},
+    }
     (run / "meta.json").write_text(json.dumps(meta))
     return run
 
@@ -73,9 +78,19 @@ def tiny_dataset(path: Path) -> Path:
     for copy, split in enumerate(("train", "val", "test")):
         for row in [*TINY_ROWS, {"id": "canary", "text": CANARY, "label": "unsafe", "categories": ["violence_hate"]}]:
             text = row["text"] if copy == 0 else f"{row['text']} ({split})"
-            rows.append({"id": f"{row['id']}-{split}", "text": text, "label": row["label"],
-                         **{c: c in row["categories"] for c in CATEGORIES}, "source": "tiny", "origin": "human",
-                         "parent_id": None, "split": split, "text_hash": text_hash(text)})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"{row['id']}-{split}",
+                    "text": text,
+                    "label": row["label"],
+                    **{c: c in row["categories"] for c in CATEGORIES},
+                    "source": "tiny",
+                    "origin": "human",
+                    "parent_id": None,
+                    "split": split,
+                    "text_hash": text_hash(text),
+                }
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(path, index=False)
     return path
@@ -86,10 +101,16 @@ def params_dict(**export: Any) -> dict[str, Any]:
         "seed": 13,
         "prepare": {"sources": [{"name": "tiny", "kind": "emosafe", "path": "data/tiny.jsonl"}]},
         "evaluate": {"bootstrap_resamples": 50},
-        "export": {"model": "tiny", "tasks": ["trinary"], "input": "data/dataset.parquet", "parity_messages": 12,
-                   "batch_size": 16, **export},
+        "export": {
+            "model": "tiny",
+            "tasks": ["trinary"],
+            "input": "data/dataset.parquet",
+            "parity_messages": 12,
+            "batch_size": 16,
+            **export,
+        },
         "predict": {"log": "logs/predictions.jsonl", "batch_size": 256},
-    }  # fmt: skip
+    }
 
 
 def external_onnx(folder: Path, location: str, name: str = "model.onnx") -> Path:
@@ -105,10 +126,12 @@ def external_onnx(folder: Path, location: str, name: str = "model.onnx") -> Path
         entry = weight.external_data.add()
         entry.key, entry.value = key, value
     graph = helper.make_graph(
-        [helper.make_node("Add", ["X", "W"], ["Y"])], "g",
+        [helper.make_node("Add", ["X", "W"], ["Y"])],
+        "g",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [4])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [4])], initializer=[weight],
-    )  # fmt: skip
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [4])],
+        initializer=[weight],
+    )
     path = folder / name
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(helper.make_model(graph), str(path))

@@ -17,9 +17,25 @@ from components.config import Params
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP = shutil.ignore_patterns(
-    ".venv", ".git", "data", "models", ".dvc-storage", "cache", "tmp", "__pycache__", ".mypy_cache", ".ruff_cache",
-    ".pytest_cache", "wandb", "*.egg-info", ".emosafe", "reports", "benchmarks", "exports", "logs",
-)  # fmt: skip
+    ".venv",
+    ".git",
+    "data",
+    "models",
+    ".dvc-storage",
+    "cache",
+    "tmp",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "wandb",
+    "*.egg-info",
+    ".emosafe",
+    "reports",
+    "benchmarks",
+    "exports",
+    "logs",
+)
 MODEL, TASK = "tiny", "trinary"
 RUN = f"models/{MODEL}-{TASK}"
 

@@ -25,7 +25,7 @@ def build_bundle(folder: Path, task: str, thresholds: dict[str, float] | None = 
     from onnx import TensorProto, helper, numpy_helper, save
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from components.bundle import build_manifest, label_map
+    from components.export.bundle import build_manifest, label_map
 
     names = LABELS if task == "trinary" else CATEGORIES
     markers = [f"lbl_{n}" if task == "trinary" else f"cat_{n}" for n in names]
@@ -46,15 +46,22 @@ def build_bundle(folder: Path, task: str, thresholds: dict[str, float] | None = 
         helper.make_node("ReduceSum", ["masked", "tokens"], ["summed"], keepdims=0),
         helper.make_node("Add", ["summed", "bias"], ["logits"]),
     ]
-    constants = [numpy_helper.from_array(table, "table"), numpy_helper.from_array(bias, "bias"),
-                 numpy_helper.from_array(np.array([2], dtype=np.int64), "last"),
-                 numpy_helper.from_array(np.array([1], dtype=np.int64), "tokens")]  # fmt: skip
+    constants = [
+        numpy_helper.from_array(table, "table"),
+        numpy_helper.from_array(bias, "bias"),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "last"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "tokens"),
+    ]
     graph = helper.make_graph(
-        nodes, "marker-model",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(names)])], initializer=constants,
-    )  # fmt: skip
+        nodes,
+        "marker-model",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(names)])],
+        initializer=constants,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     save(model, str(folder / "model_int8.onnx"))
@@ -82,8 +89,10 @@ def production(project: Path, task: str, thresholds: dict[str, float] | None = N
 
 def feedback_rows(rotate: bool = False, canary: bool = True) -> list[dict[str, Any]]:
     """TINY_ROWS with their labels' markers in the text (the model is right), or with rotated labels (wrong)."""
-    rows = [*TINY_ROWS, *([{"id": "c1", "text": CANARY, "label": "unsafe", "categories": ["violence_hate"]}]
-                          if canary else [])]  # fmt: skip
+    rows = [
+        *TINY_ROWS,
+        *([{"id": "c1", "text": CANARY, "label": "unsafe", "categories": ["violence_hate"]}] if canary else []),
+    ]
     out = []
     for row in rows:
         marks = " ".join([f"lbl_{row['label']}", *(f"cat_{c}" for c in row["categories"])])

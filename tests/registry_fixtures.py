@@ -18,7 +18,7 @@ def est(value: float, width: float = 0.05) -> dict[str, float]:
 def trinary_metrics(
     f1: float = 0.8, recall: float = 0.85, macro: float = 0.8, data_hash: str | None = DATA_HASH, **per: float
 ) -> dict[str, Any]:
-    """The evaluation's JSON shape (components/metrics.py MetricsReport.to_dict) wrapped with provenance."""
+    """The evaluation's JSON shape (components/evaluation/metrics.py MetricsReport.to_dict) wrapped with provenance."""
     per_class = {name: {"f1": est(per.get(name, f1)), "recall": est(recall), "support": 20} for name in LABELS}
     return {
         "task": "trinary",

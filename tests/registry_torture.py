@@ -130,8 +130,12 @@ def kill_trials(root: Path, trials: int, max_delay_s: float = 0.05, seed: int = 
         problems = invariants(root)
         failures += [f"trial {trial}: {p}" for p in problems]
         progressed += len(Registry(root / "store", GATE).meta.history()) > before
-    return {"trials": trials, "failures": failures, "trials_with_progress": progressed,
-            "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+    return {
+        "trials": trials,
+        "failures": failures,
+        "trials_with_progress": progressed,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
 
 
 def concurrent_run(root: Path, processes: int = 8, operations: int = 50) -> dict[str, Any]:
@@ -142,5 +146,4 @@ def concurrent_run(root: Path, processes: int = 8, operations: int = 50) -> dict
     codes = [os.waitpid(pid, 0)[1] for pid in pids]
     seconds = time.perf_counter() - start
     results = [json.loads(out.read_text()) if out.is_file() else {"seqs": [], "retries": 0} for out in outs]
-    return {"codes": codes, "results": results, "seconds": seconds,
-            "ops_per_second": processes * operations / seconds}  # fmt: skip
+    return {"codes": codes, "results": results, "seconds": seconds, "ops_per_second": processes * operations / seconds}

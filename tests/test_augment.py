@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.augment import AUG_COLUMNS, FILTER_REASONS, clean_output, filter_reason, select_parents
-from components.augment_prompts import PromptError, parse_label_answer, parse_prompt
 from components.config import Params, parse_params
+from components.data.augment import AUG_COLUMNS, FILTER_REASONS, clean_output, filter_reason, select_parents
+from components.data.generators import Generation, GenerationRequest, Sampling, generator_identity
+from components.data.prompts import PromptError, parse_label_answer, parse_prompt
 from components.errors import ConfigError, EmosafeError
-from components.generators import Generation, GenerationRequest, Sampling, generator_identity
 from components.schema import CATEGORIES, COLUMNS
 from components.stages.augment import AUGMENT_MODULES, augment
 from components.stages.augment_cache import CACHE_FILE
@@ -98,7 +98,7 @@ def train_ids(root: Path) -> set[str]:
 
 
 def tiny_local_generator() -> Any:
-    from components.generators.local_lm import LocalGenerator
+    from components.data.generators.local_lm import LocalGenerator
     from tests.tiny_lm import byte_tokenizer, tiny_llama
 
     tokenizer = byte_tokenizer()
@@ -134,7 +134,7 @@ def test_tiny_llama_generator_adds_train_rewrites_with_provenance(root: Path) ->
 
 
 def test_local_generator_is_reproducible_greedy_and_sampled() -> None:
-    from components.augment_prompts import ChatMessage
+    from components.data.prompts import ChatMessage
 
     generator = tiny_local_generator()
     requests = [
@@ -359,7 +359,7 @@ def test_dvc_augment_stage_lists_its_modules_inputs_params_and_outputs() -> None
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["augment"]
     modules = {name.replace(".", "/") + ".py" for name in AUGMENT_MODULES}
     modules = {m.replace("components/config.py", "components/config/__init__.py") for m in modules}
-    modules = {m.replace("components/generators.py", "components/generators/__init__.py") for m in modules}
+    modules = {m.replace("components/data/generators.py", "components/data/generators/__init__.py") for m in modules}
     assert set(stage["deps"]) == modules | {"data/prepared/dataset.parquet", "prompts/augment"}
     assert all((REPO / dep).exists() for dep in stage["deps"] if not dep.startswith("data/"))
     assert stage["params"] == ["seed", "augment"] and stage["cmd"] == "emosafe augment --params params.yaml"

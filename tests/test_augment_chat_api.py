@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from components.augment_prompts import ChatMessage
 from components.config.augment import OpenAIGeneratorConfig
-from components.generators import GenerationRequest, Sampling
-from components.generators.chat_api import ChatAPIError, ChatAPIGenerator
+from components.data.generators import GenerationRequest, Sampling
+from components.data.generators.chat_api import ChatAPIError, ChatAPIGenerator
+from components.data.prompts import ChatMessage
 from components.stages.augment import augment
 from tests.test_augment import make_params, root, train_ids  # noqa: F401  (root is a fixture)
 

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 
 from components.config import SplitConfig
-from components.dataset import assign_splits, merge_records, summarise, to_frame
+from components.data.dataset import assign_splits, merge_records, summarise, to_frame
+from components.data.sources import Record
 from components.errors import DataRowError, LabelConflictError
-from components.sources import Record
 
 
 def rec(i: int, text: str, label: str = "safe", cats: tuple[str, ...] = (), **kw: object) -> Record:

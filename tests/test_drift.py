@@ -1,4 +1,4 @@
-"""Drift statistics (components/drift.py) against scipy and direct computations on the same counts."""
+"""Drift statistics (components/drift/statistics.py) against scipy and direct computations on the same counts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from components.config.monitor import DriftConfig
-from components.drift import (
+from components.drift.reference import DriftReference, build_reference, parse_reference
+from components.drift.statistics import (
     Verdict,
     adjust_p_values,
     assess_windows,
@@ -21,7 +22,6 @@ from components.drift import (
     monte_carlo_p_value,
     psi,
 )
-from components.drift_reference import DriftReference, build_reference, parse_reference
 
 REF_P = np.array([0.6, 0.2, 0.2])
 EXACT = DriftConfig(account_for_reference_size=False, min_samples=10)
@@ -29,10 +29,15 @@ EXACT = DriftConfig(account_for_reference_size=False, min_samples=10)
 
 def trinary_reference(n: int = 10_000, probs: tuple[float, ...] = (0.6, 0.2, 0.2)) -> DriftReference:
     return parse_reference(
-        {"model": "m", "version": "1", "task": "trinary", "n": n,
-         "label_distribution": dict(zip(("safe", "borderline", "unsafe"), probs, strict=True))},
+        {
+            "model": "m",
+            "version": "1",
+            "task": "trinary",
+            "n": n,
+            "label_distribution": dict(zip(("safe", "borderline", "unsafe"), probs, strict=True)),
+        },
         "test",
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("counts", [[310, 100, 90], [250, 150, 100], [600, 180, 220], [45, 30, 25]])

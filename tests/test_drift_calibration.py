@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from components.config.monitor import MonitorConfig
-from components.drift import Verdict, assess_windows
-from components.drift_reference import DriftReference
+from components.drift.reference import DriftReference
+from components.drift.statistics import Verdict, assess_windows
 from components.schema import CATEGORIES, LABELS
 
 CONFIG = MonitorConfig()
@@ -45,8 +45,9 @@ def alarm_rate(
     for block in range(BLOCKS):
         reference = draw_reference(rng)
         windows = draw_windows(rng)
-        results = assess_windows(np.full(PER_BLOCK, WINDOW), **windows, reference=reference,
-                                 config=CONFIG.drift, seed=block)  # fmt: skip
+        results = assess_windows(
+            np.full(PER_BLOCK, WINDOW), **windows, reference=reference, config=CONFIG.drift, seed=block
+        )
         alarms += sum(r.verdict == Verdict.ALARM for r in results)
     return alarms / SIMULATED
 

@@ -12,14 +12,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from components.canaries import check_canaries, parse_canaries
 from components.cli import app
+from components.data.sources import read_table_records
 from components.errors import DataRowError, EmosafeError, EvaluationError
-from components.evaluation import assess, evaluate
-from components.predictors import Predictor
+from components.evaluation.canaries import check_canaries, parse_canaries
+from components.evaluation.measure import assess, evaluate
+from components.evaluation.predictors import Predictor
+from components.release.scorecard import scorecard_from_dict
 from components.schema import CATEGORIES, LABELS
-from components.scorecard import scorecard_from_dict
-from components.sources import read_table_records
 from tests.conftest import REPO
 from tests.tiny_lm import save_tiny_lm, tiny_frame
 

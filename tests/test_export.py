@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.bundle import MANIFEST, BundleError, build_manifest, label_map, verify_bundle
 from components.config import parse_params
 from components.errors import EmosafeError
+from components.export.bundle import MANIFEST, BundleError, build_manifest, label_map, verify_bundle
 from tests import export_fixtures as fx
 from tests.conftest import REPO
 
@@ -47,8 +47,17 @@ def exported(project: Path) -> Any:
 
 def test_export_writes_a_hf_style_bundle_with_parity(exported: Any) -> None:
     folder = exported.folder
-    for name in ("model_int8.onnx", "model_fp32.onnx", "config.json", "tokenizer.json", "labels.json",
-                 "parity.json", "quantization.json", "meta.json", MANIFEST):  # fmt: skip
+    for name in (
+        "model_int8.onnx",
+        "model_fp32.onnx",
+        "config.json",
+        "tokenizer.json",
+        "labels.json",
+        "parity.json",
+        "quantization.json",
+        "meta.json",
+        MANIFEST,
+    ):
         assert (folder / name).is_file(), name
     parity = json.loads((folder / "parity.json").read_text())
     assert parity["passed"] and parity["label_agreement"] == 1.0 and parity["n"] == 12
@@ -62,8 +71,8 @@ def test_export_writes_a_hf_style_bundle_with_parity(exported: Any) -> None:
 
 def test_int8_agrees_with_fp32_and_feeds_the_gate(exported: Any) -> None:
     from components.config.register import GateConfig
-    from components.promotion import Evidence, decide_promotion
-    from components.scorecard import scorecard_from_dict
+    from components.release.promotion import Evidence, decide_promotion
+    from components.release.scorecard import scorecard_from_dict
 
     report = json.loads((exported.folder / "quantization.json").read_text())
     assert report["passed"] and report["label_agreement"] >= 0.99
@@ -95,7 +104,7 @@ for variant in ("fp32", "int8"):
     logits = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
     out[variant] = [labels["labels"][i] for i in logits.argmax(axis=1)]
 plain = "torch" not in sys.modules and "transformers" not in sys.modules
-from components.export import OnnxPredictor
+from components.export.onnx import OnnxPredictor
 predictor = OnnxPredictor(folder, "int8", batch_size=len(texts))
 out["predictor"] = predictor.decide(predictor.predict(texts))
 print(json.dumps({"labels": out, "plain": plain, "torch_after_predictor": "torch" in sys.modules}))
@@ -103,16 +112,22 @@ print(json.dumps({"labels": out, "plain": plain, "torch_after_predictor": "torch
 
 
 def test_fresh_process_with_only_onnxruntime_and_tokenizers_gets_the_same_labels(exported: Any, project: Path) -> None:
-    from components.export import OnnxPredictor
-    from components.merged import load_merged, read_run, torch_logits
+    from components.export.merged import load_merged, read_run, torch_logits
+    from components.export.onnx import OnnxPredictor
 
     frame = pd.read_parquet(project / "data" / "dataset.parquet")
     texts = frame[frame["split"] == "test"]["text"].tolist()
     model, tokenizer = load_merged(read_run(project / "models" / "tiny-trinary", project))
     expected = [("safe", "borderline", "unsafe")[i] for i in torch_logits(model, tokenizer, texts, 32).argmax(axis=1)]
     int8 = OnnxPredictor(exported.folder, "int8", batch_size=len(texts))
-    result = subprocess.run([sys.executable, "-c", FRESH, str(exported.folder), json.dumps(texts)], cwd=REPO,
-                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH, str(exported.folder), json.dumps(texts)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["plain"] and not out["torch_after_predictor"]
     assert out["labels"]["fp32"] == expected
@@ -137,9 +152,9 @@ def _damage_scales(source: Path, target: Path) -> None:
 
 def test_damaged_quantization_fails_the_int8_check_and_the_gate(exported: Any, project: Path, tmp_path: Path) -> None:
     from components.config.register import GateConfig
-    from components.export import OnnxPredictor
-    from components.promotion import Evidence, decide_promotion
-    from components.scorecard import scorecard_from_dict
+    from components.export.onnx import OnnxPredictor
+    from components.release.promotion import Evidence, decide_promotion
+    from components.release.scorecard import scorecard_from_dict
     from components.stages.export import _int8_check
 
     folder = tmp_path / "damaged"
@@ -153,13 +168,15 @@ def test_damaged_quantization_fails_the_int8_check_and_the_gate(exported: Any, p
     fp32 = OnnxPredictor(folder, "fp32", verify=False)
     flagged = _int8_check(params, folder, frame, labels, fp32)  # recorded, not raised: the gate refuses it
     assert flagged["passed"] is False and any("label agreement" in p for p in flagged["comparison"]["problems"])
-    from components.evaluation import evaluate
-    from components.export_checks import compare_quantized
+    from components.evaluation.measure import evaluate
+    from components.export.checks import compare_quantized
 
     test = frame[frame["split"] == "test"].sort_values("id")
-    report = compare_quantized(evaluate(fp32, test, "trinary"),
-                               evaluate(OnnxPredictor(folder, "int8", verify=False), test, "trinary"),
-                               params.export.limits)  # fmt: skip
+    report = compare_quantized(
+        evaluate(fp32, test, "trinary"),
+        evaluate(OnnxPredictor(folder, "int8", verify=False), test, "trinary"),
+        params.export.limits,
+    )
     good = json.loads((exported.folder / "quantization.json").read_text())
     card = scorecard_from_dict(good | {"quantized": report.gate_figures()})
     decision = decide_promotion(Evidence(1, "m", card.data_hash, card), None, GateConfig(floor_on="point"))
@@ -169,7 +186,7 @@ def test_damaged_quantization_fails_the_int8_check_and_the_gate(exported: Any, p
 
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "missing"])
 def test_malicious_external_data_is_refused(tmp_path: Path, kind: str) -> None:
-    from components.export import UnsafeModelError, check_external_data
+    from components.export.onnx import UnsafeModelError, check_external_data
 
     folder, outside = tmp_path / "bundle", fx.write_weights(tmp_path / "secret.bin")
     location = {"dotdot": "../secret.bin", "absolute": str(outside), "symlink": "weights.bin", "missing": "nope.bin"}
@@ -184,7 +201,7 @@ def test_malicious_external_data_is_refused(tmp_path: Path, kind: str) -> None:
 def test_safe_external_data_is_accepted_and_runs(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from components.export import check_external_data
+    from components.export.onnx import check_external_data
 
     folder = tmp_path / "bundle"
     fx.write_weights(folder / "weights" / "w.bin")
@@ -209,7 +226,7 @@ def test_manifest_refuses_extra_missing_and_symlinked_files(exported: Any, tmp_p
 
 
 def test_parity_fails_on_tolerance_or_one_flipped_label() -> None:
-    from components.export_checks import parity
+    from components.export.checks import parity
 
     logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]])
     assert parity(logits, logits + 5e-5, "trinary", 1e-4, ["a", "b"]).passed
@@ -287,10 +304,16 @@ def test_cli_predict_and_export_errors_are_one_line(exported: Any, project: Path
     env_bin = Path(sys.executable).parent / "emosafe"
     (tmp_path / "params.yaml").write_text(json.dumps(fx.params_dict()))
     source = _messages(tmp_path / "m.jsonl", 30)
-    ok = subprocess.run([str(env_bin), "predict", "--model", str(exported.folder), "--input", str(source),
-                         "--output", "p.csv"], cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    ok = subprocess.run(
+        [str(env_bin), "predict", "--model", str(exported.folder), "--input", str(source), "--output", "p.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "30 predictions" in ok.stdout and (tmp_path / "logs" / "predictions.jsonl").is_file()
-    bad = subprocess.run([str(env_bin), "export", "--run", "models/nothing"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)  # fmt: skip
+    bad = subprocess.run(
+        [str(env_bin), "export", "--run", "models/nothing"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "emosafe: error:" in bad.stderr

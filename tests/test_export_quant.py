@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from components.bundle import label_map
 from components.config import parse_params
+from components.export.bundle import label_map
 from tests import export_fixtures as fx
 
 DAMAGING = {"method": "dynamic", "per_channel": False, "reduce_range": True}
@@ -55,8 +55,8 @@ def damaged(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _gate(report: dict[str, Any]) -> Any:
     from components.config.register import GateConfig
-    from components.promotion import Evidence, decide_promotion
-    from components.scorecard import scorecard_from_dict
+    from components.release.promotion import Evidence, decide_promotion
+    from components.release.scorecard import scorecard_from_dict
 
     card = scorecard_from_dict(report, origin="quantization.json")
     decision = decide_promotion(Evidence(1, "m", card.data_hash, card), None, GateConfig(floor_on="point"))
@@ -77,7 +77,7 @@ def test_damaging_quantization_is_written_flagged_and_refused_by_the_gate(damage
 
 
 def test_per_channel_dynamic_with_the_outliers_excluded_passes(damaged: Any, tmp_path: Path) -> None:
-    from components.export import OnnxPredictor
+    from components.export.onnx import OnnxPredictor
     from components.stages.export import quantize_and_check
 
     root, outcome = damaged
@@ -98,7 +98,7 @@ def test_per_channel_dynamic_with_the_outliers_excluded_passes(damaged: Any, tmp
 
 def test_exclude_modules_resolve_to_node_names_and_are_recorded(damaged: Any, tmp_path: Path) -> None:
     from components.config.export import QuantizeConfig
-    from components.export import node_modules, quantize_int8
+    from components.export.onnx import node_modules, quantize_int8
 
     _, outcome = damaged
     source = outcome.folder / "model_fp32.onnx"

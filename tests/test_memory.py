@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.memory import read_peak, reset_peak
+from components.evaluation.memory import read_peak, reset_peak
 
 
 def test_reset_peak_forgets_an_earlier_larger_allocation() -> None:

@@ -1,4 +1,4 @@
-"""components.metrics against scikit-learn, plus bootstrap, critical slice and threshold tuning rules."""
+"""components.evaluation.metrics against scikit-learn, plus bootstrap, critical slice and threshold tuning rules."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sklearn.metrics import (
     multilabel_confusion_matrix,
 )
 
-from components.metrics import Bootstrap, taxonomy_report, trinary_report, tune_thresholds
+from components.evaluation.metrics import Bootstrap, taxonomy_report, trinary_report, tune_thresholds
 from components.schema import CATEGORIES, LABELS
 
 NO_CI = Bootstrap(resamples=0)

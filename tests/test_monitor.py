@@ -39,15 +39,30 @@ def write_log(path: Path, n: int, probs: dict[str, float], seed: int, **fields: 
     with path.open("a", encoding="utf-8") as handle:
         for i, label in enumerate(labels):
             stamp = (T0 + timedelta(minutes=i)).isoformat().replace("+00:00", "Z")
-            record = {"id": f"{path.stem}-{i}", "timestamp": stamp, "model": "emosafe-trinary", "version": "3",
-                      "task": "trinary", "label": str(label), "scores": {str(label): 0.9}, "text": CANARY}  # fmt: skip
+            record = {
+                "id": f"{path.stem}-{i}",
+                "timestamp": stamp,
+                "model": "emosafe-trinary",
+                "version": "3",
+                "task": "trinary",
+                "label": str(label),
+                "scores": {str(label): 0.9},
+                "text": CANARY,
+            }
             handle.write(json.dumps({**record, **fields}) + "\n")
     return path
 
 
 def write_reference(path: Path, **extra: Any) -> Path:
-    payload = {"model": "emosafe-trinary", "version": "3", "task": "trinary", "n": 5000,
-               "label_distribution": REFERENCE, "borderline_rate": 0.2, **extra}  # fmt: skip
+    payload = {
+        "model": "emosafe-trinary",
+        "version": "3",
+        "task": "trinary",
+        "n": 5000,
+        "label_distribution": REFERENCE,
+        "borderline_rate": 0.2,
+        **extra,
+    }
     path.write_text(json.dumps(payload))
     return path
 
@@ -85,8 +100,13 @@ def test_cli_quiet_on_the_reference_and_alarms_on_a_known_shift(tmp_path: Path) 
 
 
 def test_cli_insufficient_samples_exits_zero_with_a_clear_message(tmp_path: Path) -> None:
-    result = run_cli(tmp_path, "--log", str(write_log(tmp_path / "few.jsonl", 120, REFERENCE, seed=3)),
-                     "--reference", str(write_reference(tmp_path / "ref.json")))  # fmt: skip
+    result = run_cli(
+        tmp_path,
+        "--log",
+        str(write_log(tmp_path / "few.jsonl", 120, REFERENCE, seed=3)),
+        "--reference",
+        str(write_reference(tmp_path / "ref.json")),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("INSUFFICIENT_SAMPLES") and "NOT a 'no drift' result" in result.stdout
 
@@ -94,8 +114,19 @@ def test_cli_insufficient_samples_exits_zero_with_a_clear_message(tmp_path: Path
 def test_cli_bad_line_names_file_line_and_rule_without_quoting_it(tmp_path: Path) -> None:
     log = write_log(tmp_path / "bad.jsonl", 5, REFERENCE, seed=4)
     with log.open("a") as handle:
-        handle.write(json.dumps({"id": "x", "timestamp": "2026-03-01T00:00:00Z", "model": "emosafe-trinary",
-                                 "version": "3", "task": "trinary", "label": CANARY}) + "\n")  # fmt: skip
+        handle.write(
+            json.dumps(
+                {
+                    "id": "x",
+                    "timestamp": "2026-03-01T00:00:00Z",
+                    "model": "emosafe-trinary",
+                    "version": "3",
+                    "task": "trinary",
+                    "label": CANARY,
+                }
+            )
+            + "\n"
+        )
     result = run_cli(tmp_path, "--log", str(log), "--reference", str(write_reference(tmp_path / "ref.json")))
     assert result.returncode == 2
     assert f"{log} line 6, field 'label': must be one of" in result.stderr and "CANARY" not in result.stderr
@@ -106,16 +137,30 @@ def test_cli_bad_line_names_file_line_and_rule_without_quoting_it(tmp_path: Path
     [
         ("{not json", "(line)", "not valid JSON"),
         ('["a list"]', "(line)", "JSON object"),
-        ('{"id": "a", "timestamp": "2026-03-01T00:00:00", "model": "m", "version": "1", "task": "trinary", '
-         '"label": "safe"}', "timestamp", "time zone"),
-        ('{"id": "a", "timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "taxonomy", '
-         '"categories": ["weather"]}', "categories", "unknown category"),
-        ('{"id": "a", "timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "taxonomy"}',
-         "categories", "required"),
-        ('{"timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "trinary", "label": "safe"}',
-         "id", "required"),
+        (
+            '{"id": "a", "timestamp": "2026-03-01T00:00:00", "model": "m", "version": "1", "task": "trinary", '
+            '"label": "safe"}',
+            "timestamp",
+            "time zone",
+        ),
+        (
+            '{"id": "a", "timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "taxonomy", '
+            '"categories": ["weather"]}',
+            "categories",
+            "unknown category",
+        ),
+        (
+            '{"id": "a", "timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "taxonomy"}',
+            "categories",
+            "required",
+        ),
+        (
+            '{"timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "trinary", "label": "safe"}',
+            "id",
+            "required",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_log_lines(tmp_path: Path, line: str, field: str, rule: str) -> None:
     path = tmp_path / "log.jsonl"
     path.write_text(line + "\n")
@@ -189,7 +234,7 @@ def test_prefect_sink_emits_an_event_only_inside_a_flow_run(monkeypatch: pytest.
 
     emitted: list[dict[str, Any]] = []
     monkeypatch.setattr(prefect.events, "emit_event", lambda **kwargs: emitted.append(kwargs))
-    from components.drift import Verdict, WindowAssessment
+    from components.drift.statistics import Verdict, WindowAssessment
 
     alert = Alert("emosafe-trinary", "3", {"index": 0}, WindowAssessment(Verdict.ALARM, 500, (), "x"), "r.json")
     PrefectEventSink().send(alert)
@@ -207,11 +252,32 @@ def test_time_windows_taxonomy_and_history_upsert(tmp_path: Path) -> None:
         for i in range(900):
             cats = [c for c, p in TAXONOMY.items() if rng.random() < p]
             stamp = (T0 + timedelta(minutes=2 * i)).isoformat()
-            handle.write(json.dumps({"id": str(i), "timestamp": stamp, "model": "emosafe-taxonomy", "version": "1",
-                                     "task": "taxonomy", "categories": cats, "scores": {}}) + "\n")  # fmt: skip
+            handle.write(
+                json.dumps(
+                    {
+                        "id": str(i),
+                        "timestamp": stamp,
+                        "model": "emosafe-taxonomy",
+                        "version": "1",
+                        "task": "taxonomy",
+                        "categories": cats,
+                        "scores": {},
+                    }
+                )
+                + "\n"
+            )
     reference = tmp_path / "ref.json"
-    reference.write_text(json.dumps({"model": "emosafe-taxonomy", "version": "1", "task": "taxonomy", "n": 4000,
-                                     "category_prevalence": TAXONOMY}))  # fmt: skip
+    reference.write_text(
+        json.dumps(
+            {
+                "model": "emosafe-taxonomy",
+                "version": "1",
+                "task": "taxonomy",
+                "n": 4000,
+                "category_prevalence": TAXONOMY,
+            }
+        )
+    )
     config = params(tmp_path, window={"by": "time", "seconds": 43_200})
     result = monitor(config, log, reference)
     assert [w["n"] for w in result.windows] == [360, 360, 180]

@@ -22,8 +22,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-SCHEDULED = {"pipeline/pipeline-weekly": "0 3 * * 1", "monitor/monitor-hourly": "0 * * * *",
-             "reevaluate/reevaluate-daily": "30 4 * * *"}  # fmt: skip
+SCHEDULED = {
+    "pipeline/pipeline-weekly": "0 3 * * 1",
+    "monitor/monitor-hourly": "0 * * * *",
+    "reevaluate/reevaluate-daily": "30 4 * * *",
+}
 RETRAIN_EVENTS = {"emosafe.monitor.drift.alarm", "emosafe.reevaluate.flagged"}
 
 
@@ -56,19 +59,33 @@ def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
             assert [s["schedule"].get("cron") for s in by_name[name]["schedules"]] == [cron], name
         retrain = by_name["retrain/retrain-on-alarm"]
         assert not retrain["schedules"]
-        triggers = [a["trigger"] for a in _post(env, "/automations/filter", {})
-                    if any(x.get("deployment_id") == retrain["id"] for x in a["actions"])]  # fmt: skip
+        triggers = [
+            a["trigger"]
+            for a in _post(env, "/automations/filter", {})
+            if any(x.get("deployment_id") == retrain["id"] for x in a["actions"])
+        ]
         assert triggers and set(triggers[0]["expect"]) == RETRAIN_EVENTS, triggers
 
         write_log(tmp_path / "preds.jsonl", 600, {"safe": 0.6, "borderline": 0.2, "unsafe": 0.2}, seed=1)
         write_reference(tmp_path / "ref.json")
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump({
-            "prepare": {"sources": [{"name": "x", "kind": "emosafe", "path": "x.jsonl"}]},
-            "monitor": {"output_dir": str(tmp_path / "reports"), "history_db": str(tmp_path / "history.db"),
-                        "alerts": {"sinks": ["log", "prefect"]}},
-        }))  # fmt: skip
-        parameters = {"log": "preds.jsonl", "reference": "ref.json", "params_path": "params.yaml",
-                      "root": str(tmp_path)}  # fmt: skip
+        (tmp_path / "params.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "prepare": {"sources": [{"name": "x", "kind": "emosafe", "path": "x.jsonl"}]},
+                    "monitor": {
+                        "output_dir": str(tmp_path / "reports"),
+                        "history_db": str(tmp_path / "history.db"),
+                        "alerts": {"sinks": ["log", "prefect"]},
+                    },
+                }
+            )
+        )
+        parameters = {
+            "log": "preds.jsonl",
+            "reference": "ref.json",
+            "params_path": "params.yaml",
+            "root": str(tmp_path),
+        }
         prefect(["deployment", "run", "monitor/monitor-hourly", "--params", json.dumps(parameters)], env, REPO)
         worker = start_worker(REPO, env, tmp_path / "worker.log", run_once=True)
         worker.wait(timeout=240)
@@ -83,8 +100,9 @@ def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
 
 
 def _post(env: dict[str, str], path: str, body: dict[str, object]) -> list[dict[str, Any]]:
-    request = urllib.request.Request(f"{env['PREFECT_API_URL']}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{env['PREFECT_API_URL']}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return list(json.loads(response.read()))
 
@@ -95,8 +113,9 @@ def _flow_run_states(env: dict[str, str]) -> list[str]:
     deadline = time.monotonic() + 30
     states: list[str] = []
     while time.monotonic() < deadline:
-        request = urllib.request.Request(f"{env['PREFECT_API_URL']}/flow_runs/filter", data=body,
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{env['PREFECT_API_URL']}/flow_runs/filter", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             states = [run["state_type"] for run in json.loads(response.read())]
         if {"COMPLETED", "FAILED", "CRASHED"} & set(states):

@@ -208,8 +208,10 @@ def _live_versions(root: Path) -> dict[str, list[int]]:
     config = load_params(root / "params.yaml").register
     registry = Registry(registry_root(config, root), config.gate)
     names = sorted({r.name for r in registry.meta.list_versions()})
-    return {n: [r.version for r in registry.meta.list_versions(n) if r.version not in registry.meta.withdrawn(n)]
-            for n in names}  # fmt: skip
+    return {
+        n: [r.version for r in registry.meta.list_versions(n) if r.version not in registry.meta.withdrawn(n)]
+        for n in names
+    }
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The promotion gate (components/promotion.py) on synthetic evaluation results: every way to pass and to fail."""
+"""The promotion gate (components/release/promotion.py) on synthetic results: every way to pass and to fail."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from components.config.register import GateConfig, QuantizedGateConfig
 from components.errors import MetricsFormatError
-from components.promotion import Evidence, decide_promotion
-from components.scorecard import scorecard_from_dict, scorecard_to_dict
+from components.release.promotion import Evidence, decide_promotion
+from components.release.scorecard import scorecard_from_dict, scorecard_to_dict
 from tests.registry_fixtures import DATA_HASH, taxonomy_metrics, trinary_metrics
 
 GATE = GateConfig(default_f1_floor=0.5, trinary_macro_f1_floor=0.6, unsafe_recall_floor=0.7, regression_tolerance=0.02)
@@ -110,9 +110,12 @@ def test_no_ci_fails_a_ci_low_floor() -> None:
 
 @pytest.mark.parametrize(
     ("metric_hash", "registered", "words"),
-    [("e" * 64, DATA_HASH, "stale metrics"), (None, DATA_HASH, "evaluation carries no data hash"),
-     (DATA_HASH, None, "registered version carries no data hash")],
-)  # fmt: skip
+    [
+        ("e" * 64, DATA_HASH, "stale metrics"),
+        (None, DATA_HASH, "evaluation carries no data hash"),
+        (DATA_HASH, None, "registered version carries no data hash"),
+    ],
+)
 def test_stale_or_unproven_metrics_are_refused(metric_hash: str | None, registered: str | None, words: str) -> None:
     decision = decide_promotion(evidence(trinary_metrics(data_hash=metric_hash), data_hash=registered), None, GATE)
     assert failed(decision) == {"fresh_metrics"} and words in " ".join(decision.reasons)
@@ -126,9 +129,12 @@ def quantized(metrics: dict[str, Any], **figures: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("figures", "words"),
-    [({"macro_f1_drop": 0.02}, "macro-F1 drop"), ({"label_agreement": 0.9}, "label agreement"),
-     ({"category_f1_drop": {"unsafe": 0.03}}, "unsafe F1 drop")],
-)  # fmt: skip
+    [
+        ({"macro_f1_drop": 0.02}, "macro-F1 drop"),
+        ({"label_agreement": 0.9}, "label agreement"),
+        ({"category_f1_drop": {"unsafe": 0.03}}, "unsafe F1 drop"),
+    ],
+)
 def test_a_failed_quantization_check_is_refused(figures: dict[str, Any], words: str) -> None:
     decision = decide_promotion(evidence(quantized(trinary_metrics(), **figures)), None, GATE)
     assert failed(decision) == {"quantized"} and words in " ".join(decision.reasons)
@@ -161,10 +167,13 @@ def test_report_hash_is_stable_and_binds_the_artifacts() -> None:
 
 @pytest.mark.parametrize(
     ("payload", "words"),
-    [({"splits": {}}, "field 'task'"), ({"task": "trinary"}, "per_class"),
-     ({"task": "taxonomy", "per_category": {"sexual_content": {"f1": {"value": 2}}}}, "fractions"),
-     ({"task": "trinary", "per_class": {"safe": {"f1": {"value": "x"}}}}, "must be numbers")],
-)  # fmt: skip
+    [
+        ({"splits": {}}, "field 'task'"),
+        ({"task": "trinary"}, "per_class"),
+        ({"task": "taxonomy", "per_category": {"sexual_content": {"f1": {"value": 2}}}}, "fractions"),
+        ({"task": "trinary", "per_class": {"safe": {"f1": {"value": "x"}}}}, "must be numbers"),
+    ],
+)
 def test_malformed_metrics_name_the_field(payload: dict[str, Any], words: str) -> None:
     with pytest.raises(MetricsFormatError, match=words):
         scorecard_from_dict(payload, origin="m.json")
@@ -178,8 +187,11 @@ def test_scorecard_round_trips_through_the_canonical_shape() -> None:
 
 def test_ci_list_and_alternative_spellings_parse() -> None:
     unsafe = {"f1": {"mean": 0.7, "ci_low": 0.6, "ci_high": 0.8}, "recall": 0.9}
-    payload = {"task": "trinary", "data_hash": "h", "metrics": {"macro_f1": {"point": 0.7, "ci": [0.6, 0.8]},
-               "per_class": {"unsafe": unsafe}}}  # fmt: skip
+    payload = {
+        "task": "trinary",
+        "data_hash": "h",
+        "metrics": {"macro_f1": {"point": 0.7, "ci": [0.6, 0.8]}, "per_class": {"unsafe": unsafe}},
+    }
     card = scorecard_from_dict(payload)
     assert card.macro_f1 is not None and (card.macro_f1.low, card.macro_f1.high) == (0.6, 0.8)
     assert card.f1["unsafe"].low == 0.6 and card.unsafe_recall is not None and card.unsafe_recall.value == 0.9

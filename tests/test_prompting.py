@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from components.errors import EmosafeError
-from components.likelihood import score_options
-from components.prompting import LikelihoodPredictor, draw_examples, parse_template, render
+from components.evaluation.likelihood import score_options
+from components.evaluation.prompting import LikelihoodPredictor, draw_examples, parse_template, render
 from components.schema import CATEGORIES, LABELS
 from tests.conftest import REPO
 from tests.tiny_lm import byte_tokenizer, tiny_frame, tiny_llama
@@ -112,7 +112,7 @@ def test_predictor_returns_probabilities_and_cache_does_not_change_them(lm: tupl
 
 
 def test_long_messages_are_clipped(lm: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    import components.prompting as prompting
+    import components.evaluation.prompting as prompting
 
     seen: list[list[int]] = []
 

@@ -18,8 +18,8 @@ import yaml
 from components.config import ConfigError, parse_params
 from components.config.register import GateConfig
 from components.errors import DataRowError, RegistryError
-from components.metrics import Bootstrap, trinary_report
-from components.reevaluation import review_floors
+from components.evaluation.metrics import Bootstrap, trinary_report
+from components.release.reevaluation import review_floors
 from registry.core import Registry
 from registry.sqlite_store import SCHEMA, SqliteMetadataStore
 from tests import reevaluate_fixtures as fx
@@ -41,9 +41,9 @@ def _registry(project: Path) -> Registry:
 
 
 def _direct(project: Path, feedback: Path, task: str, thresholds: dict[str, float] | None = None) -> dict[str, object]:
-    """The same feedback scored and measured straight through components.evaluation, without the stage."""
-    from components.evaluation import evaluate
-    from components.export import OnnxPredictor
+    """The same feedback scored and measured straight through components.evaluation.measure, without the stage."""
+    from components.evaluation.measure import evaluate
+    from components.export.onnx import OnnxPredictor
     from components.stages.reevaluate import read_feedback
 
     predictor = OnnxPredictor(project / f"bundle-{task}", "int8", batch_size=7)
@@ -84,8 +84,9 @@ def test_each_run_appends_one_dated_record_equal_to_a_direct_evaluation(
 def test_cli_flags_with_exit_3_refuses_bad_input_with_exit_2_and_lists_history(project: Path) -> None:
     def emosafe(*args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k != "EMOSAFE_REGISTRY"}
-        return subprocess.run([str(VENV_BIN / "emosafe"), *args], cwd=project, capture_output=True, text=True,
-                              timeout=120, env=env)  # fmt: skip
+        return subprocess.run(
+            [str(VENV_BIN / "emosafe"), *args], cwd=project, capture_output=True, text=True, timeout=120, env=env
+        )
 
     good = emosafe("reevaluate", "--feedback", "good.jsonl", "--model", "emosafe-trinary@production")
     assert good.returncode == 0, good.stderr
@@ -167,12 +168,15 @@ def test_evaluations_table_is_append_only_and_added_to_old_databases(tmp_path: P
     from registry.store import EvaluationRecord
 
     with pytest.raises(RegistryError, match="does not exist"):
-        store.add_evaluation(EvaluationRecord(0, "emosafe-trinary", 9, "2026-01-01T00:00:00+00:00", "t", "a" * 64, 1,
-                                              ()))  # fmt: skip
+        store.add_evaluation(
+            EvaluationRecord(0, "emosafe-trinary", 9, "2026-01-01T00:00:00+00:00", "t", "a" * 64, 1, ())
+        )
     raw = sqlite3.connect(tmp_path / "registry.db")
     raw.execute("PRAGMA foreign_keys = OFF")
-    raw.execute("INSERT INTO evaluations (name, version, evaluated_at, who, feedback_sha256, feedback_rows, flagged, "
-                "metrics, details) VALUES ('m', 1, 'x', 'w', 's', 1, '[]', '{}', '{}')")  # fmt: skip
+    raw.execute(
+        "INSERT INTO evaluations (name, version, evaluated_at, who, feedback_sha256, feedback_rows, flagged, "
+        "metrics, details) VALUES ('m', 1, 'x', 'w', 's', 1, '[]', '{}', '{}')"
+    )
     raw.commit()
     for statement in ("UPDATE evaluations SET flagged = '[]'", "DELETE FROM evaluations"):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -188,7 +192,7 @@ def test_config_needs_a_task_placeholder_for_several_tasks() -> None:
 
 
 def test_thresholds_come_from_the_bundle_else_the_registered_lineage(tmp_path: Path) -> None:
-    from components.reevaluation import stored_thresholds
+    from components.release.reevaluation import stored_thresholds
     from tests.registry_fixtures import make_run, taxonomy_metrics
 
     tuned = {"violence_hate": {"threshold": 0.65, "val_f1": 0.7, "val_support": 9}, "nonsense": 0.1}

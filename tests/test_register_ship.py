@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from components.bundle import MANIFEST, build_manifest
 from components.config import Params, parse_params
 from components.errors import RegistryError
+from components.export.bundle import MANIFEST, build_manifest
 from registry.core import Registry
 from registry.names import ModelRef
 from tests import export_fixtures as fx
@@ -34,9 +34,11 @@ def ladder_project(root: Path, models: tuple[str, ...] = ("small", "large")) -> 
             report = root / "reports" / "evaluate" / f"{model}-fine_tuned-{task}.json"
             report.parent.mkdir(parents=True, exist_ok=True)
             report.write_text(json.dumps(metrics | {"model": model, "note": "no text here"}))
-    raw = {"prepare": {"sources": [{"name": "t", "kind": "emosafe", "path": "x.jsonl"}]},
-           "evaluate": {"fine_tuned_models": list(models), "tasks": ["trinary", "taxonomy"]},
-           "register": {"store": "store", "gate": LAX}}  # fmt: skip
+    raw = {
+        "prepare": {"sources": [{"name": "t", "kind": "emosafe", "path": "x.jsonl"}]},
+        "evaluate": {"fine_tuned_models": list(models), "tasks": ["trinary", "taxonomy"]},
+        "register": {"store": "store", "gate": LAX},
+    }
     return parse_params(raw)
 
 
@@ -111,7 +113,7 @@ def toy_bundle(folder: Path) -> Path:
     from onnx import TensorProto, helper, numpy_helper
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from components.bundle import label_map
+    from components.export.bundle import label_map
 
     folder.mkdir(parents=True)
     vocab = {"[PAD]": 0, "[UNK]": 1, "calm": 2, "hurt": 3, "maybe": 4}
@@ -120,22 +122,34 @@ def toy_bundle(folder: Path) -> Path:
     tokenizer.save(str(folder / "tokenizer.json"))
     weights = numpy_helper.from_array(np.eye(5, 3, dtype=np.float32) * 4, "W")
     graph = helper.make_graph(
-        [helper.make_node("Gather", ["W", "input_ids"], ["e"]),
-         helper.make_node("ReduceMean", ["e"], ["logits"], axes=[1], keepdims=0)], "toy",
-        [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
-         for n in ("input_ids", "attention_mask")],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])], initializer=[weights],
-    )  # fmt: skip
+        [
+            helper.make_node("Gather", ["W", "input_ids"], ["e"]),
+            helper.make_node("ReduceMean", ["e"], ["logits"], axes=[1], keepdims=0),
+        ],
+        "toy",
+        [
+            helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
+            for n in ("input_ids", "attention_mask")
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[weights],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(folder / "model_int8.onnx"))
     (folder / "config.json").write_text(json.dumps({"pad_token_id": 0}))
     (folder / "labels.json").write_text(json.dumps(label_map("trinary", 16).to_dict()))
     test = trinary_metrics()["splits"]["test"] | {"confusion": {"label": [[30, 5, 1], [4, 25, 7], [0, 6, 30]]}}
-    quant = {"task": "trinary", "data_hash": DATA_HASH, "splits": {"test": test}, "passed": True,
-             "quantized": {"macro_f1_drop": 0.001, "label_agreement": 0.995, "category_f1_drop": {"unsafe": 0.002}},
-             "comparison": {"problems": []}}  # fmt: skip
+    quant = {
+        "task": "trinary",
+        "data_hash": DATA_HASH,
+        "splits": {"test": test},
+        "passed": True,
+        "quantized": {"macro_f1_drop": 0.001, "label_agreement": 0.995, "category_f1_drop": {"unsafe": 0.002}},
+        "comparison": {"problems": []},
+    }
     (folder / "quantization.json").write_text(json.dumps(quant))
-    (folder / "meta.json").write_text(json.dumps({"stage": "export", "data_hash": DATA_HASH,
-                                                  "train": {"data_hash": DATA_HASH}}))  # fmt: skip
+    (folder / "meta.json").write_text(
+        json.dumps({"stage": "export", "data_hash": DATA_HASH, "train": {"data_hash": DATA_HASH}})
+    )
     (folder / MANIFEST).write_text(json.dumps(build_manifest(folder)))
     return folder
 

@@ -42,8 +42,10 @@ def test_register_stores_lineage_and_is_idempotent(reg: Registry, tmp_path: Path
     assert lineage["wandb_run"] == "e/p/r1" and len(lineage["params_hash"]) == 64 and lineage["params"]["seed"] == 7
     assert record.wandb_link == "not linked (offline)"
     assert {a.path for a in record.artifacts} == {
-        "adapter/adapter_model.safetensors", "adapter/adapter_config.json", "meta.json"
-    }  # fmt: skip
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "meta.json",
+    }
     assert all(len(a.sha256) == 64 and a.size > 0 for a in record.artifacts)
     again, created_again = reg.register(run, trinary_metrics(), project=tmp_path)
     assert not created_again and again.version == 1 and len(reg.meta.list_versions()) == 1
@@ -187,16 +189,25 @@ def test_card_has_lineage_metrics_gate_and_limits(reg: Registry, tmp_path: Path)
     card = render_card(
         record, reg.meta.aliases(record.name), reg.meta.latest_report(record.name, 1), reg.meta.history()
     )
-    for words in ("# emosafe-trinary v1", "abc123", "| unsafe | 0.800 [0.750, 0.850] | 0.5 |", "**PASSED**",
-                  "first release", "## Limits", "not linked (offline)", "Unsafe recall: 0.850"):  # fmt: skip
+    for words in (
+        "# emosafe-trinary v1",
+        "abc123",
+        "| unsafe | 0.800 [0.750, 0.850] | 0.5 |",
+        "**PASSED**",
+        "first release",
+        "## Limits",
+        "not linked (offline)",
+        "Unsafe recall: 0.850",
+    ):
         assert words in card, words
 
 
 def emosafe(*args: str, cwd: Path, store: Path) -> subprocess.CompletedProcess[str]:
     """The installed command, for what only a real process shows (one-line errors, exit codes)."""
     env = {"EMOSAFE_REGISTRY": str(store), "PATH": str(VENV_BIN), "WANDB_MODE": "offline", "EMOSAFE_USER": "tester"}
-    return subprocess.run([str(VENV_BIN / "emosafe"), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [str(VENV_BIN / "emosafe"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_round_trip_and_no_raw_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,8 +225,14 @@ def test_cli_round_trip_and_no_raw_text(tmp_path: Path, monkeypatch: pytest.Monk
     metrics.write_text(json.dumps(trinary_metrics()))
     register_args = ["registry", "register", "--run-dir", str(run), "--metrics", str(metrics)]
     outputs = []
-    commands = [["list"], ["show", "emosafe-trinary@1"], ["promote", "emosafe-trinary@1", "--reason", "go"],
-                ["history"], ["card", "emosafe-trinary@production"], ["verify"]]  # fmt: skip
+    commands = [
+        ["list"],
+        ["show", "emosafe-trinary@1"],
+        ["promote", "emosafe-trinary@1", "--reason", "go"],
+        ["history"],
+        ["card", "emosafe-trinary@production"],
+        ["verify"],
+    ]
     for args in [register_args, *[["registry", *c] for c in commands], register_args]:
         outputs.append(CliRunner().invoke(app, args))
         assert outputs[-1].exit_code == 0, (args, outputs[-1].output)

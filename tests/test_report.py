@@ -15,8 +15,8 @@ import yaml
 
 from components.config import parse_params
 from components.errors import EmosafeError, MetricsFormatError
-from components.scaling import compare_settings, markdown, metrics_summary, plot_records, row_from_report
-from components.scorecard import Estimate
+from components.release.scorecard import Estimate
+from components.report.scaling import compare_settings, markdown, metrics_summary, plot_records, row_from_report
 from components.stages.report import report
 from tests.conftest import REPO, VENV_BIN
 
@@ -37,13 +37,23 @@ def evaluation(
         name: {"f1": ci(round(0.1 * k, 3), round(0.05 * k, 3), round(0.15 * k, 3)), "support": 10}
         for k, name in enumerate(names, start=1)
     }
-    test = {"n": 108, "accuracy": ci(0.7, 0.6, 0.8), "macro_f1": ci(*macro), "micro_f1": ci(0.71, 0.61, 0.81),
-            "per_class": per_class, "critical": {"recall": ci(0.75, 0.5, 1.0), "support": 9}}  # fmt: skip
+    test = {
+        "n": 108,
+        "accuracy": ci(0.7, 0.6, 0.8),
+        "macro_f1": ci(*macro),
+        "micro_f1": ci(0.71, 0.61, 0.81),
+        "per_class": per_class,
+        "critical": {"recall": ci(0.75, 0.5, 1.0), "support": 9},
+    }
     return {
-        "model": model, "setting": setting, "task": task, "splits": {"test": test, "val": test},
-        "model_info": {"params_millions": params}, "inference": {"peak_rss_mb": rss, "seconds": 1.0},
+        "model": model,
+        "setting": setting,
+        "task": task,
+        "splits": {"test": test, "val": test},
+        "model_info": {"params_millions": params},
+        "inference": {"peak_rss_mb": rss, "seconds": 1.0},
         "canaries": {"failed": 2, "passed": 18, "results": [{"id": "risk-01", "text": CANARY}]},
-    }  # fmt: skip
+    }
 
 
 def place(folder: Path, *reports: dict[str, Any]) -> None:
@@ -73,7 +83,13 @@ def test_rows_table_and_metrics_carry_the_reported_numbers() -> None:
     rows = [row_from_report(payload, "x.json") for payload in LADDER]
     first = rows[0]
     assert (first.model, first.setting, first.task, first.params_millions, first.peak_rss_mb, first.n) == (
-        "smollm2-8l", "zero_shot", "trinary", 56.6, 1000.0, 108)  # fmt: skip
+        "smollm2-8l",
+        "zero_shot",
+        "trinary",
+        56.6,
+        1000.0,
+        108,
+    )
     assert first.macro_f1 == Estimate(0.167, 0.129, 0.199) and first.critical_recall == Estimate(0.75, 0.5, 1.0)
     assert first.per_category["unsafe"] == Estimate(0.3, 0.15, 0.45)
     assert (first.canaries_failed, first.canaries_total) == (2, 20)
@@ -86,11 +102,17 @@ def test_rows_table_and_metrics_carry_the_reported_numbers() -> None:
     assert table.index("| trinary | zero_shot") < table.index("| trinary | fine_tuned") < table.index("| taxonomy |")
     metrics = metrics_summary(rows, compare_settings(rows))
     assert metrics["models"]["smollm2-30l"]["fine_tuned"]["trinary"] == {
-        "macro_f1": 0.852, "accuracy": 0.7, "critical_recall": 0.75}  # fmt: skip
+        "macro_f1": 0.852,
+        "accuracy": 0.7,
+        "critical_recall": 0.75,
+    }
     records = plot_records(rows)
     assert len(records["f1_vs_params"]) == 5 and len(records["per_category"]) == 4 * 3 + 2
-    assert {r["series"] for r in records["f1_vs_params"]} == {"trinary / zero_shot", "trinary / fine_tuned",
-                                                              "taxonomy / fine_tuned"}  # fmt: skip
+    assert {r["series"] for r in records["f1_vs_params"]} == {
+        "trinary / zero_shot",
+        "trinary / fine_tuned",
+        "taxonomy / fine_tuned",
+    }
 
 
 def test_comparison_says_whether_the_cis_are_disjoint() -> None:
@@ -194,9 +216,25 @@ def _settled(path: Path, marker: bytes, seconds: float = 20.0) -> bytes:
 
 # --- the DVC stage on a copy of the project ------------------------------------------------------------------------
 SKIP = shutil.ignore_patterns(
-    ".venv", ".git", "data", "models", "exports", "logs", ".dvc-storage", "cache", "tmp", "__pycache__", ".mypy_cache",
-    ".ruff_cache", ".pytest_cache", "wandb", "*.egg-info", ".emosafe", "reports", "benchmarks",
-)  # fmt: skip
+    ".venv",
+    ".git",
+    "data",
+    "models",
+    "exports",
+    "logs",
+    ".dvc-storage",
+    "cache",
+    "tmp",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "wandb",
+    "*.egg-info",
+    ".emosafe",
+    "reports",
+    "benchmarks",
+)
 
 
 GIT_IDENTITY = {

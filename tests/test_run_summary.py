@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.run_summary import export_row, gate_rows, model_rows, where_lines
+from components.report.summary import export_row, gate_rows, model_rows, where_lines
 
 
 def report(model: str, setting: str, task: str, f1: float) -> dict:
@@ -31,8 +31,18 @@ def test_export_row() -> None:
 
 
 def test_gate_rows_read_the_ship_report_and_where_lines_mark_missing_reports() -> None:
-    ship = {"tasks": [{"task": "trinary", "name": "emosafe-trinary", "version": 2, "status": "refused", "moved": False,
-                       "reasons": ["trinary macro-F1 ci_low 0.449 < floor 0.500"]}]}  # fmt: skip
+    ship = {
+        "tasks": [
+            {
+                "task": "trinary",
+                "name": "emosafe-trinary",
+                "version": 2,
+                "status": "refused",
+                "moved": False,
+                "reasons": ["trinary macro-F1 ci_low 0.449 < floor 0.500"],
+            }
+        ]
+    }
     (row,) = gate_rows(ship)
     assert (row.name, row.version, row.status, row.moved) == ("emosafe-trinary", 2, "refused", False)
     assert row.reasons == ("trinary macro-F1 ci_low 0.449 < floor 0.500",) and gate_rows({}) == []

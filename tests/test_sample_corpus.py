@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from components.config import EmosafeSource
+from components.data.sources import read_emosafe
 from components.schema import CATEGORIES, LABELS
-from components.sources import read_emosafe
 from components.text import text_hash
 from tests.conftest import REPO
 

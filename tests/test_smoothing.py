@@ -44,7 +44,7 @@ def _logits(model: Any, batches: list[tuple[Any, Any]]) -> Any:
 def test_smoothing_keeps_the_fp32_logits_and_shrinks_the_outliers(alpha: float) -> None:
     import torch
 
-    from components.smoothing import activation_peaks, smooth_mlp
+    from components.export.smoothing import activation_peaks, smooth_mlp
 
     model, batches = _tiny(outliers=1000.0), _batches()
     before = _logits(model, batches)
@@ -63,7 +63,7 @@ def test_smoothing_keeps_the_fp32_logits_and_shrinks_the_outliers(alpha: float) 
 def test_smoothing_rejects_a_bad_alpha_or_a_model_without_llama_mlps() -> None:
     import torch
 
-    from components.smoothing import smooth_mlp
+    from components.export.smoothing import smooth_mlp
 
     with pytest.raises(ValueError, match="smooth_alpha"):
         smooth_mlp(_tiny(), _batches(), 0.0)

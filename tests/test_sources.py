@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from components.config import CounselChatSource, DiaSafetySource, TableSource
-from components.sources import read_counsel_chat, read_diasafety, read_source, read_table
+from components.data.sources import read_counsel_chat, read_diasafety, read_source, read_table
 
 MAP = {
     "chat": {"label": "safe"},

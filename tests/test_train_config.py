@@ -38,16 +38,31 @@ def test_every_shipped_params_file_parses() -> None:
         ({"profile": "gpu"}, "profile 'gpu' is not defined"),
         ({"tasks": ["sentiment"]}, "train.tasks.0"),
         ({"profiles": {"x": {"models": {"Bad Name": {"family": "llama", "source": "m"}}}}}, "lower-case slugs"),
-        ({"profiles": {"x": {"models": {"m": {"family": "llama", "source": "m", "gguf_file": "a.gguf"}}}}},
-         "needs convert: true"),
-        ({"profiles": {"x": {"models": {"m": {"family": "bert", "source": "m", "quantization": "4bit"}}}}},
-         "quantization must be none"),
-        ({"profiles": {"x": {"models": {"m": {"family": "llama", "source": "m"}},
-                             "hardware": {"device": "cpu", "precision": "fp16"}}}}, "fp16 autocast needs CUDA"),
-        ({"profiles": {"cpu": {"models": {"m": {"family": "llama", "source": "m"}}, "lora": {"rank": 8}}}},
-         "train.profiles.cpu.lora.rank: unknown key"),
+        (
+            {"profiles": {"x": {"models": {"m": {"family": "llama", "source": "m", "gguf_file": "a.gguf"}}}}},
+            "needs convert: true",
+        ),
+        (
+            {"profiles": {"x": {"models": {"m": {"family": "bert", "source": "m", "quantization": "4bit"}}}}},
+            "quantization must be none",
+        ),
+        (
+            {
+                "profiles": {
+                    "x": {
+                        "models": {"m": {"family": "llama", "source": "m"}},
+                        "hardware": {"device": "cpu", "precision": "fp16"},
+                    }
+                }
+            },
+            "fp16 autocast needs CUDA",
+        ),
+        (
+            {"profiles": {"cpu": {"models": {"m": {"family": "llama", "source": "m"}}, "lora": {"rank": 8}}}},
+            "train.profiles.cpu.lora.rank: unknown key",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_train_sections_fail_naming_the_rule(train: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         parse_params(BASE | {"train": train})

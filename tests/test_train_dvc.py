@@ -13,9 +13,23 @@ from tests.conftest import REPO, VENV_BIN
 from tests.tiny_training import tiny_llama_folder
 
 SKIP = shutil.ignore_patterns(
-    ".venv", ".git", "data", "models", ".dvc-storage", "cache", "tmp", "__pycache__", ".mypy_cache", ".ruff_cache",
-    ".pytest_cache", "wandb", "*.egg-info", ".emosafe", "reports", "benchmarks",
-)  # fmt: skip
+    ".venv",
+    ".git",
+    "data",
+    "models",
+    ".dvc-storage",
+    "cache",
+    "tmp",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "wandb",
+    "*.egg-info",
+    ".emosafe",
+    "reports",
+    "benchmarks",
+)
 
 
 def dvc(cwd: Path, *args: str) -> str:

@@ -28,9 +28,26 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
         tiny_llama_folder(root / "tiny-llama")
         write_project(root, TINY, **NO_DROPOUT)
     train(load_params(single / "params.yaml"), "tiny", "trinary", single)
-    cmd = [str(VENV_BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "components", "train", "--model", "tiny",
-           "--task", "trinary"]  # fmt: skip
+    cmd = [
+        str(VENV_BIN / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "components",
+        "train",
+        "--model",
+        "tiny",
+        "--task",
+        "trinary",
+    ]
     env = os.environ | {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, cwd=double, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -57,7 +74,7 @@ def test_qlora_4bit_steps_on_cpu(tmp_path: Path) -> None:
 
 
 def test_quantization_configs_are_nf4_double_quant_and_int8() -> None:
-    from components.training import quantization_config
+    from components.training.finetune import quantization_config
 
     nf4 = quantization_config("4bit", on_cuda=True)
     assert nf4.load_in_4bit and nf4.bnb_4bit_quant_type == "nf4" and nf4.bnb_4bit_use_double_quant
@@ -87,7 +104,7 @@ def test_paper_architecture_with_one_layer_runs_the_lora_code_path(name: str) ->
     from transformers import LlamaForSequenceClassification
 
     from components.models import PAPER_LLAMA_SHAPES, paper_llama_config
-    from components.training import add_lora
+    from components.training.finetune import add_lora
 
     profile = load_params(REPO / "configs" / "paper.yaml").train.active
     spec = profile.models[name].model_copy(update={"quantization": "none"})  # bitsandbytes cannot quantize meta
@@ -100,8 +117,15 @@ def test_paper_architecture_with_one_layer_runs_the_lora_code_path(name: str) ->
     shape = PAPER_LLAMA_SHAPES[name]
     h, i, d = shape["hidden_size"], shape["intermediate_size"], shape["head_dim"]
     q, kv = shape["num_attention_heads"] * d, shape["num_key_value_heads"] * d
-    dims = {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h), "gate_proj": (h, i),
-            "up_proj": (h, i), "down_proj": (i, h)}  # fmt: skip
+    dims = {
+        "q_proj": (h, q),
+        "k_proj": (h, kv),
+        "v_proj": (h, kv),
+        "o_proj": (q, h),
+        "gate_proj": (h, i),
+        "up_proj": (h, i),
+        "down_proj": (i, h),
+    }
     lora = sum(profile.lora.r * (a + b) for a, b in (dims[m] for m in profile.lora.target_modules))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == lora + 6 * h  # adapters of the single layer + the full score head

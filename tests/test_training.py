@@ -81,7 +81,7 @@ def test_no_raw_text_in_any_output(trained: Path) -> None:
 def test_checkpoints_hold_no_pickle(tmp_path: Path) -> None:
     import torch
 
-    from components.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from components.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)

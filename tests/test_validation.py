@@ -16,13 +16,13 @@ import yaml
 
 from components.config import Params, load_params
 from components.config.validate import ValidateConfig
+from components.data.expectations import build_frames, build_suites
+from components.data.validation import ValidationReport, run_suites
 from components.errors import ValidationFailed
-from components.expectations import build_frames, build_suites
 from components.schema import CATEGORIES
 from components.stages.prepare import prepare
 from components.stages.validate import FAILED_REPORT_FILE, REPORT_FILE, VALIDATE_MODULES, validate
 from components.text import text_hash
-from components.validation import ValidationReport, run_suites
 from tests.conftest import REPO, SHARED_DATA, VENV_BIN, needs_shared
 
 CANARY = "zq-canary-7f3a91-do-not-leak"
@@ -169,7 +169,7 @@ def test_augmented_rows_only_in_train_and_with_a_parent(sample: pd.DataFrame, pa
 
 def test_the_augment_stages_output_schema_passes(sample: pd.DataFrame, params: Params) -> None:
     """Contract with `augment`: its combined frame (extra nullable aug_* columns, string dtypes) passes the gate."""
-    augment = pytest.importorskip("components.augment")
+    augment = pytest.importorskip("components.data.augment")
     parents = sample[sample["split"] == "train"].head(4)
     rewrites = pd.concat([augmented_copy(parents, row).tail(1) for row in parents.index], ignore_index=True)
     rewrites = rewrites.assign(aug_generator="local", aug_model="tiny", aug_prompt_version="v1", aug_seed=13)
@@ -360,9 +360,20 @@ def test_dvc_stage_lists_its_modules_input_and_params(params: Params) -> None:
 
 
 _SKIP = shutil.ignore_patterns(
-    ".venv", ".git", ".dvc-storage", "cache", "tmp", "__pycache__", ".*_cache", "wandb", "*.egg-info", ".emosafe",
-    "models", "reports", "outputs",
-)  # fmt: skip
+    ".venv",
+    ".git",
+    ".dvc-storage",
+    "cache",
+    "tmp",
+    "__pycache__",
+    ".*_cache",
+    "wandb",
+    "*.egg-info",
+    ".emosafe",
+    "models",
+    "reports",
+    "outputs",
+)
 
 
 def _skip(directory: str, names: list[str]) -> set[str]:

@@ -46,8 +46,14 @@ def tiny_bert_folder(path: Path, seed: int = 0) -> Path:
 
     tok = tokenizer()
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path
@@ -62,9 +68,19 @@ def tiny_frame(copies: int = 2, canary: bool = True) -> pd.DataFrame:
             text = row["text"] if copy == 0 else f"{row['text']} ({copy})"
             if canary and i == 0 and copy in (0, copies):
                 text = CANARY
-            rows.append({"id": f"{row['id']}-{copy}", "text": text, "label": row["label"],
-                         **{c: c in row["categories"] for c in CATEGORIES}, "source": "tiny", "origin": "human",
-                         "parent_id": None, "split": split, "text_hash": text_hash(text)})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"{row['id']}-{copy}",
+                    "text": text,
+                    "label": row["label"],
+                    **{c: c in row["categories"] for c in CATEGORIES},
+                    "source": "tiny",
+                    "origin": "human",
+                    "parent_id": None,
+                    "split": split,
+                    "text_hash": text_hash(text),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -79,8 +95,12 @@ def write_project(root: Path, models: dict[str, dict[str, Any]], **overrides: An
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0} | overrides.pop("lora", {}),
         "hardware": {"num_threads": 1, "checkpoint_every": 4} | overrides.pop("hardware", {}),
     }
-    train = {"profile": "tiny", "profiles": {"tiny": profile}, "input": "data/dataset.parquet",
-             "wandb": {"enabled": False, "dir": "."}} | overrides  # fmt: skip
+    train = {
+        "profile": "tiny",
+        "profiles": {"tiny": profile},
+        "input": "data/dataset.parquet",
+        "wandb": {"enabled": False, "dir": "."},
+    } | overrides
     params = {"seed": 7, "prepare": {"sources": [{"name": "s", "kind": "emosafe", "path": "x.jsonl"}]}, "train": train}
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")

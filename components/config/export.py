@@ -50,10 +50,12 @@ class QuantizeConfig(Frozen):
     exclude_reason: str | None = Field(default=None, description="Why nodes are excluded (recorded with them).")
     reduce_range: bool = Field(default=False, description="dynamic: 7-bit weights (old x86 without VNNI); less exact.")
     smooth_alpha: float | None = Field(
-        default=None, gt=0, le=1,
+        default=None,
+        gt=0,
+        le=1,
         description="SmoothQuant-style rescaling of every MLP's up_proj/down_proj before the fp32 export "
-        "(components/smoothing.py: same fp32 function, smaller down_proj activation outliers); null: off.",
-    )  # fmt: skip
+        "(components/export/smoothing.py: same fp32 function, smaller down_proj activation outliers); null: off.",
+    )
     smooth_messages: int = Field(default=64, ge=1, description="Smoothing calibration: the first train messages.")
 
     @model_validator(mode="after")

@@ -28,7 +28,8 @@ class WindowConfig(Frozen):
 
 
 class DriftConfig(Frozen):
-    """Statistics and decision rule (components/drift.py). An alarm needs corrected p < alpha AND effect >= floor."""
+    """Statistics and decision rule (components/drift/statistics.py): an alarm needs corrected p < alpha and
+    effect >= floor."""
 
     alpha: float = Field(default=0.05, gt=0, lt=1, description="Family-wise (holm) or FDR (bh) level per window.")
     correction: Literal["holm", "bh"] = Field(

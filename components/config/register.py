@@ -1,7 +1,7 @@
 """The ``register`` section: where the model registry lives and the promotion gate's thresholds.
 
-The gate (``components/promotion.py``) reads only ``register.gate``; the registry (``registry/``) reads ``store`` and
-``wandb``. Floors are F1 scores in [0, 1]; tolerances are absolute F1 differences (0.02 = two points).
+The gate (``components/release/promotion.py``) reads only ``register.gate``; the registry (``registry/``) reads
+``store`` and ``wandb``. Floors are F1 scores in [0, 1]; tolerances are absolute F1 differences (0.02 = two points).
 """
 
 from __future__ import annotations

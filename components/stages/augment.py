@@ -21,8 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from components import __version__
-from components.augment import (
+from components.config import Params
+from components.config.augment import AugmentConfig
+from components.data.augment import (
     AUG_COLUMNS,
     Rewrite,
     RewriteSpec,
@@ -34,41 +35,23 @@ from components.augment import (
     select_parents,
     summarise,
 )
-from components.augment_prompts import Prompt, parse_label_answer, parse_prompt
-from components.config import Params
-from components.config.augment import AugmentConfig
+from components.data.generators import GenerationRequest, Generator, Sampling, build_generator, generator_identity
+from components.data.prompts import Prompt, parse_label_answer, parse_prompt
 from components.errors import EmosafeError
-from components.generators import GenerationRequest, Generator, Sampling, build_generator, generator_identity
 from components.io import (
     atomic_write_bytes,
     atomic_write_json,
-    code_hash,
     read_parquet_input,
     sha256_bytes,
     sha256_file,
 )
+from components.provenance import code_block
 from components.schema import CATEGORIES, COLUMNS
 from components.stages.augment_cache import CacheStats, GenerationCache
 from components.text import text_hash
 
 log = logging.getLogger(__name__)
 
-AUGMENT_MODULES = [
-    "components.augment",
-    "components.config",
-    "components.config.augment",
-    "components.config.base",
-    "components.generators",
-    "components.generators.chat_api",
-    "components.generators.local_lm",
-    "components.io",
-    "components.models",
-    "components.augment_prompts",
-    "components.schema",
-    "components.stages.augment",
-    "components.stages.augment_cache",
-    "components.text",
-]
 PROMPT_DIR = Path("prompts/augment")
 DATASET_FILE = "dataset.parquet"
 SUMMARY_FILE = "summary.json"
@@ -227,10 +210,19 @@ def _label(
         rewrites = [Rewrite(s, t, lab, cats, "inherit") for (s, t), (lab, cats) in zip(kept, inherited, strict=True)]
         return rewrites, Counter({"inherit": len(rewrites)}), None
     keys = [
-        cache_key({"task": "label", "text_hash": text_hash(text), "prompt_version": label_prompt.version,
-                   "prompt_sha256": label_prompt.sha256, "generator": kind, "model": model, "seed": spec.seed})
+        cache_key(
+            {
+                "task": "label",
+                "text_hash": text_hash(text),
+                "prompt_version": label_prompt.version,
+                "prompt_sha256": label_prompt.sha256,
+                "generator": kind,
+                "model": model,
+                "seed": spec.seed,
+            }
+        )
         for spec, text in kept
-    ]  # fmt: skip
+    ]
     requests = [GenerationRequest(label_prompt.render(text), spec.seed) for spec, text in kept]
     meta = {"task": "label", "generator": kind, "model": model, "prompt_version": label_prompt.version}
     answers, stats = cache.fetch(keys, requests, get_generator, LABEL_SAMPLING, meta, "labels")
@@ -286,12 +278,17 @@ def _write(
         "params": {"seed": params.seed, "augment": config.model_dump(mode="json")},
         "inputs": inputs,
         "data_hash": sha256_bytes(data),
-        "code": {"emosafe": __version__, "code_hash": code_hash(AUGMENT_MODULES)},
+        "code": code_block(__name__),
     }
     out = root / config.output_dir
     atomic_write_bytes(out / DATASET_FILE, data)
     atomic_write_json(out / SUMMARY_FILE, summary)
     atomic_write_json(out / RUN_FILE, run)
-    log.info("wrote %s (%d rows, %d rewrites, sha256 %s)", out / DATASET_FILE, len(frame),
-             summary["origin"]["augmented"], summary["provenance"]["data_hash"])  # fmt: skip
+    log.info(
+        "wrote %s (%d rows, %d rewrites, sha256 %s)",
+        out / DATASET_FILE,
+        len(frame),
+        summary["origin"]["augmented"],
+        summary["provenance"]["data_hash"],
+    )
     return AugmentResult(out / DATASET_FILE, summary, run)

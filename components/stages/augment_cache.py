@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from components.generators import Generation, GenerationRequest, Generator, Sampling
+from components.data.generators import Generation, GenerationRequest, Generator, Sampling
 
 log = logging.getLogger(__name__)
 CACHE_FILE = "generations.jsonl"
@@ -51,8 +51,9 @@ class GenerationCache:
             except (ValueError, KeyError, TypeError):
                 torn += 1
         if torn:
-            log.warning("%s: skipped %d unreadable line(s) (an interrupted run); they will be regenerated", self.path,
-                        torn)  # fmt: skip
+            log.warning(
+                "%s: skipped %d unreadable line(s) (an interrupted run); they will be regenerated", self.path, torn
+            )
         log.info("generation cache %s: %d entries", self.path, len(self._entries))
 
     def _append(self, records: list[dict[str, Any]]) -> None:
@@ -77,8 +78,9 @@ class GenerationCache:
         for key, request in zip(keys, requests, strict=True):
             if key not in self._entries:
                 missing.setdefault(key, request)
-        log.info("%s: %d requested, %d cache hits, %d to generate", what, len(keys), len(keys) - len(missing),
-                 len(missing))  # fmt: skip
+        log.info(
+            "%s: %d requested, %d cache hits, %d to generate", what, len(keys), len(keys) - len(missing), len(missing)
+        )
         if missing:
             self._generate(list(missing.items()), generator(), sampling, meta, what)
         return [self._entries[key] for key in keys], CacheStats(len(keys) - len(missing), len(missing))

@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import __version__
 from components.config import Params
 from components.config.train import ModelSpec
-from components.io import atomic_write_json, code_hash, replace_dir
+from components.io import atomic_write_json, replace_dir
 from components.models import ModelSource, cut_layers, load_causal_lm, load_tokenizer, resolve, save_hf_folder
+from components.provenance import code_block
 
 log = logging.getLogger(__name__)
 
-CONVERT_MODULES = ["components.models", "components.stages.convert", "components.config.train"]
 BERT_FILES = (
     "config.json",
     "model.safetensors",
@@ -90,7 +89,7 @@ def _copy_bert(spec: ModelSpec, tmp: Path) -> None:
 def _meta(spec: ModelSpec) -> dict[str, Any]:
     return {
         "source": spec.model_dump(mode="json"),
-        "code": {"emosafe": __version__, "code_hash": code_hash(CONVERT_MODULES)},
+        "code": code_block(__name__),
     }
 
 

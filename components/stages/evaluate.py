@@ -19,35 +19,23 @@ from typing import Any
 
 import pandas as pd
 
-from components import __version__
-from components.canaries import Canary, check_canaries, parse_canaries
 from components.config import EmosafeSource, Params
 from components.config.evaluate import EvaluateConfig, PromptModel
-from components.dataset import to_frame
+from components.data.dataset import to_frame
+from components.data.sources import read_source, read_table_records
 from components.errors import EvaluationError
-from components.evaluation import assess, category_matrix, check_frame
-from components.evaluation import evaluate as evaluate_frame
-from components.io import atomic_write_json, code_hash, read_parquet_input, sha256_file
-from components.memory import read_peak, reset_peak
-from components.metrics import Bootstrap, tune_thresholds
-from components.predictors import Predictor
-from components.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
-from components.sources import read_source, read_table_records
+from components.evaluation.canaries import Canary, check_canaries, parse_canaries
+from components.evaluation.measure import assess, category_matrix, check_frame
+from components.evaluation.measure import evaluate as evaluate_frame
+from components.evaluation.memory import read_peak, reset_peak
+from components.evaluation.metrics import Bootstrap, tune_thresholds
+from components.evaluation.predictors import Predictor
+from components.evaluation.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
+from components.io import atomic_write_json, read_parquet_input, sha256_file
+from components.provenance import code_block
 
 log = logging.getLogger(__name__)
 
-EVALUATE_MODULES = [
-    "components.canaries",
-    "components.config.evaluate",
-    "components.evaluation",
-    "components.export",
-    "components.likelihood",
-    "components.merged",
-    "components.metrics",
-    "components.predictors",
-    "components.prompting",
-    "components.stages.evaluate",
-]
 PROMPT_SETTINGS = ("zero_shot", "few_shot")
 
 
@@ -173,7 +161,7 @@ def _fine_tuned_names(config: EvaluateConfig, models: Sequence[str]) -> list[str
 
 def fine_tuned_predictor(run_dir: Path, task: str, root: Path = Path()) -> tuple[Predictor, dict[str, Any]]:
     """A Predictor over a finished training run (base + LoRA merged, score head), and its size for the report."""
-    from components.merged import TorchPredictor, load_merged, read_run
+    from components.export.merged import TorchPredictor, load_merged, read_run
 
     run = read_run(run_dir, root)
     if run.task != task:
@@ -305,7 +293,7 @@ def _provenance(params: Params, seed: int, inputs: _Inputs, name: str, setting: 
         "params": {"seed": params.seed, "evaluate": params.evaluate.model_dump(mode="json")},
         "data_hash": inputs.data_hash,
         "run": {"model": name, "setting": setting, "task": task},
-        "code": {"emosafe": __version__, "code_hash": code_hash(EVALUATE_MODULES)},
+        "code": code_block(__name__),
     }
 
 

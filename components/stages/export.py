@@ -22,16 +22,13 @@ from typing import Any
 
 import pandas as pd
 
-from components import __version__
-from components.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
 from components.config import Params
 from components.errors import EmosafeError, SourceFileError
-from components.io import atomic_write_json, code_hash, read_parquet_input, replace_dir, sha256_file
+from components.export.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
+from components.io import atomic_write_json, read_parquet_input, replace_dir, sha256_file
+from components.provenance import code_block
 
 log = logging.getLogger(__name__)
-
-EXPORT_MODULES = ["components.bundle", "components.config.export", "components.export", "components.export_checks",
-                  "components.merged", "components.smoothing", "components.stages.export"]  # fmt: skip
 
 
 class ExportCheckError(EmosafeError):
@@ -55,12 +52,13 @@ def export_all(params: Params, root: Path = Path(), tasks: Sequence[str] = ()) -
     ]
 
 
-def export(params: Params, run_dir: Path, root: Path = Path(), name: str | None = None,
-           source: str | None = None) -> ExportOutcome:  # fmt: skip
+def export(
+    params: Params, run_dir: Path, root: Path = Path(), name: str | None = None, source: str | None = None
+) -> ExportOutcome:
     """Export one run folder (``source`` records where it came from, e.g. a registry reference)."""
     import torch
 
-    from components.merged import load_merged, read_run
+    from components.export.merged import load_merged, read_run
 
     config, started = params.export, time.perf_counter()
     run_dir = root / run_dir  # relative to the project (an absolute path stays as it is)
@@ -94,9 +92,9 @@ def export(params: Params, run_dir: Path, root: Path = Path(), name: str | None 
 def _build(
     params: Params, tmp: Path, model: Any, tokenizer: Any, labels: Any, frame: pd.DataFrame, data_hash: str
 ) -> dict[str, Any]:
-    from components import export as onnx_export
-    from components.export_checks import parity
-    from components.merged import encode, pad, torch_logits
+    from components.export import onnx as onnx_export
+    from components.export.checks import parity
+    from components.export.merged import encode, pad, torch_logits
 
     config = params.export
     model.config.to_json_file(str(tmp / "config.json"))
@@ -132,11 +130,11 @@ def _build(
 
 
 def _smooth(params: Params, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int) -> dict[str, Any] | None:
-    """``export.quantize.smooth_alpha`` set: rescale the merged model's MLPs in place (components/smoothing.py),
+    """``export.quantize.smooth_alpha`` set: rescale the merged model's MLPs in place (components/export/smoothing.py),
     calibrated on the first ``smooth_messages`` train messages. Parity is measured against the torch logits taken
     before, so it also proves the rescaling kept the function."""
-    from components.merged import encode, pad
-    from components.smoothing import smooth_mlp
+    from components.export.merged import encode, pad
+    from components.export.smoothing import smooth_mlp
 
     config = params.export
     if config.quantize.smooth_alpha is None:
@@ -153,7 +151,7 @@ def _smooth(params: Params, model: Any, tokenizer: Any, frame: pd.DataFrame, max
 def quantize_and_check(params: Params, folder: Path, frame: pd.DataFrame, labels: Any, fp32: Any) -> dict[str, Any]:
     """Quantize ``folder``'s fp32 file with ``export.quantize`` into its int8 file and run the int8 check: the
     ``quantization.json`` payload (without ``data_hash``). A failed check is a warning and ``passed: false``."""
-    from components import export as onnx_export
+    from components.export import onnx as onnx_export
 
     config = params.export
     quantized = onnx_export.quantize_int8(
@@ -173,11 +171,11 @@ def quantize_and_check(params: Params, folder: Path, frame: pd.DataFrame, labels
 
 
 def _int8_check(params: Params, tmp: Path, frame: pd.DataFrame, labels: Any, fp32: Any) -> dict[str, Any]:
-    """Score test with both files through ``components.evaluation``; a failure is logged, recorded, not raised."""
-    from components.evaluation import evaluate
-    from components.export import OnnxPredictor
-    from components.export_checks import compare_quantized
-    from components.metrics import Bootstrap
+    """Score test with both files (``components.evaluation.measure``); a failure is logged and recorded, not raised."""
+    from components.evaluation.measure import evaluate
+    from components.evaluation.metrics import Bootstrap
+    from components.export.checks import compare_quantized
+    from components.export.onnx import OnnxPredictor
 
     config, settings = params.export, params.evaluate
     seed = params.seed if settings.seed is None else settings.seed
@@ -189,8 +187,11 @@ def _int8_check(params: Params, tmp: Path, frame: pd.DataFrame, labels: Any, fp3
     after = evaluate(int8, test, labels.task, thresholds, bootstrap)
     report = compare_quantized(before, after, config.limits)
     if not report.passed:
-        log.warning("int8 check FAILED on %d test messages (the gate will refuse this version): %s", report.n,
-                    "; ".join(report.problems))  # fmt: skip
+        log.warning(
+            "int8 check FAILED on %d test messages (the gate will refuse this version): %s",
+            report.n,
+            "; ".join(report.problems),
+        )
     return {
         "task": labels.task,
         "splits": {"test": after.report.to_dict()},
@@ -232,17 +233,26 @@ def _meta(params: Params, run: Any, data_hash: str, source: str, sizes: dict[str
     import torch
     import transformers
 
-    from components.stages.train import _commit
-
     trained = run.meta
     return {
-        "stage": "export", "source": source, "task": run.task,
+        "stage": "export",
+        "source": source,
+        "task": run.task,
         "params": {"seed": params.seed, "export": params.export.model_dump(mode="json")},
-        "seed": trained.get("seed", params.seed), "data_hash": data_hash,
-        "train": {"data_hash": trained.get("data_hash"), "fingerprint": trained.get("fingerprint"),
-                  "params": trained.get("params")},
-        "base_model": trained.get("base_model"), "sizes": sizes,
-        "code": {"emosafe": __version__, "commit": _commit(), "code_hash": code_hash(EXPORT_MODULES)},
-        "libraries": {"torch": torch.__version__, "transformers": transformers.__version__, "onnx": onnx.__version__,
-                      "onnxruntime": onnxruntime.__version__},
-    }  # fmt: skip
+        "seed": trained.get("seed", params.seed),
+        "data_hash": data_hash,
+        "train": {
+            "data_hash": trained.get("data_hash"),
+            "fingerprint": trained.get("fingerprint"),
+            "params": trained.get("params"),
+        },
+        "base_model": trained.get("base_model"),
+        "sizes": sizes,
+        "code": code_block(__name__),
+        "libraries": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
+    }

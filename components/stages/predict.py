@@ -36,14 +36,15 @@ class PredictOutcome:
     counts: dict[str, int]
 
 
-def predict(params: Params, model: str, source: Path, output: Path, log_text: bool = False,
-            root: Path = Path()) -> PredictOutcome:  # fmt: skip
+def predict(
+    params: Params, model: str, source: Path, output: Path, log_text: bool = False, root: Path = Path()
+) -> PredictOutcome:
     """Score every message of ``source`` with ``model`` (a bundle folder or ``name@alias``) and write ``output``.
 
     Raises SourceFileError / EmosafeError naming the file and rule (unknown format, missing column, empty text,
     damaged or unsafe bundle) before anything is written.
     """
-    from components.export import OnnxPredictor
+    from components.export.onnx import OnnxPredictor
 
     config = params.predict
     if output.suffix.lower() not in FORMATS:
@@ -57,11 +58,18 @@ def predict(params: Params, model: str, source: Path, output: Path, log_text: bo
     key = "label" if predictor.task == "trinary" else "categories"
     names = predictor.labels.labels
     records = [
-        {"id": i, "timestamp": stamp, "model": name, "version": version, "task": predictor.task, key: d,
-         "scores": {n: round(float(s), 6) for n, s in zip(names, row, strict=True)}}
+        {
+            "id": i,
+            "timestamp": stamp,
+            "model": name,
+            "version": version,
+            "task": predictor.task,
+            key: d,
+            "scores": {n: round(float(s), 6) for n, s in zip(names, row, strict=True)},
+        }
         | ({"text": t} if log_text else {})
         for i, t, d, row in zip(ids, texts, decided, scores, strict=True)
-    ]  # fmt: skip
+    ]
     _write_output(output, records, key, names)
     log_path = root / config.log
     append_log(log_path, records)
@@ -109,7 +117,7 @@ def resolve_model(params: Params, model: str, root: Path) -> tuple[Path, str, st
     manifest = folder / "manifest.json"
     if not manifest.is_file():
         raise EmosafeError(f"{folder}: not an exported bundle (no manifest.json); run `emosafe export` first")
-    from components.bundle import file_digest
+    from components.export.bundle import file_digest
 
     return folder, folder.name, "local-" + file_digest(manifest)[:12]
 
@@ -131,8 +139,9 @@ def _write_output(path: Path, records: list[dict[str, Any]], key: str, names: tu
     if suffix == ".jsonl":
         atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode())
         return
-    flat = [{k: v for k, v in r.items() if k != "scores"} | {f"score_{n}": r["scores"][n] for n in names}
-            for r in records]  # fmt: skip
+    flat = [
+        {k: v for k, v in r.items() if k != "scores"} | {f"score_{n}": r["scores"][n] for n in names} for r in records
+    ]
     frame = pd.DataFrame(flat)
     if key == "categories" and suffix == ".csv":
         frame["categories"] = frame["categories"].map(";".join)

@@ -8,25 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import __version__
 from components.config import DiaSafetySource, Params, SourceConfig
-from components.dataset import assign_splits, merge_records, summarise, to_frame
-from components.io import atomic_write_bytes, atomic_write_json, code_hash, sha256_bytes, sha256_file
-from components.sources import read_source
+from components.data.dataset import assign_splits, merge_records, summarise, to_frame
+from components.data.sources import read_source
+from components.io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from components.provenance import code_block
 
 log = logging.getLogger(__name__)
 
-PREPARE_MODULES = [
-    "components.config",
-    "components.config.base",
-    "components.config.prepare",
-    "components.dataset",
-    "components.schema",
-    "components.sources",
-    "components.stages.prepare",
-    "components.text",
-    "components.io",
-]
 DATASET_FILE = "dataset.parquet"
 SUMMARY_FILE = "summary.json"
 
@@ -69,7 +58,7 @@ def prepare(params: Params, root: Path = Path()) -> PrepareResult:
         "params": {"seed": params.seed, "prepare": config.model_dump(mode="json")},
         "inputs": {path: sha256_file(root / path) for path in source_paths(config.sources)},
         "data_hash": sha256_bytes(data),
-        "code": {"emosafe": __version__, "code_hash": code_hash(PREPARE_MODULES)},
+        "code": code_block(__name__),
     }
     out = root / config.output_dir
     atomic_write_bytes(out / DATASET_FILE, data)

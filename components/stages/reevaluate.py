@@ -2,8 +2,8 @@
 
 A feedback file in the dataset schema (docs/data.md; read by the same adapter as the bundled corpus) is scored by
 the version the registry holds (sha256-verified load; an ONNX bundle through ``OnnxPredictor``, a training run
-through the fine-tuned path) and measured by ``components.evaluation`` with the evaluation's bootstrap settings and,
-for the taxonomy, the version's own thresholds. The gate's floors then decide whether to flag it. Outputs: a JSON
+through the fine-tuned path) and measured by ``components.evaluation.measure`` with the evaluation's bootstrap settings
+and, for the taxonomy, the version's own thresholds. The gate's floors then decide whether to flag it. Outputs: a JSON
 report (figures, checks, provenance; never message text) and one appended row in the registry's ``evaluations``
 table. Every input is read and checked before the first write; bad input writes nothing and records nothing.
 """
@@ -18,17 +18,17 @@ from typing import Any
 
 import pandas as pd
 
-from components import __version__
 from components.config import EmosafeSource, Params
-from components.dataset import to_frame
+from components.data.dataset import to_frame
+from components.data.sources import read_source
 from components.errors import EvaluationError, RegistryError
-from components.evaluation import check_frame
-from components.evaluation import evaluate as evaluate_frame
-from components.io import atomic_write_json, code_hash, sha256_file
-from components.metrics import Bootstrap
-from components.predictors import Predictor
-from components.reevaluation import FloorReview, review_floors, stored_thresholds
-from components.sources import read_source
+from components.evaluation.measure import check_frame
+from components.evaluation.measure import evaluate as evaluate_frame
+from components.evaluation.metrics import Bootstrap
+from components.evaluation.predictors import Predictor
+from components.io import atomic_write_json, sha256_file
+from components.provenance import code_block
+from components.release.reevaluation import FloorReview, review_floors, stored_thresholds
 from registry.core import LoadedModel, Registry, registry_root, who_am_i
 from registry.names import parse_ref
 from registry.store import EvaluationRecord
@@ -36,14 +36,6 @@ from registry.store import EvaluationRecord
 log = logging.getLogger(__name__)
 #: Exit code when a floor is breached: the same convention as ``emosafe monitor``'s drift alarm.
 EXIT_FLAGGED = 3
-REEVALUATE_MODULES = [
-    "components.config.reevaluate",
-    "components.evaluation",
-    "components.metrics",
-    "components.promotion",
-    "components.reevaluation",
-    "components.stages.reevaluate",
-]
 
 
 @dataclass(frozen=True)
@@ -158,27 +150,69 @@ def _record(
     path = output or root / params.reevaluate.output_dir / (
         f"{record.name}-v{record.version}-{at.strftime('%Y%m%dT%H%M%S%fZ')}.json"
     )
-    details = {"ref": ref, "report": str(path), "floors": review.to_dict(), "thresholds": measured.thresholds,
-               "thresholds_source": measured.thresholds_source}  # fmt: skip
+    details = {
+        "ref": ref,
+        "report": str(path),
+        "floors": review.to_dict(),
+        "thresholds": measured.thresholds,
+        "thresholds_source": measured.thresholds_source,
+    }
     payload = {
-        "stage": "reevaluate", "evaluated_at": evaluated_at, "who": who,
-        "model": {"ref": ref, "name": record.name, "version": record.version, "task": record.task,
-                  "manifest_sha256": record.manifest_sha256},
+        "stage": "reevaluate",
+        "evaluated_at": evaluated_at,
+        "who": who,
+        "model": {
+            "ref": ref,
+            "name": record.name,
+            "version": record.version,
+            "task": record.task,
+            "manifest_sha256": record.manifest_sha256,
+        },
         "feedback": {"path": str(data.path), "sha256": data.sha256, "rows": len(data.frame)},
-        "metrics": metrics, "floors": review.to_dict(), "flagged": bool(review.flagged),
-        "thresholds": measured.thresholds, "thresholds_source": measured.thresholds_source,
-        "registered_metrics": record.metrics, "provenance": _provenance(params, measured.seed),
-    }  # fmt: skip
+        "metrics": metrics,
+        "floors": review.to_dict(),
+        "flagged": bool(review.flagged),
+        "thresholds": measured.thresholds,
+        "thresholds_source": measured.thresholds_source,
+        "registered_metrics": record.metrics,
+        "provenance": _provenance(params, measured.seed),
+    }
     atomic_write_json(path, payload)
-    draft = EvaluationRecord(0, record.name, record.version, evaluated_at, who, data.sha256,
-                             len(data.frame), review.flagged, metrics, details)  # fmt: skip
+    draft = EvaluationRecord(
+        0,
+        record.name,
+        record.version,
+        evaluated_at,
+        who,
+        data.sha256,
+        len(data.frame),
+        review.flagged,
+        metrics,
+        details,
+    )
     stored = registry.meta.add_evaluation(draft)
-    log.info("%s v%d on %d feedback rows: macro-F1 %s, flagged %s (evaluation #%d, %s)", record.name,
-             record.version, len(data.frame), metrics["macro_f1"]["value"], list(review.flagged) or "nothing",
-             stored.seq, path)  # fmt: skip
-    row = {"ref": ref, "name": record.name, "version": record.version, "task": record.task, "n": metrics["n"],
-           "macro_f1": metrics["macro_f1"], "flagged": list(review.flagged),
-           "not_assessable": list(review.not_assessable), "report": str(path), "seq": stored.seq}  # fmt: skip
+    log.info(
+        "%s v%d on %d feedback rows: macro-F1 %s, flagged %s (evaluation #%d, %s)",
+        record.name,
+        record.version,
+        len(data.frame),
+        metrics["macro_f1"]["value"],
+        list(review.flagged) or "nothing",
+        stored.seq,
+        path,
+    )
+    row = {
+        "ref": ref,
+        "name": record.name,
+        "version": record.version,
+        "task": record.task,
+        "n": metrics["n"],
+        "macro_f1": metrics["macro_f1"],
+        "flagged": list(review.flagged),
+        "not_assessable": list(review.not_assessable),
+        "report": str(path),
+        "seq": stored.seq,
+    }
     return row, path
 
 
@@ -186,7 +220,7 @@ def _predictor(params: Params, folder: Path, task: str, root: Path) -> _Scorer:
     """An exported bundle (manifest.json) serves through ONNX Runtime with predict's settings; a training run
     through the fine-tuned (merged LoRA) path of ``emosafe evaluate``. Raises EvaluationError on a task mismatch."""
     if (folder / "manifest.json").is_file():
-        from components.export import OnnxPredictor
+        from components.export.onnx import OnnxPredictor
 
         settings = params.predict
         onnx = OnnxPredictor(folder, settings.variant, settings.batch_size, settings.num_threads)
@@ -209,5 +243,5 @@ def _provenance(params: Params, seed: int) -> dict[str, Any]:
             "register": {"gate": params.register.gate.model_dump(mode="json")},
             "predict": params.predict.model_dump(mode="json", include={"variant", "batch_size", "num_threads"}),
         },
-        "code": {"emosafe": __version__, "code_hash": code_hash(REEVALUATE_MODULES)},
+        "code": code_block(__name__),
     }

@@ -20,16 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import __version__
 from components.config import Params
 from components.errors import EmosafeError
-from components.io import atomic_write_json, code_hash, sha256_file
+from components.io import atomic_write_json, sha256_file
+from components.provenance import code_block
 
 log = logging.getLogger(__name__)
-
-REGISTER_MODULES = ["components.config.register", "components.promotion", "components.scorecard",
-                    "components.stages.register", "registry.core", "registry.lineage", "registry.names",
-                    "registry.sqlite_store", "registry.store"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,13 +71,29 @@ def register(params: Params, root: Path = Path()) -> RegisterOutcome:
     rows = []
     for (model, task), (run_dir, report_path, payload) in inputs.items():
         lineage = _data_lineage(params, root, run_dir, payload)
-        overrides = {"ladder_model": model, "evaluation": str(report_path.relative_to(root)),
-                     "metrics_sha256": sha256_file(report_path), **lineage}  # fmt: skip
-        record, created = registry.register(run_dir, payload, default_name(task), root, overrides,
-                                            origin=str(report_path))  # fmt: skip
+        overrides = {
+            "ladder_model": model,
+            "evaluation": str(report_path.relative_to(root)),
+            "metrics_sha256": sha256_file(report_path),
+            **lineage,
+        }
+        record, created = registry.register(
+            run_dir, payload, default_name(task), root, overrides, origin=str(report_path)
+        )
         decision = registry.decide(record)
-        rows.append(Registered(model, task, record.name, record.version, created, record.manifest_sha256,
-                               decision.promote, decision.reasons, decision.report_hash()))  # fmt: skip
+        rows.append(
+            Registered(
+                model,
+                task,
+                record.name,
+                record.version,
+                created,
+                record.manifest_sha256,
+                decision.promote,
+                decision.reasons,
+                decision.report_hash(),
+            )
+        )
     summary = _summary(params, rows)
     out = root / config.report
     atomic_write_json(out, summary)
@@ -152,6 +164,6 @@ def _summary(params: Params, rows: list[Registered]) -> dict[str, Any]:
                 "register": params.register.model_dump(mode="json"),
                 "evaluate": {"fine_tuned_models": list(settings.fine_tuned_models), "tasks": list(settings.tasks)},
             },
-            "code": {"emosafe": __version__, "code_hash": code_hash(REGISTER_MODULES)},
+            "code": code_block(__name__),
         },
     }

@@ -19,19 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components import __version__
 from components.config import Params
 from components.config.register import GateConfig
 from components.errors import EmosafeError
-from components.io import atomic_write_json, code_hash, sha256_file
+from components.io import atomic_write_json, sha256_file
+from components.provenance import code_block
 
 if TYPE_CHECKING:
     from registry.core import Registry
 
 log = logging.getLogger(__name__)
-
-SHIP_MODULES = ["components.config.ship", "components.drift_reference", "components.promotion",
-                "components.stages.ship", "registry.core", "registry.reference"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -90,8 +87,8 @@ def ship_gate(params: Params) -> GateConfig:
 
 def _bundle(params: Params, root: Path, task: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     """(folder, quantization.json, reference without model/version), all checked."""
-    from components.bundle import verify_bundle
-    from components.drift_reference import reference_from_confusion
+    from components.drift.reference import reference_from_confusion
+    from components.export.bundle import verify_bundle
 
     export = params.export
     if task not in export.tasks:
@@ -134,28 +131,47 @@ def _exported_from(registry: Registry, row: dict[str, Any] | None, bundle_meta: 
     trained = (bundle_meta.get("train") or {}).get("data_hash")
     if trained != record.lineage.get("train_data_hash", record.lineage.get("data_hash")):
         return {"version": None, "why": f"the bundle's training data differs from {record.name} v{record.version}'s"}
-    return {"name": record.name, "version": record.version, "manifest_sha256": record.manifest_sha256,
-            "ladder_model": record.lineage.get("ladder_model")}  # fmt: skip
+    return {
+        "name": record.name,
+        "version": record.version,
+        "manifest_sha256": record.manifest_sha256,
+        "ladder_model": record.lineage.get("ladder_model"),
+    }
 
 
-def _ship_one(params: Params, registry: Registry, root: Path, task: str, folder: Path, quant: dict[str, Any],
-              reference: dict[str, Any], candidates: dict[tuple[str, str], dict[str, Any]]) -> Shipped:  # fmt: skip
+def _ship_one(
+    params: Params,
+    registry: Registry,
+    root: Path,
+    task: str,
+    folder: Path,
+    quant: dict[str, Any],
+    reference: dict[str, Any],
+    candidates: dict[tuple[str, str], dict[str, Any]],
+) -> Shipped:
     from registry.names import ModelRef, default_name
 
     alias, name = params.ship.alias, default_name(task)
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8")) if (folder / "meta.json").is_file() else {}
     parent = _exported_from(registry, candidates.get((params.export.model, task)), meta)
-    overrides = {"kind": "onnx-bundle", "exported_from": parent, "reference": reference,
-                 "quantization_sha256": sha256_file(folder / "quantization.json"),
-                 "export_check_passed": quant.get("passed"), "variant": params.predict.variant}  # fmt: skip
+    overrides = {
+        "kind": "onnx-bundle",
+        "exported_from": parent,
+        "reference": reference,
+        "quantization_sha256": sha256_file(folder / "quantization.json"),
+        "export_check_passed": quant.get("passed"),
+        "variant": params.predict.variant,
+    }
     record, created = registry.register(folder, quant, name, root, overrides, origin=str(folder / "quantization.json"))
     previous = registry.meta.aliases(name).get(alias)
     if previous == record.version:
         return Shipped(task, name, record.version, created, "already", (f"already {alias}",), previous, parent)
     decision = registry.decide(record)
-    problems = [] if quant.get("passed") is not False else [
-        "the export's int8 check failed: " + "; ".join((quant.get("comparison") or {}).get("problems", []))
-    ]  # fmt: skip
+    problems = (
+        []
+        if quant.get("passed") is not False
+        else ["the export's int8 check failed: " + "; ".join((quant.get("comparison") or {}).get("problems", []))]
+    )
     if not decision.promote or problems:
         reasons = (*problems, *(decision.reasons if not decision.promote else ()))
         log.warning("%s v%d not shipped to %s: %s", name, record.version, alias, "; ".join(reasons))
@@ -189,6 +205,6 @@ def _summary(params: Params, rows: list[Shipped]) -> dict[str, Any]:
                 "gate": ship_gate(params).model_dump(mode="json"),
                 "export": {"model": params.export.model, "output_dir": params.export.output_dir},
             },
-            "code": {"emosafe": __version__, "code_hash": code_hash(SHIP_MODULES)},
+            "code": code_block(__name__),
         },
     }

@@ -15,34 +15,23 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from components import __version__
 from components.config import Params
 from components.errors import ConfigError, EmosafeError, SourceFileError
-from components.io import atomic_write_json, code_hash, read_parquet_input, sha256_file
+from components.io import atomic_write_json, read_parquet_input, sha256_file
 from components.models import ModelSource, load_tokenizer, resolve
+from components.provenance import code_block
 from components.schema import CATEGORIES
 from components.stages.convert import write_folder
-from components.train_data import label_names
+from components.training.batches import label_names
 
 log = logging.getLogger(__name__)
 
-TRAIN_MODULES = [
-    "components.checkpoint",
-    "components.config.train",
-    "components.models",
-    "components.stages.train",
-    "components.tracking",
-    "components.train_data",
-    "components.train_metrics",
-    "components.training",
-]
 NEEDED = ("id", "text", "label", "split", *CATEGORIES)
 
 
@@ -58,7 +47,7 @@ def train(params: Params, model: str, task: str, root: Path = Path()) -> TrainSt
 
     Under ``accelerate launch`` every rank trains; only rank 0 tracks and writes.
     """
-    from components import training
+    from components.training import finetune as training
 
     run, encoded, weights, tokenizer, data_hash = _plan(params, model, task, root)
     main = int(os.environ.get("RANK", "0")) == 0
@@ -80,8 +69,9 @@ def train(params: Params, model: str, task: str, root: Path = Path()) -> TrainSt
         tracker.log_curve(outcome.curve)
         tracker.log_final(outcome.final, names, task)
         meta = _meta(run, data_hash, {s: len(e) for s, e in encoded.items()}, weights)
-        fill = functools.partial(_fill, outcome=outcome, tokenizer=tokenizer, names=names, metrics=metrics,
-                                 merged=params.train.save_merged)  # fmt: skip
+        fill = functools.partial(
+            _fill, outcome=outcome, tokenizer=tokenizer, names=names, metrics=metrics, merged=params.train.save_merged
+        )
         write_folder(folder, fill, meta)
         if run.checkpoint_dir is not None:
             shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
@@ -96,8 +86,8 @@ def train(params: Params, model: str, task: str, root: Path = Path()) -> TrainSt
 
 def _plan(params: Params, model: str, task: str, root: Path) -> tuple[Any, dict[str, Any], Any, Any, str]:
     """Validate the request, read and tokenise the data, and describe the run (nothing heavy is loaded yet)."""
-    from components import train_data as td
-    from components.training import RunSpec
+    from components.training import batches as td
+    from components.training.finetune import RunSpec
 
     config = params.train
     try:
@@ -184,7 +174,7 @@ def _meta(run: Any, data_hash: str, rows: dict[str, int], weights: Any) -> dict[
             "num_layers": spec.num_layers,
             "folder": run.base_path,
         },
-        "code": {"emosafe": __version__, "commit": _commit(), "code_hash": code_hash(TRAIN_MODULES)},
+        "code": code_block(__name__),
         "fingerprint": run.fingerprint,
     }
 
@@ -194,7 +184,7 @@ def _fill(
 ) -> None:
     from safetensors.torch import save_file
 
-    from components.training import trainable_state
+    from components.training.finetune import trainable_state
 
     model = outcome.model
     model.save_pretrained(tmp / "adapter", safe_serialization=True)
@@ -202,8 +192,9 @@ def _fill(
     head = {k: v.contiguous() for k, v in trainable_state(model).items() if "lora_" not in k}
     save_file(head, tmp / "head.safetensors")
     multi = names == CATEGORIES
-    atomic_write_json(tmp / "labels.json", {"task": "taxonomy" if multi else "trinary", "labels": list(names),
-                                             "multi_label": multi})  # fmt: skip
+    atomic_write_json(
+        tmp / "labels.json", {"task": "taxonomy" if multi else "trinary", "labels": list(names), "multi_label": multi}
+    )
     atomic_write_json(tmp / "metrics.json", metrics)
     atomic_write_json(tmp / "curve.json", {"train": outcome.curve, "val": outcome.epochs})
     _plot(outcome, tmp / "curve.png")
@@ -226,14 +217,6 @@ def _plot(outcome: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-def _commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-    except OSError:
-        return None
-    return out.stdout.strip() or None
 
 
 def _summary(model: str, task: str, outcome: Any, millions: float | None) -> str:

@@ -1,7 +1,7 @@
 """The ``validate`` stage: the data gate between the dataset and any training.
 
-Reads the augmented dataset, runs the suites (``components/expectations.py``) through Great Expectations
-(``components/validation.py``) and writes, under ``validate.output_dir``:
+Reads the augmented dataset, runs the suites (``components/data/expectations.py``) through Great Expectations
+(``components/data/validation.py``) and writes, under ``validate.output_dir``:
 
 - ``report.json``: the verdict, per-expectation counts and example ids, provenance. Written **only when every
   expectation passes**, so it is the one file downstream stages (and ``dvc.yaml``) depend on.
@@ -23,25 +23,15 @@ from typing import Any
 
 import pandas as pd
 
-from components import __version__
 from components.config import Params
+from components.data.expectations import build_frames, build_suites
+from components.data.validation import ValidationReport, run_suites
 from components.errors import ValidationFailed
-from components.expectations import build_frames, build_suites
-from components.io import atomic_write_json, code_hash, read_parquet_input, replace_dir, sha256_file
-from components.validation import ValidationReport, run_suites
+from components.io import atomic_write_json, read_parquet_input, replace_dir, sha256_file
+from components.provenance import code_block
 
 log = logging.getLogger(__name__)
 
-VALIDATE_MODULES = [
-    "components.config",
-    "components.config.base",
-    "components.config.validate",
-    "components.expectations",
-    "components.io",
-    "components.schema",
-    "components.stages.validate",
-    "components.validation",
-]
 REPORT_FILE = "report.json"
 FAILED_REPORT_FILE = "failed-report.json"
 GX_RESULTS_FILE = "gx_results.json"
@@ -76,7 +66,7 @@ def validate(params: Params, root: Path = Path(), data: Path | None = None) -> V
             "params": {"validate": config.model_dump(mode="json")},
             "input": _display(path, root),
             "data_hash": sha256_file(path),
-            "code": {"emosafe": __version__, "code_hash": code_hash(VALIDATE_MODULES)},
+            "code": code_block(__name__),
             "great_expectations": report.gx_version,
         },
     }

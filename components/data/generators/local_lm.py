@@ -13,8 +13,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from components.augment_prompts import ChatMessage
-from components.generators import Generation, GenerationRequest, Sampling
+from components.data.prompts import ChatMessage
+from components.data.generators import Generation, GenerationRequest, Sampling
 from components.models import ModelSource, load_causal_lm, load_tokenizer
 
 if TYPE_CHECKING:

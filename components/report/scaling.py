@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.errors import MetricsFormatError
-from components.scorecard import Estimate
+from components.release.scorecard import Estimate
 
 TASK_ORDER = ("trinary", "taxonomy")
 SETTING_ORDER = ("zero_shot", "few_shot", "fine_tuned")
@@ -203,10 +203,13 @@ def plot_records(rows: Sequence[ScalingRow]) -> dict[str, list[dict[str, Any]]]:
 def markdown(rows: Sequence[ScalingRow], comparisons: Sequence[Comparison], split: str = "test") -> str:
     """The report body: one table of every (model, setting, task), per-category F1 per task, the comparisons."""
     ordered = sort_rows(rows)
-    lines = [f"## Every model x setting x task ({split} split, 95% bootstrap CIs)", "",
-             "| task | setting | model | params (M) | peak RSS (MB) | n | accuracy | macro-F1 | micro-F1 "
-             "| critical recall (support) | canaries failed |",
-             "|---|---|---|---:|---:|---:|---|---|---|---|---:|"]  # fmt: skip
+    lines = [
+        f"## Every model x setting x task ({split} split, 95% bootstrap CIs)",
+        "",
+        "| task | setting | model | params (M) | peak RSS (MB) | n | accuracy | macro-F1 | micro-F1 "
+        "| critical recall (support) | canaries failed |",
+        "|---|---|---|---:|---:|---:|---|---|---|---|---:|",
+    ]
     for r in ordered:
         size = "-" if r.params_millions is None else f"{r.params_millions:g}"
         rss = "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}"
@@ -223,10 +226,17 @@ def markdown(rows: Sequence[ScalingRow], comparisons: Sequence[Comparison], spli
     for task in sorted({r.task for r in ordered}, key=lambda t: _rank(t, TASK_ORDER)):
         task_rows = [r for r in ordered if r.task == task]
         names = list(dict.fromkeys(name for r in task_rows for name in r.per_category))
-        lines += ["", f"## Per-{'class' if task == 'trinary' else 'category'} F1: {task}", "",
-                  "| setting | model | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]  # fmt: skip
-        lines += [f"| {r.setting} | {r.model} | " + " | ".join(fmt(r.per_category.get(n)) for n in names) + " |"
-                  for r in task_rows]  # fmt: skip
+        lines += [
+            "",
+            f"## Per-{'class' if task == 'trinary' else 'category'} F1: {task}",
+            "",
+            "| setting | model | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
+        lines += [
+            f"| {r.setting} | {r.model} | " + " | ".join(fmt(r.per_category.get(n)) for n in names) + " |"
+            for r in task_rows
+        ]
     lines += ["", "## Fine-tuned vs prompting (macro-F1)", ""]
     if not comparisons:
         lines.append("No (model, task) has both a fine-tuned and a prompting setting in these reports.")

@@ -1,7 +1,7 @@
 """The data gate's suites, as code: which expectations hold for a dataset, built from the typed ``validate`` config.
 
 Pure and library-free: an expectation is described by its rule name, the Great Expectations class name and its
-keyword arguments; ``components/validation.py`` (the one module that imports GX) turns them into real GX objects.
+keyword arguments; ``components/data/validation.py`` (the one module that imports GX) turns them into real GX objects.
 Checks that span rows (text-hash leakage across splits, per-split label/category coverage, per-source counts) are
 first computed here into small derived frames, so that they too are checked by ordinary GX expectations and show
 up in the Data Docs with ids: a row id, a ``split/kind/key`` group id, or a source name. Never raw text.

@@ -16,8 +16,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from components.errors import EvaluationError
-from components.metrics import CRITICAL_CATEGORY, Bootstrap, MetricsReport, taxonomy_report, trinary_report
-from components.predictors import Predictor, checked_scores
+from components.evaluation.metrics import CRITICAL_CATEGORY, Bootstrap, MetricsReport, taxonomy_report, trinary_report
+from components.evaluation.predictors import Predictor, checked_scores
 from components.schema import CATEGORIES, LABELS
 
 log = logging.getLogger(__name__)

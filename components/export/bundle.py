@@ -47,9 +47,14 @@ class LabelMap:
         return self.task == "taxonomy"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "labels": list(self.labels), "multi_label": self.multi_label,
-                "activation": "sigmoid" if self.multi_label else "softmax",
-                "thresholds": self.thresholds, "max_length": self.max_length}  # fmt: skip
+        return {
+            "task": self.task,
+            "labels": list(self.labels),
+            "multi_label": self.multi_label,
+            "activation": "sigmoid" if self.multi_label else "softmax",
+            "thresholds": self.thresholds,
+            "max_length": self.max_length,
+        }
 
 
 def label_map(task: str, max_length: int, thresholds: dict[str, float] | None = None) -> LabelMap:

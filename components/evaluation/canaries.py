@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from components.errors import DataRowError, EmptyCorpusError
-from components.evaluation import DEFAULT_THRESHOLD
-from components.predictors import Predictor, checked_scores
+from components.evaluation.measure import DEFAULT_THRESHOLD
+from components.evaluation.predictors import Predictor, checked_scores
 from components.schema import CATEGORIES, LABELS
 
 

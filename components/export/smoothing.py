@@ -36,10 +36,12 @@ class SmoothingInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "alpha": self.alpha, "layers": self.layers, "calibration_messages": self.calibration_messages,
+            "alpha": self.alpha,
+            "layers": self.layers,
+            "calibration_messages": self.calibration_messages,
             "max_activation_before": round(self.max_activation_before, 4),
             "max_activation_after": round(self.max_activation_after, 4),
-        }  # fmt: skip
+        }
 
 
 def mlp_pairs(model: Any) -> list[tuple[Any, Any]]:

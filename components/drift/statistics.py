@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from components.config.monitor import DriftConfig
-from components.drift_reference import DriftReference
+from components.drift.reference import DriftReference
 from components.schema import CATEGORIES, LABELS
 
 FloatArray = NDArray[np.float64]

@@ -76,10 +76,16 @@ def build_reference(
             raise ValueError(f"unknown categor(ies) {unknown}; allowed: {list(CATEGORIES)}")
         prevalence = {cat: sum(1 for cats in categories if cat in cats) / n for cat in CATEGORIES}
     return parse_reference(
-        {"model": model, "version": version, "task": task, "n": n, "label_distribution": distribution,
-         "category_prevalence": prevalence},
+        {
+            "model": model,
+            "version": version,
+            "task": task,
+            "n": n,
+            "label_distribution": distribution,
+            "category_prevalence": prevalence,
+        },
         "build_reference",
-    )  # fmt: skip
+    )
 
 
 def parse_reference(raw: Any, origin: str) -> DriftReference:

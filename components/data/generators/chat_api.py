@@ -21,7 +21,7 @@ from typing import Any
 
 from components.config.augment import OpenAIGeneratorConfig
 from components.errors import EmosafeError
-from components.generators import Generation, GenerationRequest, Sampling
+from components.data.generators import Generation, GenerationRequest, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class ChatAPIGenerator:
                 raise ChatAPIError(f"{self.url}: answer is not JSON (is base_url the API root, e.g. .../v1?)") from None
             delay = _delay(retry_after, self.config.backoff_s * 2**attempt)
             log.warning("chat API %s (%s): retry %d/%d in %.1fs", status or "error", detail, attempt + 1,
-                        self.config.max_retries, delay)  # fmt: skip
+                        self.config.max_retries, delay)
             self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 

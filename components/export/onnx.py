@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from components.bundle import MODEL_FILES, BundleError, LabelMap, read_label_map, verify_bundle
 from components.config.export import QuantizeConfig
+from components.export.bundle import MODEL_FILES, BundleError, LabelMap, read_label_map, verify_bundle
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,17 @@ def export_onnx(
     started = time.perf_counter()
     logging.getLogger("onnx_ir").setLevel(logging.WARNING)  # one INFO line per de-duplicated initializer
     torch.onnx.export(
-        LogitsOnly(model).eval(), (input_ids, attention_mask), str(path), dynamo=True, opset_version=opset,
-        input_names=["input_ids", "attention_mask"], output_names=["logits"], external_data=external,
-        dynamic_shapes={"input_ids": dims, "attention_mask": dims}, verbose=False,
-    )  # fmt: skip
+        LogitsOnly(model).eval(),
+        (input_ids, attention_mask),
+        str(path),
+        dynamo=True,
+        opset_version=opset,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits"],
+        external_data=external,
+        dynamic_shapes={"input_ids": dims, "attention_mask": dims},
+        verbose=False,
+    )
     size = path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(path.name + ".data"))
     return ExportInfo(path, external, size, time.perf_counter() - started)
 
@@ -108,20 +115,26 @@ def quantize_int8(source: Path, target: Path, settings: QuantizeConfig, external
     return QuantizeInfo(target, model_bytes(target), time.perf_counter() - started, quantized, excluded, unmatched)
 
 
-def _dynamic(source: Path, target: Path, settings: QuantizeConfig, op_types: Sequence[str],
-             excluded: Sequence[str], large: bool) -> None:  # fmt: skip
+def _dynamic(
+    source: Path, target: Path, settings: QuantizeConfig, op_types: Sequence[str], excluded: Sequence[str], large: bool
+) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
-        model_input=source, model_output=target, per_channel=settings.per_channel,
-        reduce_range=settings.reduce_range, op_types_to_quantize=list(op_types),
+        model_input=source,
+        model_output=target,
+        per_channel=settings.per_channel,
+        reduce_range=settings.reduce_range,
+        op_types_to_quantize=list(op_types),
         weight_type=QuantType.QInt8 if settings.weight_type == "qint8" else QuantType.QUInt8,
-        nodes_to_exclude=list(excluded), use_external_data_format=large,
-    )  # fmt: skip
+        nodes_to_exclude=list(excluded),
+        use_external_data_format=large,
+    )
 
 
-def _block8(source: Path, target: Path, settings: QuantizeConfig, excluded: Sequence[str], large: bool,
-            staged_large: bool) -> None:  # fmt: skip
+def _block8(
+    source: Path, target: Path, settings: QuantizeConfig, excluded: Sequence[str], large: bool, staged_large: bool
+) -> None:
     """``staged_large``: the Gather-only intermediate keeps fp32 MatMul weights (about the source's size), so it needs
     external data whenever the source is over protobuf's 2 GB limit, not only when the int8 result is."""
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
@@ -132,12 +145,19 @@ def _block8(source: Path, target: Path, settings: QuantizeConfig, excluded: Sequ
         _dynamic(source, staged, settings, ["Gather"], excluded, staged_large)
     try:
         if "MatMul" in settings.op_types:
-            options = {"bits": 8, "block_size": settings.block_size, "is_symmetric": True,
-                       "accuracy_level": settings.accuracy_level, "op_types_to_quantize": ("MatMul",)}  # fmt: skip
+            options = {
+                "bits": 8,
+                "block_size": settings.block_size,
+                "is_symmetric": True,
+                "accuracy_level": settings.accuracy_level,
+                "op_types_to_quantize": ("MatMul",),
+            }
             quantizer = MatMulNBitsQuantizer(
-                str(staged), nodes_to_exclude=list(excluded), algo_config=DefaultWeightOnlyQuantConfig(**options),
+                str(staged),
+                nodes_to_exclude=list(excluded),
+                algo_config=DefaultWeightOnlyQuantConfig(**options),
                 **options,
-            )  # fmt: skip
+            )
             quantizer.process()
             quantizer.model.save_model_to_file(str(target), large)
         elif staged != source:
@@ -264,8 +284,15 @@ class OnnxPredictor:
     scores can move by float noise with its batch neighbours (never enough to fail the agreement check in tests).
     """
 
-    def __init__(self, folder: Path, variant: str = "int8", batch_size: int = 32, num_threads: int = 2,
-                 verify: bool = True, progress: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        folder: Path,
+        variant: str = "int8",
+        batch_size: int = 32,
+        num_threads: int = 2,
+        verify: bool = True,
+        progress: bool = False,
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

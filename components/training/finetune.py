@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from components import checkpoint as ckpt
 from components.config.train import LoraSettings, ModelSpec, Profile
-from components.train_data import Encoded, collate, epoch_batches, loss_fn, shard
-from components.train_metrics import evaluate_logits
+from components.training import checkpoint as ckpt
+from components.training.batches import Encoded, collate, epoch_batches, loss_fn, shard
+from components.training.epoch_metrics import evaluate_logits
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,14 @@ def _setup(run: RunSpec, n_rows: int, pad_id: int) -> _Loop:
     use_cpu = hardware.device == "cpu" or (hardware.device == "auto" and not torch.cuda.is_available())
     precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[hardware.precision]
     accelerator = Accelerator(cpu=use_cpu, mixed_precision=precision)
-    log.info("%s-%s: %d process(es) on %s, %s", run.name, run.task, accelerator.num_processes,
-             accelerator.device, accelerator.distributed_type)  # fmt: skip
+    log.info(
+        "%s-%s: %d process(es) on %s, %s",
+        run.name,
+        run.task,
+        accelerator.num_processes,
+        accelerator.device,
+        accelerator.distributed_type,
+    )
     model = add_lora(load_base(run, pad_id, on_cuda=not use_cpu), run.spec, run.profile.lora, not use_cpu)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=run.spec.lr or hyper.lr, weight_decay=hyper.weight_decay)
@@ -186,14 +192,16 @@ def train(
     outcome = TrainOutcome(model=None, steps=loop.total, resumed_from=0, seconds=0.0, tokens=0)
     found = ckpt.latest_checkpoint(run.checkpoint_dir, run.fingerprint) if run.checkpoint_dir else None
     if found is not None:
-        outcome.resumed_from, history = ckpt.load_checkpoint(found, acc.unwrap_model(loop.model), loop.optimizer,
-                                                             loop.scheduler)  # fmt: skip
+        outcome.resumed_from, history = ckpt.load_checkpoint(
+            found, acc.unwrap_model(loop.model), loop.optimizer, loop.scheduler
+        )
         outcome.curve, outcome.epochs, outcome.tokens = history["curve"], history["epochs"], history["tokens"]
         log.info("%s-%s: resuming from step %d (%s)", run.name, run.task, outcome.resumed_from, found.path)
     weights = weights.to(acc.device) if weights is not None else None
     began = time.perf_counter()
-    bar = tqdm(total=loop.total, initial=outcome.resumed_from, desc=f"{run.name}-{run.task}",
-               disable=not acc.is_main_process)  # fmt: skip
+    bar = tqdm(
+        total=loop.total, initial=outcome.resumed_from, desc=f"{run.name}-{run.task}", disable=not acc.is_main_process
+    )
     loop.model.train()
     for step in range(outcome.resumed_from, loop.total):
         loss = _step(loop, run, train_data, pad_id, weights, step, outcome)
@@ -223,8 +231,10 @@ def _step(
     acc = loop.accelerator
     epoch, index = divmod(step, loop.per_epoch)
     batch = epoch_batches(len(data), run.profile.hyper.batch_size, run.seed, epoch)[index]
-    inputs = {k: v.to(acc.device) for k, v in collate(data, shard(batch, acc.process_index, acc.num_processes),
-                                                      pad_id).items()}  # fmt: skip
+    inputs = {
+        k: v.to(acc.device)
+        for k, v in collate(data, shard(batch, acc.process_index, acc.num_processes), pad_id).items()
+    }
     labels = inputs.pop("labels")
     with acc.autocast():
         logits = loop.model(**inputs).logits

@@ -12,7 +12,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from components.scaling import SETTING_ORDER, TASK_ORDER, ScalingRow, sort_rows
+from components.report.scaling import SETTING_ORDER, TASK_ORDER, ScalingRow, sort_rows
 
 COLOURS = {"zero_shot": "#1f77b4", "few_shot": "#ff7f0e", "fine_tuned": "#2ca02c"}
 MARKERS = {"smollm2": "o", "minilm": "s"}
@@ -44,8 +44,9 @@ def per_category_png(rows: Sequence[ScalingRow]) -> bytes:
             estimates = [row.per_category.get(name) for name in names]
             xs = [j + (i - (len(group) - 1) / 2) * width for j in range(len(names))]
             heights = [0.0 if e is None else e.value for e in estimates]
-            bars = axes.bar(xs, heights, width, yerr=_errors(estimates), capsize=2, label=_label(row),
-                            error_kw={"lw": 0.8})  # fmt: skip
+            bars = axes.bar(
+                xs, heights, width, yerr=_errors(estimates), capsize=2, label=_label(row), error_kw={"lw": 0.8}
+            )
             zero = ["0" if e is not None and e.value == 0 else "n/a" if e is None else "" for e in estimates]
             axes.bar_label(bars, labels=zero, fontsize=7)
         axes.set_xticks(range(len(names)), [name.replace("_", " ") for name in names], fontsize=8)
@@ -71,9 +72,16 @@ def _scatter_by_task(rows: Sequence[ScalingRow], field: str, xlabel: str, log_x:
                     continue
                 xs = [float(getattr(r, field)) for r in line]
                 ys = [r.macro_f1.value for r in line if r.macro_f1 is not None]
-                axes.errorbar(xs, ys, yerr=_errors([r.macro_f1 for r in line]), marker=MARKERS.get(family, "^"),
-                              color=COLOURS.get(setting, "grey"), capsize=3, lw=1.2,
-                              label=f"{setting.replace('_', '-')} ({family})")  # fmt: skip
+                axes.errorbar(
+                    xs,
+                    ys,
+                    yerr=_errors([r.macro_f1 for r in line]),
+                    marker=MARKERS.get(family, "^"),
+                    color=COLOURS.get(setting, "grey"),
+                    capsize=3,
+                    lw=1.2,
+                    label=f"{setting.replace('_', '-')} ({family})",
+                )
                 for x, y, row in zip(xs, ys, line, strict=True):
                     axes.annotate(row.model, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         if log_x:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from components.augment_prompts import ChatMessage
+from components.data.prompts import ChatMessage
 from components.config.augment import AugmentConfig
 from components.models import ModelSource
 
@@ -67,10 +67,10 @@ def generator_identity(config: AugmentConfig) -> tuple[str, str]:
 def build_generator(config: AugmentConfig) -> Generator:
     """Construct the configured generator (loads the local model, or checks the API key is present)."""
     if config.generator == "openai":
-        from components.generators.chat_api import ChatAPIGenerator
+        from components.data.generators.chat_api import ChatAPIGenerator
 
         return ChatAPIGenerator.from_config(config.openai)
-    from components.generators.local_lm import LocalGenerator
+    from components.data.generators.local_lm import LocalGenerator
 
     model_id = generator_identity(config)[1]
     return LocalGenerator.from_source(local_source(config), model_id=model_id, batch_size=config.local.batch_size)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from components.config.register import GateConfig
-from components.scorecard import Estimate, Scorecard, expected_names
+from components.release.scorecard import Estimate, Scorecard, expected_names
 
 #: Floating-point slack so a tie (equal scores, or a score equal to its floor) always passes.
 _EPS = 1e-9

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import pandas as pd
 
-from components.expectations import ExpectationSpec, SuiteSpec
+from components.data.expectations import ExpectationSpec, SuiteSpec
 
 # GX announces every API it registers at INFO on import; keep its warnings, drop that chatter.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)

@@ -1,10 +1,10 @@
 """Continuous evaluation: judge a version's figures on new labelled feedback against the promotion gate's floors.
 
-Pure. Measuring is ``components.evaluation`` (the one evaluation path) and the floor rules are
-``components.promotion.floor_checks`` (the gate's own), so a production version is held on feedback to exactly the
-standard that let it in. What is new here is only what feedback needs: a class or category with no rows in the
-feedback cannot be measured (its F1 would read 0 by the zero-division convention), so it is reported as not
-assessable instead of being flagged.
+Pure. Measuring is ``components.evaluation.measure`` (the one evaluation path) and the floor rules are
+``components.release.promotion.floor_checks`` (the gate's own), so a production version is held on feedback to exactly
+the standard that let it in. What is new here is only what feedback needs: a class or category with no rows in the
+feedback cannot be measured (its F1 would read 0 by the zero-division convention), so it is reported as not assessable
+instead of being flagged.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from components.config.register import GateConfig
-from components.metrics import MetricsReport
-from components.promotion import Check, floor_checks
+from components.evaluation.metrics import MetricsReport
+from components.release.promotion import Check, floor_checks
+from components.release.scorecard import scorecard_from_dict
 from components.schema import CATEGORIES
-from components.scorecard import scorecard_from_dict
 
 DEFAULT_THRESHOLD = 0.5
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from components.schema import CATEGORIES, LABELS
-from components.train_data import predictions
+from components.training.batches import predictions
 
 
 def evaluate_logits(logits: torch.Tensor, y: torch.Tensor, task: str) -> dict[str, Any]:

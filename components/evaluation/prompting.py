@@ -2,9 +2,9 @@
 
 Templates are versioned text files (``prompts/evaluate/<task>.v<N>.txt``) with three sections: ``prefix``
 (instructions and definitions), ``example`` (one demonstration) and ``query`` (the message to score). The rendered
-prefix (instructions + the k examples) is the same for every message, which is what lets ``components.likelihood``
-compute it once. Few-shot examples come from the train split only, drawn with a seed and balanced over labels;
-reports record their ids (never their text) and the template's sha256.
+prefix (instructions + the k examples) is the same for every message, which is what lets
+``components.evaluation.likelihood`` compute it once. Few-shot examples come from the train split only, drawn with a
+seed and balanced over labels; reports record their ids (never their text) and the template's sha256.
 
 Trinary: the probability of each label is the softmax over the summed log-probabilities of " safe",
 " borderline", " unsafe" after the query. Taxonomy: one query per category, P(yes) = softmax over " yes" / " no",
@@ -24,7 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from components.errors import EmosafeError
-from components.likelihood import score_options
+from components.evaluation.likelihood import score_options
 from components.schema import CATEGORIES, LABELS, Origin, Split
 
 if TYPE_CHECKING:

@@ -59,10 +59,14 @@ def read_run(folder: Path, root: Path = Path()) -> RunInfo:
     if not base or not Path(base_path).exists():
         raise EmosafeError(f"{adapter}: base model '{base}' not found (run `emosafe convert` first)")
     return RunInfo(
-        folder=folder, task=task, family=str(spec.get("family", "llama")), base_path=base_path,
+        folder=folder,
+        task=task,
+        family=str(spec.get("family", "llama")),
+        base_path=base_path,
         num_layers=None if spec.get("convert", True) else spec.get("num_layers"),
-        max_length=int((params.get("hyper") or {}).get("max_length", 64)), meta=meta,
-    )  # fmt: skip
+        max_length=int((params.get("hyper") or {}).get("max_length", 64)),
+        meta=meta,
+    )
 
 
 def load_merged(run: RunInfo) -> tuple[Any, Any]:
@@ -128,7 +132,7 @@ class TorchPredictor:
         self.max_length, self.batch_size = max_length, batch_size
 
     def predict(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        from components.export import probabilities
+        from components.export.onnx import probabilities
 
         return probabilities(
             torch_logits(self.model, self.tokenizer, texts, self.max_length, self.batch_size), self.task

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from components.drift_reference import DriftReference
+from components.drift.reference import DriftReference
 from components.schema import CATEGORIES, LABELS
 
 _COLOURS = ("tab:green", "tab:orange", "tab:red", "tab:blue", "tab:purple", "tab:brown")
@@ -76,8 +76,10 @@ def _latest_vs_reference(axis: Any, window: dict[str, Any], field: str, keys: Se
 def render_html(report: dict[str, Any], windows: Sequence[dict[str, Any]], reference: DriftReference) -> str:
     """A self-contained page (no external assets) for the whole run."""
     images = []
-    plots = (("label_distribution", LABELS, reference.label_distribution, "Predicted label distribution"),
-             ("category_prevalence", CATEGORIES, reference.category_prevalence, "Per-category prevalence"))  # fmt: skip
+    plots = (
+        ("label_distribution", LABELS, reference.label_distribution, "Predicted label distribution"),
+        ("category_prevalence", CATEGORIES, reference.category_prevalence, "Per-category prevalence"),
+    )
     for field, keys, ref, title in plots:
         if ref is None or not windows or field not in windows[0]:
             continue

@@ -2,7 +2,7 @@
 
 Parity: the fp32 ONNX graph reproduces the torch model (max |logit difference| within a stated tolerance, every
 decision equal) on a fixed batch. Quantization: the int8 file, scored through the one evaluation path
-(``components.evaluation``), loses at most the allowed macro-F1 and per-class/category F1 against the fp32 file
+(``components.evaluation.measure``), loses at most the allowed macro-F1 and per-class/category F1 against the fp32 file
 and decides (nearly) every message the same way. Reports hold ids, counts and figures, never text.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from components.config.export import QuantizedLimits
-from components.evaluation import EvaluationResult
-from components.metrics import MetricsReport
+from components.evaluation.measure import EvaluationResult
+from components.evaluation.metrics import MetricsReport
 from components.schema import CATEGORIES
 
 DEFAULT_THRESHOLD = 0.5
@@ -56,15 +56,26 @@ class QuantizationReport:
         return not self.problems
 
     def gate_figures(self) -> dict[str, Any]:
-        """The ``quantized`` block the registry's gate reads (components/scorecard.py, docs/registry.md)."""
-        return {"macro_f1_drop": self.macro_f1_drop, "label_agreement": self.label_agreement,
-                "category_f1_drop": dict(self.f1_drop)}  # fmt: skip
+        """The ``quantized`` block the registry's gate reads (components/release/scorecard.py, docs/registry.md)."""
+        return {
+            "macro_f1_drop": self.macro_f1_drop,
+            "label_agreement": self.label_agreement,
+            "category_f1_drop": dict(self.f1_drop),
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "n": self.n, "macro_f1_fp32": self.macro_f1_fp32,
-                "macro_f1_int8": self.macro_f1_int8, "macro_f1_drop": self.macro_f1_drop, "f1_drop": dict(self.f1_drop),
-                "label_agreement": self.label_agreement, "limits": self.limits.model_dump(),
-                "passed": self.passed, "problems": list(self.problems)}  # fmt: skip
+        return {
+            "task": self.task,
+            "n": self.n,
+            "macro_f1_fp32": self.macro_f1_fp32,
+            "macro_f1_int8": self.macro_f1_int8,
+            "macro_f1_drop": self.macro_f1_drop,
+            "f1_drop": dict(self.f1_drop),
+            "label_agreement": self.label_agreement,
+            "limits": self.limits.model_dump(),
+            "passed": self.passed,
+            "problems": list(self.problems),
+        }
 
 
 def decisions(scores: NDArray[Any], task: str, thresholds: Mapping[str, float] | None = None) -> NDArray[Any]:
@@ -102,11 +113,14 @@ def parity(
     same = agreement(decisions(reference_scores, task, thresholds), decisions(candidate_scores, task, thresholds))
     max_diff = float(diff.max()) if diff.size else 0.0
     return ParityReport(
-        n=len(ids), atol=atol, max_abs_diff=max_diff, mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+        n=len(ids),
+        atol=atol,
+        max_abs_diff=max_diff,
+        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
         label_agreement=float(same.mean()) if len(same) else 1.0,
         disagreeing_ids=tuple(str(i) for i, ok in zip(ids, same, strict=True) if not ok),
         passed=bool(max_diff <= atol and same.all()),
-    )  # fmt: skip
+    )
 
 
 def compare_quantized(fp32: EvaluationResult, int8: EvaluationResult, limits: QuantizedLimits) -> QuantizationReport:
@@ -118,10 +132,15 @@ def compare_quantized(fp32: EvaluationResult, int8: EvaluationResult, limits: Qu
     macro_fp32, macro_int8 = _value(fp32.report, "macro_f1"), _value(int8.report, "macro_f1")
     drops = {name: round(_f1(fp32.report, name) - _f1(int8.report, name), 6) for name in fp32.report.per_class}
     report = QuantizationReport(
-        task=task, n=len(fp32.ids), macro_f1_fp32=macro_fp32, macro_f1_int8=macro_int8,
-        macro_f1_drop=round(macro_fp32 - macro_int8, 6), f1_drop=drops,
-        label_agreement=float(same.mean()), limits=limits,
-    )  # fmt: skip
+        task=task,
+        n=len(fp32.ids),
+        macro_f1_fp32=macro_fp32,
+        macro_f1_int8=macro_int8,
+        macro_f1_drop=round(macro_fp32 - macro_int8, 6),
+        f1_drop=drops,
+        label_agreement=float(same.mean()),
+        limits=limits,
+    )
     return QuantizationReport(**{**report.__dict__, "problems": tuple(_problems(report))})
 
 

@@ -1,8 +1,8 @@
 """The one interface every scorer implements, so a single evaluation path serves them all.
 
-Torch models (fine-tuned classifiers), prompted causal LMs (``components.prompting.LikelihoodPredictor``) and, later,
-ONNX Runtime sessions all expose ``task`` and ``predict(texts) -> scores``; ``components.evaluation`` turns scores
-into decisions and metrics, so no setting can drift into its own metric code.
+Torch models (fine-tuned classifiers), prompted causal LMs (``components.evaluation.prompting.LikelihoodPredictor``) and
+ONNX Runtime sessions all expose ``task`` and ``predict(texts) -> scores``; ``components.evaluation.measure``
+turns scores into decisions and metrics, so no setting can drift into its own metric code.
 
 Scores: trinary = (n, 3) probabilities over ``LABELS`` order (rows sum to 1); taxonomy = (n, 6) independent
 probabilities over ``CATEGORIES`` order (decided by per-category thresholds).

@@ -18,7 +18,7 @@ import pandas as pd
 from components.config import SplitConfig
 from components.errors import DataRowError, EmptyCorpusError, LabelConflictError
 from components.schema import CATEGORIES, COLUMNS, LABELS, SEVERITY, Origin, Split
-from components.sources import Record
+from components.data.sources import Record
 from components.text import text_hash
 
 

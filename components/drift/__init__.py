@@ -1,0 +1,1 @@
+"""Drift: the statistics that compare production windows with a version's reference, and the reference itself."""

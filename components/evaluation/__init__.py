@@ -1,0 +1,1 @@
+"""Evaluation: predictors, prompting, the one measuring path, metrics with intervals, canaries, memory."""

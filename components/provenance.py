@@ -1,0 +1,197 @@
+"""Where an artifact came from (app layer): the code a stage runs, the git commit, and dvc.lock's records.
+
+A stage's code is derived, never listed by hand: the closure of the project modules its stage module imports
+(``stage_code_files``). The same closure gives the ``code_hash`` written into every artifact and the ``.py`` deps
+of the stage in ``dvc.yaml`` (``make deps`` writes them; a test fails when the two differ), so DVC cannot call a
+stage up to date after a change to code it runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import __version__
+from components.io import atomic_write_bytes
+
+#: Top-level packages whose modules count as the project's code.
+PROJECT_PACKAGES = ("components", "registry", "monitoring")
+#: The repository root (this file lives in ``<root>/components/``).
+ROOT = Path(__file__).resolve().parent.parent
+#: Stages whose function lives outside ``components.stages`` (the stage name is the module's last part).
+STAGE_MODULES = {"monitor": "monitoring.monitor"}
+
+
+def stage_module(stage: str) -> str:
+    """The module holding a stage's function: ``components.stages.<stage>`` unless ``STAGE_MODULES`` says else."""
+    return STAGE_MODULES.get(stage, f"components.stages.{stage}")
+
+
+def module_file(module: str, root: Path = ROOT) -> Path | None:
+    """The source file of a project module (``a/b.py`` or ``a/b/__init__.py``); None when there is none."""
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, module: str, root: Path) -> set[str]:
+    """Project modules a file imports anywhere (lazy imports inside functions count; ``TYPE_CHECKING`` ones
+    do not, since they never run)."""
+    found: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for sub in child.orelse:
+                    visit(sub)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parts = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join([*parts, base] if base else parts)
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in child.names)
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {name for name in found if name.split(".")[0] in PROJECT_PACKAGES and module_file(name, root)}
+
+
+def _with_parents(module: str) -> list[str]:
+    """Importing ``a.b.c`` runs ``a`` and ``a.b`` first."""
+    parts = module.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def code_modules(module: str, root: Path = ROOT) -> list[str]:
+    """Sorted closure of the project modules that importing ``module`` (and calling into it) can run."""
+    seen: set[str] = set()
+    todo = _with_parents(module)
+    while todo:
+        name = todo.pop()
+        path = module_file(name, root)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        for imported in _imports(path, name, root):
+            todo.extend(_with_parents(imported))
+    return sorted(seen)
+
+
+def code_files(module: str, root: Path = ROOT) -> list[str]:
+    """The closure of ``module`` as repository-relative POSIX paths, sorted: what ``dvc.yaml`` lists as deps."""
+    files = (module_file(name, root) for name in code_modules(module, root))
+    return sorted(path.relative_to(root).as_posix() for path in files if path is not None)
+
+
+def stage_code_files(stage: str, root: Path = ROOT) -> list[str]:
+    """The ``.py`` deps a stage must declare in ``dvc.yaml``."""
+    return code_files(stage_module(stage), root)
+
+
+@cache
+def code_hash(module: str) -> str:
+    """sha256 over the path and source of every file in ``module``'s closure: a content-based code version that,
+    unlike a commit, changes only when code the stage runs changes."""
+    digest = hashlib.sha256()
+    for rel in code_files(module):
+        digest.update(rel.encode())
+        digest.update((ROOT / rel).read_bytes())
+    return digest.hexdigest()
+
+
+def git_commit(project: Path = ROOT, mark_dirty: bool = False) -> str | None:
+    """HEAD's commit (suffixed ``-dirty`` on request when tracked files changed); None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        if not mark_dirty:
+            return head.stdout.strip()
+        porcelain = ["git", "status", "--porcelain", "--untracked-files=no"]
+        dirty = subprocess.run(porcelain, cwd=project, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def read_lock(path: Path) -> dict[str, Any]:
+    """dvc.lock's ``stages`` mapping; empty when the file is absent or unreadable (a project never run)."""
+    try:
+        payload = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    stages = payload.get("stages", {}) if isinstance(payload, dict) else {}
+    return stages if isinstance(stages, dict) else {}
+
+
+def code_block(module: str) -> dict[str, Any]:
+    """The ``code`` entry of a provenance block: package version, git commit and the module closure's hash."""
+    return {"emosafe": __version__, "commit": git_commit(ROOT), "code_hash": code_hash(module)}
+
+
+def provenance(module: str, **fields: Any) -> dict[str, Any]:
+    """The provenance block every artifact carries: the caller's fields (params, seed, inputs, ...) plus ``code``.
+
+    ``module`` is the stage module (``__name__`` of the caller) whose closure is hashed.
+    """
+    return {**fields, "code": code_block(module)}
+
+
+def _is_code(dep: Any) -> bool:
+    return isinstance(dep, str) and dep.endswith(".py") and dep.split("/")[0] in PROJECT_PACKAGES
+
+
+def dvc_code_drift(dvc_yaml: Path, root: Path = ROOT) -> dict[str, tuple[list[str], list[str]]]:
+    """Stages whose ``.py`` deps in ``dvc.yaml`` differ from their code closure: ``{stage: (missing, extra)}``."""
+    stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {})
+    drift: dict[str, tuple[list[str], list[str]]] = {}
+    for name, stage in stages.items():
+        declared = {dep for dep in stage.get("deps", []) if _is_code(dep)}
+        derived = set(stage_code_files(name, root))
+        if declared != derived:
+            drift[name] = (sorted(derived - declared), sorted(declared - derived))
+    return drift
+
+
+def write_dvc_code_deps(dvc_yaml: Path, root: Path = ROOT) -> list[str]:
+    """Rewrite each stage's ``.py`` deps in ``dvc.yaml`` as its code closure (comments and other deps kept, code
+    deps last and sorted). Returns the stages that changed."""
+    from ruamel.yaml import YAML
+
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)
+    doc = rt.load(dvc_yaml.read_text(encoding="utf-8"))
+    changed = []
+    for name, stage in doc["stages"].items():
+        deps = stage.get("deps")
+        if deps is None:
+            continue
+        wanted = stage_code_files(name, root)
+        if [dep for dep in deps if _is_code(dep)] == wanted:
+            continue
+        for index in reversed([i for i, dep in enumerate(deps) if _is_code(dep)]):
+            del deps[index]
+        deps.extend(wanted)
+        changed.append(name)
+    if changed:
+        import io
+
+        buffer = io.StringIO()
+        rt.dump(doc, buffer)
+        atomic_write_bytes(dvc_yaml, buffer.getvalue().encode())
+    return changed

@@ -1,0 +1,1 @@
+"""Report: the scaling report's rows and figures, and the end-of-run summary."""

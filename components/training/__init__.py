@@ -1,0 +1,1 @@
+"""Training: fine-tuning one (model, task) with LoRA, its batches, epoch metrics and resumable checkpoints."""
