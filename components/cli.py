@@ -15,7 +15,7 @@ import typer
 
 from components import __version__
 from components.errors import EmosafeError
-from registry.cli import app as registry_app
+from registry.commands import app as registry_app
 
 app = typer.Typer(
     name="emosafe",
@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(registry_app, name="registry")  # registry/cli.py imports only typer at module level
+app.add_typer(registry_app, name="registry")  # registry/commands.py imports only typer at module level
 ParamsOption = Annotated[
     Path, typer.Option("--params", "-p", help="Params file (the single source of truth).", show_default=True)
 ]

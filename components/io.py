@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,3 +75,17 @@ def read_parquet_input(path: Path, missing: str) -> pd.DataFrame:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
         raise SourceFileError(path, f"not a readable parquet file ({type(exc).__name__})") from None
+
+
+def write_folder(final: Path, fill: Callable[[Path], None], meta: dict[str, Any]) -> Path:
+    """Fill a temp sibling folder, then swap it in (the old folder survives a crash mid-write)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        fill(tmp)
+        atomic_write_json(tmp / "meta.json", meta)
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

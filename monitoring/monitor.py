@@ -55,7 +55,7 @@ def load_reference(path: Path, params: Params | None = None) -> DriftReference:
     """Read a reference JSON file, or the one stored with a registry version when ``path`` is ``name@alias`` (or
     ``name@N``) and no such file exists. Raises SourceFileError / RegistryError naming the file or version."""
     if params is not None and not path.is_file() and "@" in str(path) and "/" not in str(path):
-        from registry.reference import stored_reference
+        from registry.drift_reference import stored_reference
 
         try:
             return parse_reference(stored_reference(str(path), params.register), str(path))

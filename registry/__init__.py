@@ -2,5 +2,5 @@
 
 The decision logic lives in ``components/release/promotion.py``; this package only stores, verifies and moves. Entry
 points: ``registry.core.Registry``, ``registry.core.load_model("emosafe-trinary@production")`` and the
-``emosafe registry`` CLI (``registry/cli.py``). Kept import-light so ``emosafe --help`` stays fast.
+``emosafe registry`` CLI (``registry/commands.py``). Kept import-light so ``emosafe --help`` stays fast.
 """

@@ -9,41 +9,110 @@ from pathlib import Path
 import pytest
 
 from components import is_app_layer
-from components.stages.prepare import PREPARE_MODULES, source_paths
+from components.stages.prepare import source_paths
 from tests.conftest import REPO
 
 FORBIDDEN = {"prefect", "dvc", "typer", "click"}
+#: Layers a pure component must not reach up into.
+UPPER_LAYERS = ("components.stages", "components.cli", "flows", "registry", "monitoring")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_modules(*packages: str) -> list[Path]:
+    return sorted(p for package in packages for p in (REPO / package).rglob("*.py") if p.stem != "__main__")
 
 
 def pure_modules() -> list[Path]:
-    paths = sorted((REPO / "components").rglob("*.py"))
-    modules = {p: ".".join(p.relative_to(REPO).with_suffix("").parts) for p in paths}
-    return [p for p, name in modules.items() if not is_app_layer(name) and p.stem != "__main__"]
+    return [p for p in package_modules("components") if not is_app_layer(module_name(p))]
 
 
-@pytest.mark.parametrize("path", pure_modules(), ids=lambda p: str(p.relative_to(REPO)))
-def test_pure_components_do_not_import_orchestration(path: Path) -> None:
-    tree = ast.parse(path.read_text())
-    imported = set()
-    for node in ast.walk(tree):
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports (top-level or inside a function), as written."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert not imported & FORBIDDEN, f"{path.name} imports {imported & FORBIDDEN}"
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
 
 
-def test_dvc_prepare_stage_lists_its_modules_inputs_and_params() -> None:
+def reaches(imported: set[str], layers: tuple[str, ...]) -> set[str]:
+    return {name for name in imported for layer in layers if name == layer or name.startswith(layer + ".")}
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+@pytest.mark.parametrize("path", pure_modules(), ids=rel)
+def test_pure_components_import_no_orchestration_and_no_upper_layer(path: Path) -> None:
+    imported = imports_of(path)
+    assert not {name.split(".")[0] for name in imported} & FORBIDDEN, f"{rel(path)} imports orchestration"
+    assert not reaches(imported, UPPER_LAYERS), f"{rel(path)} imports {reaches(imported, UPPER_LAYERS)}"
+
+
+@pytest.mark.parametrize("path", package_modules("registry"), ids=rel)
+def test_registry_imports_no_stage_and_no_flow(path: Path) -> None:
+    assert not reaches(imports_of(path), ("components.stages", "flows")), rel(path)
+
+
+@pytest.mark.parametrize("path", package_modules("components/stages", "monitoring"), ids=rel)
+def test_stages_import_no_flow_and_no_other_stage(path: Path) -> None:
+    imported = imports_of(path)
+    assert not reaches(imported, ("flows", "components.cli")), rel(path)
+    own = module_name(path)
+    others = {name for name in reaches(imported, ("components.stages",)) if not own.startswith(name)}
+    # A stage may use its own helper module (augment -> augment_cache), never another stage's internals.
+    assert all(name.split(".")[2].startswith(own.split(".")[-1]) for name in others), f"{rel(path)} imports {others}"
+
+
+def test_no_two_modules_share_a_name_unless_they_are_one_steps_layers() -> None:
+    """A step's layers (stage, config, flow, pure module of the same verb) may share its name; nothing else may."""
+    layers = ("components/stages/", "components/config/", "flows/")
+    seen: dict[str, list[str]] = {}
+    for path in package_modules("components", "registry", "monitoring", "flows"):
+        if path.stem != "__init__":
+            seen.setdefault(path.stem, []).append(rel(path))
+    clashes = {
+        name: paths
+        for name, paths in seen.items()
+        if len([p for p in paths if not p.startswith(layers)]) > 1 and name not in {"cli"}
+    }
+    assert not clashes, clashes
+
+
+def test_every_dvc_stage_declares_exactly_the_code_it_runs() -> None:
+    """dvc.yaml's .py deps and the code hash come from one closure (components.provenance); `make deps` rewrites."""
+    from components.provenance import dvc_code_drift
+
+    assert dvc_code_drift(REPO / "dvc.yaml") == {}
+
+
+def test_removing_a_code_dep_from_dvc_yaml_is_caught(tmp_path: Path) -> None:
+    import yaml
+
+    from components.provenance import dvc_code_drift
+
+    doc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    doc["stages"]["export"]["deps"].remove("components/export/smoothing.py")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(doc))
+    assert dvc_code_drift(tmp_path / "dvc.yaml") == {"export": (["components/export/smoothing.py"], [])}
+
+
+def test_dvc_prepare_stage_lists_its_inputs_and_params() -> None:
     import yaml
 
     from components.config import load_params
+    from components.provenance import stage_code_files
 
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["prepare"]
-    modules = {
-        name.replace(".", "/") + ("/__init__.py" if name == "components.config" else ".py") for name in PREPARE_MODULES
-    }
     inputs = set(source_paths(load_params(REPO / "params.yaml").prepare.sources))
-    assert set(stage["deps"]) == modules | inputs
+    assert set(stage["deps"]) == set(stage_code_files("prepare")) | inputs
     assert stage["params"] == ["seed", "prepare"]
     assert stage["cmd"].startswith("emosafe prepare")
 

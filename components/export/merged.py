@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from components.errors import EmosafeError
+from components.errors import EmosafeError, EvaluationError
+from components.evaluation.predictors import Predictor
 from components.schema import CATEGORIES, LABELS
 
 log = logging.getLogger(__name__)
@@ -137,3 +138,21 @@ class TorchPredictor:
         return probabilities(
             torch_logits(self.model, self.tokenizer, texts, self.max_length, self.batch_size), self.task
         )
+
+
+def run_predictor(run_dir: Path, task: str, root: Path = Path()) -> tuple[Predictor, dict[str, Any]]:
+    """A Predictor over a finished training run (base + LoRA merged, score head), and its size for the report."""
+    run = read_run(run_dir, root)
+    if run.task != task:
+        raise EvaluationError(f"{run_dir / 'labels.json'}: task is {run.task}, expected {task}")
+    model, tokenizer = load_merged(run)
+    parameters = sum(p.numel() for p in model.parameters())
+    info = {
+        "source": str(run_dir),
+        "base": run.base_path,
+        "parameters": int(parameters),
+        "params_millions": round(parameters / 1e6, 1),
+        "weights_mb": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
+        "device": "cpu",
+    }
+    return TorchPredictor(model, tokenizer, task, run.max_length), info

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 
 from components.config import Params
 from components.config.train import ModelSpec
-from components.io import atomic_write_json, replace_dir
+from components.io import write_folder
 from components.models import ModelSource, cut_layers, load_causal_lm, load_tokenizer, resolve, save_hf_folder
 from components.provenance import code_block
 
@@ -91,18 +90,3 @@ def _meta(spec: ModelSpec) -> dict[str, Any]:
         "source": spec.model_dump(mode="json"),
         "code": code_block(__name__),
     }
-
-
-def write_folder(final: Path, fill: Callable[[Path], None], meta: dict[str, Any]) -> Path:
-    """Fill a temp sibling folder, then swap it in (the old folder survives a crash mid-write)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        fill(tmp)
-        atomic_write_json(tmp / "meta.json", meta)
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("wrote %s", final)
-    return final

@@ -1,9 +1,9 @@
 """The ``evaluate`` stage: every (model, setting, task) scored on val and test through the one evaluation path.
 
 Each setting builds a ``Predictor``: label-likelihood prompting (zero-shot, few-shot; each prompting model's
-weights load once) or a fine-tuned training run with its LoRA merged (``fine_tuned_predictor``). Taxonomy
-thresholds are tuned on val and applied unchanged to test and to the canaries. Writes
-``<output_dir>/<model>-<setting>-<task>.json`` atomically: metrics with CIs per split, thresholds, confusion
+weights load once) or a fine-tuned training run with its LoRA merged
+(``components.export.merged.run_predictor``). Taxonomy thresholds are tuned on val and applied unchanged to test
+and to the canaries. Writes ``<output_dir>/<model>-<setting>-<task>.json`` atomically: metrics with CIs per split, thresholds, confusion
 matrices, canary outcomes, data hash, provenance; never message text. Every input (dataset, templates, canaries,
 model names, ``--data`` corpus) is checked before the first write.
 """
@@ -109,7 +109,9 @@ def _predictor(
 ) -> tuple[Predictor, dict[str, Any]]:
     """The setting's Predictor and what the report says about it (prompt provenance, model size)."""
     if setting == "fine_tuned":
-        predictor, info = fine_tuned_predictor(root / config.fine_tuned_dir / f"{name}-{task}", task, root)
+        from components.export.merged import run_predictor
+
+        predictor, info = run_predictor(root / config.fine_tuned_dir / f"{name}-{task}", task, root)
         return predictor, {"model_info": info}
     assert loaded is not None  # loaded whenever a prompting setting is selected
     model, tokenizer, info = loaded
@@ -157,26 +159,6 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig, seed:
 # --- fine-tuned setting: training runs (models/<model>-<task>/), LoRA merged, through the same path ----------------
 def _fine_tuned_names(config: EvaluateConfig, models: Sequence[str]) -> list[str]:
     return [name for name in config.fine_tuned_models if not models or name in models]
-
-
-def fine_tuned_predictor(run_dir: Path, task: str, root: Path = Path()) -> tuple[Predictor, dict[str, Any]]:
-    """A Predictor over a finished training run (base + LoRA merged, score head), and its size for the report."""
-    from components.export.merged import TorchPredictor, load_merged, read_run
-
-    run = read_run(run_dir, root)
-    if run.task != task:
-        raise EvaluationError(f"{run_dir / 'labels.json'}: task is {run.task}, expected {task}")
-    model, tokenizer = load_merged(run)
-    parameters = sum(p.numel() for p in model.parameters())
-    info = {
-        "source": str(run_dir),
-        "base": run.base_path,
-        "parameters": int(parameters),
-        "params_millions": round(parameters / 1e6, 1),
-        "weights_mb": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
-        "device": "cpu",
-    }
-    return TorchPredictor(model, tokenizer, task, run.max_length), info
 
 
 def _selection(

@@ -227,9 +227,9 @@ def _predictor(params: Params, folder: Path, task: str, root: Path) -> _Scorer:
         if onnx.task != task:
             raise EvaluationError(f"{folder / 'labels.json'}: task is {onnx.task}, the registry says {task}")
         return _Scorer(onnx, dict(onnx.labels.thresholds))
-    from components.stages.evaluate import fine_tuned_predictor
+    from components.export.merged import run_predictor
 
-    predictor, _ = fine_tuned_predictor(folder, task, root)
+    predictor, _ = run_predictor(folder, task, root)
     return _Scorer(predictor, {})
 
 

@@ -23,11 +23,10 @@ import pandas as pd
 
 from components.config import Params
 from components.errors import ConfigError, EmosafeError, SourceFileError
-from components.io import atomic_write_json, read_parquet_input, sha256_file
+from components.io import atomic_write_json, read_parquet_input, sha256_file, write_folder
 from components.models import ModelSource, load_tokenizer, resolve
 from components.provenance import code_block
 from components.schema import CATEGORIES
-from components.stages.convert import write_folder
 from components.training.batches import label_names
 
 log = logging.getLogger(__name__)
