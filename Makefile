@@ -23,7 +23,7 @@ export PREFECT_LOGGING_EXTRA_LOGGERS ?= components,registry,monitoring,flows
 # Stage functions also run outside flow runs (CLI, tests calling a task's .fn): their logs stay local, no warning.
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 
-.PHONY: help setup run export test test-all lint format bench repro clean
+.PHONY: help setup run export test test-all lint format deps bench repro clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ lint: setup ## ruff (lint + format check) and mypy
 format: setup ## Apply ruff's fixes and formatting
 	ruff check --fix .
 	ruff format .
+
+deps: setup ## Rewrite dvc.yaml's code deps from each stage's import closure (components/provenance.py)
+	python -m components.provenance
 
 bench: setup ## Run the benchmarks in benchmarks/ (speed and memory; EMOSAFE_BENCH_SLOW=1 adds the 1B export)
 	python benchmarks/run.py

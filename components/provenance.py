@@ -142,11 +142,10 @@ def code_block(module: str) -> dict[str, Any]:
     return {"emosafe": __version__, "commit": git_commit(ROOT), "code_hash": code_hash(module)}
 
 
-def provenance(module: str, **fields: Any) -> dict[str, Any]:
-    """The provenance block every artifact carries: the caller's fields (params, seed, inputs, ...) plus ``code``.
-
-    ``module`` is the stage module (``__name__`` of the caller) whose closure is hashed.
-    """
+def provenance(module: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The provenance block every artifact carries: the stage's own fields (stage, params, seed, inputs, data hash,
+    base model, ...) plus ``code`` (version, git commit, closure hash). ``module`` is the stage module (the
+    caller's ``__name__``) whose closure is hashed. The one place a block is completed, so none lacks the commit."""
     return {**fields, "code": code_block(module)}
 
 
@@ -195,3 +194,25 @@ def write_dvc_code_deps(dvc_yaml: Path, root: Path = ROOT) -> list[str]:
         rt.dump(doc, buffer)
         atomic_write_bytes(dvc_yaml, buffer.getvalue().encode())
     return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m components.provenance [--check]``: rewrite (or only check) dvc.yaml's code deps (``make deps``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m components.provenance", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 listing the stages whose code deps differ")
+    parser.add_argument("--dvc-yaml", type=Path, default=ROOT / "dvc.yaml", help="the dvc.yaml to check or rewrite")
+    args = parser.parse_args(argv)
+    if args.check:
+        drift = dvc_code_drift(args.dvc_yaml)
+        for stage, (missing, extra) in drift.items():
+            print(f"{args.dvc_yaml}: stage {stage}: missing {missing}, not run {extra}")
+        return 1 if drift else 0
+    changed = write_dvc_code_deps(args.dvc_yaml)
+    print(f"{args.dvc_yaml}: code deps rewritten for {changed}" if changed else f"{args.dvc_yaml}: code deps current")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,7 +22,7 @@ from components.drift.reference import DriftReference, parse_reference
 from components.drift.statistics import Verdict, WindowAssessment, assess_windows
 from components.errors import EmosafeError, SourceFileError
 from components.io import atomic_write_bytes, atomic_write_json, sha256_file
-from components.provenance import code_block
+from components.provenance import provenance
 from components.schema import CATEGORIES, LABELS
 from monitoring.alerts import Alert, build_sinks, dispatch
 from monitoring.drift_report import render_html, window_report
@@ -176,16 +176,18 @@ def _summary_report(
         "method": METHOD.format(correction=drift.correction, alpha=drift.alpha),
         "reference": reference.to_json(),
         "windows": [{**_window_id(w), "verdict": w["verdict"], "reason": w["reason"]} for w in reports],
-        "provenance": {
-            "params": {"seed": params.seed, "monitor": params.monitor.model_dump(mode="json")},
-            "seed": params.seed,
-            "inputs": {
-                str(log_path): sha256_file(log_path),
-                str(reference_path): _reference_hash(reference_path, reference),
+        "provenance": provenance(
+            __name__,
+            {
+                "params": {"seed": params.seed, "monitor": params.monitor.model_dump(mode="json")},
+                "seed": params.seed,
+                "inputs": {
+                    str(log_path): sha256_file(log_path),
+                    str(reference_path): _reference_hash(reference_path, reference),
+                },
+                "created_at": iso(datetime.now(tz=UTC).timestamp()),
             },
-            "code": code_block(__name__),
-            "created_at": iso(datetime.now(tz=UTC).timestamp()),
-        },
+        ),
     }
 
 

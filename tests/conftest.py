@@ -114,3 +114,17 @@ def write_params(root: Path, sources: list[dict[str, Any]], **prepare: Any) -> P
 
 
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (fresh clone)")
+
+
+def repo_ignore(*patterns: str) -> Callable[[str, list[str]], set[str]]:
+    """``shutil.copytree`` ignore for a checkout copy: ``patterns`` (data, models, reports, ...) name top-level
+    folders only, so ``components/data`` or ``components/report`` are never dropped; caches are skipped anywhere."""
+    import fnmatch
+
+    everywhere = ("__pycache__", "*.egg-info", ".*_cache", ".mypy_cache", ".ruff_cache", ".pytest_cache")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        active = patterns if Path(directory).resolve() == REPO else everywhere
+        return {name for name in names for pattern in active if fnmatch.fnmatch(name, pattern)}
+
+    return ignore

@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 
 from components.config import Params
+from tests.conftest import repo_ignore
 
 REPO = Path(__file__).resolve().parents[1]
-SKIP = shutil.ignore_patterns(
+SKIP = repo_ignore(
     ".venv",
     ".git",
     "data",

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, VENV_BIN
+from tests.conftest import REPO, VENV_BIN, repo_ignore
 
-SKIP = shutil.ignore_patterns(
+SKIP = repo_ignore(
     ".venv",
     ".git",
     "prepared",

@@ -18,7 +18,7 @@ from components.errors import EmosafeError, MetricsFormatError
 from components.release.scorecard import Estimate
 from components.report.scaling import compare_settings, markdown, metrics_summary, plot_records, row_from_report
 from components.stages.report import report
-from tests.conftest import REPO, VENV_BIN
+from tests.conftest import REPO, VENV_BIN, repo_ignore
 
 CANARY = "CANARY-do-not-copy-7f3a"  # planted in the inputs; must reach no output
 TRINARY = ("safe", "borderline", "unsafe")
@@ -215,7 +215,7 @@ def _settled(path: Path, marker: bytes, seconds: float = 20.0) -> bytes:
 
 
 # --- the DVC stage on a copy of the project ------------------------------------------------------------------------
-SKIP = shutil.ignore_patterns(
+SKIP = repo_ignore(
     ".venv",
     ".git",
     "data",

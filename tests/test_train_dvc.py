@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, VENV_BIN
+from tests.conftest import REPO, VENV_BIN, repo_ignore
 from tests.tiny_training import tiny_llama_folder
 
-SKIP = shutil.ignore_patterns(
+SKIP = repo_ignore(
     ".venv",
     ".git",
     "data",

@@ -24,7 +24,7 @@ from components.schema import CATEGORIES
 from components.stages.prepare import prepare
 from components.stages.validate import FAILED_REPORT_FILE, REPORT_FILE, validate
 from components.text import text_hash
-from tests.conftest import REPO, SHARED_DATA, VENV_BIN, needs_shared
+from tests.conftest import REPO, SHARED_DATA, VENV_BIN, needs_shared, repo_ignore
 
 CANARY = "zq-canary-7f3a91-do-not-leak"
 
@@ -357,7 +357,7 @@ def test_dvc_stage_lists_its_modules_input_and_params(params: Params) -> None:
     assert [next(iter(out)) for out in stage["outs"]] == [f"{params.validate.output_dir}/{REPORT_FILE}"]
 
 
-_SKIP = shutil.ignore_patterns(
+_SKIP = repo_ignore(
     ".venv",
     ".git",
     ".dvc-storage",
@@ -377,7 +377,7 @@ _SKIP = shutil.ignore_patterns(
 def _skip(directory: str, names: list[str]) -> set[str]:
     """What the project copy leaves out: caches, run outputs, and every data folder but the bundled sample."""
     skipped = set(_SKIP(directory, names))
-    if Path(directory).name == "data":
+    if Path(directory).resolve() == REPO / "data":
         skipped |= {name for name in names if name != "sample"}
     return skipped
 

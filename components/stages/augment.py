@@ -45,7 +45,7 @@ from components.io import (
     sha256_bytes,
     sha256_file,
 )
-from components.provenance import code_block
+from components.provenance import provenance
 from components.schema import CATEGORIES, COLUMNS
 from components.stages.augment_cache import CacheStats, GenerationCache
 from components.text import text_hash
@@ -272,14 +272,16 @@ def _write(
     frame.to_parquet(buffer, index=False)
     data = buffer.getvalue()
     summary["enabled"] = config.enabled
-    summary["provenance"] = {
-        "stage": "augment",
-        "seed": _seed(params),
-        "params": {"seed": params.seed, "augment": config.model_dump(mode="json")},
-        "inputs": inputs,
-        "data_hash": sha256_bytes(data),
-        "code": code_block(__name__),
-    }
+    summary["provenance"] = provenance(
+        __name__,
+        {
+            "stage": "augment",
+            "seed": _seed(params),
+            "params": {"seed": params.seed, "augment": config.model_dump(mode="json")},
+            "inputs": inputs,
+            "data_hash": sha256_bytes(data),
+        },
+    )
     out = root / config.output_dir
     atomic_write_bytes(out / DATASET_FILE, data)
     atomic_write_json(out / SUMMARY_FILE, summary)

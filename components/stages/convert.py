@@ -21,7 +21,7 @@ from components.config import Params
 from components.config.train import ModelSpec
 from components.io import write_folder
 from components.models import ModelSource, cut_layers, load_causal_lm, load_tokenizer, resolve, save_hf_folder
-from components.provenance import code_block
+from components.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,9 @@ def _copy_bert(spec: ModelSpec, tmp: Path) -> None:
 
 
 def _meta(spec: ModelSpec) -> dict[str, Any]:
-    return {
-        "source": spec.model_dump(mode="json"),
-        "code": code_block(__name__),
-    }
+    return provenance(
+        __name__,
+        {
+            "source": spec.model_dump(mode="json"),
+        },
+    )

@@ -3,9 +3,9 @@
 Each setting builds a ``Predictor``: label-likelihood prompting (zero-shot, few-shot; each prompting model's
 weights load once) or a fine-tuned training run with its LoRA merged
 (``components.export.merged.run_predictor``). Taxonomy thresholds are tuned on val and applied unchanged to test
-and to the canaries. Writes ``<output_dir>/<model>-<setting>-<task>.json`` atomically: metrics with CIs per split, thresholds, confusion
-matrices, canary outcomes, data hash, provenance; never message text. Every input (dataset, templates, canaries,
-model names, ``--data`` corpus) is checked before the first write.
+and to the canaries. Writes ``<output_dir>/<model>-<setting>-<task>.json`` atomically: metrics with CIs per split,
+thresholds, confusion matrices, canary outcomes, data hash, provenance; never message text.
+Every input (dataset, templates, canaries, model names, ``--data`` corpus) is checked before the first write.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from components.evaluation.metrics import Bootstrap, tune_thresholds
 from components.evaluation.predictors import Predictor
 from components.evaluation.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
 from components.io import atomic_write_json, read_parquet_input, sha256_file
-from components.provenance import code_block
+from components.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -269,14 +269,16 @@ def _load(spec: PromptModel, config: EvaluateConfig) -> tuple[Any, Any, dict[str
 
 
 def _provenance(params: Params, seed: int, inputs: _Inputs, name: str, setting: str, task: str) -> dict[str, Any]:
-    return {
-        "stage": "evaluate",
-        "seed": seed,
-        "params": {"seed": params.seed, "evaluate": params.evaluate.model_dump(mode="json")},
-        "data_hash": inputs.data_hash,
-        "run": {"model": name, "setting": setting, "task": task},
-        "code": code_block(__name__),
-    }
+    return provenance(
+        __name__,
+        {
+            "stage": "evaluate",
+            "seed": seed,
+            "params": {"seed": params.seed, "evaluate": params.evaluate.model_dump(mode="json")},
+            "data_hash": inputs.data_hash,
+            "run": {"model": name, "setting": setting, "task": task},
+        },
+    )
 
 
 def _summary_row(payload: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from components.config import Params
 from components.errors import EmosafeError, SourceFileError
 from components.export.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
 from components.io import atomic_write_json, read_parquet_input, replace_dir, sha256_file
-from components.provenance import code_block
+from components.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -234,25 +234,27 @@ def _meta(params: Params, run: Any, data_hash: str, source: str, sizes: dict[str
     import transformers
 
     trained = run.meta
-    return {
-        "stage": "export",
-        "source": source,
-        "task": run.task,
-        "params": {"seed": params.seed, "export": params.export.model_dump(mode="json")},
-        "seed": trained.get("seed", params.seed),
-        "data_hash": data_hash,
-        "train": {
-            "data_hash": trained.get("data_hash"),
-            "fingerprint": trained.get("fingerprint"),
-            "params": trained.get("params"),
+    return provenance(
+        __name__,
+        {
+            "stage": "export",
+            "source": source,
+            "task": run.task,
+            "params": {"seed": params.seed, "export": params.export.model_dump(mode="json")},
+            "seed": trained.get("seed", params.seed),
+            "data_hash": data_hash,
+            "train": {
+                "data_hash": trained.get("data_hash"),
+                "fingerprint": trained.get("fingerprint"),
+                "params": trained.get("params"),
+            },
+            "base_model": trained.get("base_model"),
+            "sizes": sizes,
+            "libraries": {
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__,
+            },
         },
-        "base_model": trained.get("base_model"),
-        "sizes": sizes,
-        "code": code_block(__name__),
-        "libraries": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-        },
-    }
+    )

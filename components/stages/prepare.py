@@ -12,7 +12,7 @@ from components.config import DiaSafetySource, Params, SourceConfig
 from components.data.dataset import assign_splits, merge_records, summarise, to_frame
 from components.data.sources import read_source
 from components.io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
-from components.provenance import code_block
+from components.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,16 @@ def prepare(params: Params, root: Path = Path()) -> PrepareResult:
     frame.to_parquet(buffer, index=False)
     data = buffer.getvalue()
     summary = summarise(frame, report)
-    summary["provenance"] = {
-        "stage": "prepare",
-        "seed": params.seed,
-        "params": {"seed": params.seed, "prepare": config.model_dump(mode="json")},
-        "inputs": {path: sha256_file(root / path) for path in source_paths(config.sources)},
-        "data_hash": sha256_bytes(data),
-        "code": code_block(__name__),
-    }
+    summary["provenance"] = provenance(
+        __name__,
+        {
+            "stage": "prepare",
+            "seed": params.seed,
+            "params": {"seed": params.seed, "prepare": config.model_dump(mode="json")},
+            "inputs": {path: sha256_file(root / path) for path in source_paths(config.sources)},
+            "data_hash": sha256_bytes(data),
+        },
+    )
     out = root / config.output_dir
     atomic_write_bytes(out / DATASET_FILE, data)
     atomic_write_json(out / SUMMARY_FILE, summary)

@@ -27,7 +27,7 @@ from components.evaluation.measure import evaluate as evaluate_frame
 from components.evaluation.metrics import Bootstrap
 from components.evaluation.predictors import Predictor
 from components.io import atomic_write_json, sha256_file
-from components.provenance import code_block
+from components.provenance import provenance
 from components.release.reevaluation import FloorReview, review_floors, stored_thresholds
 from registry.core import LoadedModel, Registry, registry_root, who_am_i
 from registry.names import parse_ref
@@ -234,14 +234,18 @@ def _predictor(params: Params, folder: Path, task: str, root: Path) -> _Scorer:
 
 
 def _provenance(params: Params, seed: int) -> dict[str, Any]:
-    return {
-        "seed": seed,
-        "params": {
-            "seed": params.seed,
-            "reevaluate": params.reevaluate.model_dump(mode="json"),
-            "evaluate": params.evaluate.model_dump(mode="json", include={"bootstrap_resamples", "confidence", "seed"}),
-            "register": {"gate": params.register.gate.model_dump(mode="json")},
-            "predict": params.predict.model_dump(mode="json", include={"variant", "batch_size", "num_threads"}),
+    return provenance(
+        __name__,
+        {
+            "seed": seed,
+            "params": {
+                "seed": params.seed,
+                "reevaluate": params.reevaluate.model_dump(mode="json"),
+                "evaluate": params.evaluate.model_dump(
+                    mode="json", include={"bootstrap_resamples", "confidence", "seed"}
+                ),
+                "register": {"gate": params.register.gate.model_dump(mode="json")},
+                "predict": params.predict.model_dump(mode="json", include={"variant", "batch_size", "num_threads"}),
+            },
         },
-        "code": code_block(__name__),
-    }
+    )

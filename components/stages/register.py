@@ -23,7 +23,7 @@ from typing import Any
 from components.config import Params
 from components.errors import EmosafeError
 from components.io import atomic_write_json, sha256_file
-from components.provenance import code_block
+from components.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +159,13 @@ def _summary(params: Params, rows: list[Registered]) -> dict[str, Any]:
             for r in rows
         ],
         "created": sum(r.created for r in rows),
-        "provenance": {
-            "params": {
-                "register": params.register.model_dump(mode="json"),
-                "evaluate": {"fine_tuned_models": list(settings.fine_tuned_models), "tasks": list(settings.tasks)},
+        "provenance": provenance(
+            __name__,
+            {
+                "params": {
+                    "register": params.register.model_dump(mode="json"),
+                    "evaluate": {"fine_tuned_models": list(settings.fine_tuned_models), "tasks": list(settings.tasks)},
+                },
             },
-            "code": code_block(__name__),
-        },
+        ),
     }

@@ -19,7 +19,7 @@ from typing import Any
 from components.config import Params
 from components.errors import EmosafeError, MetricsFormatError
 from components.io import atomic_write_bytes, replace_dir, sha256_bytes
-from components.provenance import code_block
+from components.provenance import provenance
 from components.report.scaling import ScalingRow, compare_settings, markdown, metrics_summary, plot_records, sort_rows
 
 log = logging.getLogger(__name__)
@@ -123,13 +123,15 @@ def _render(rows: list[ScalingRow], comparisons: list[Any], records: dict[str, A
 
 def _meta(params: Params, inputs: list[tuple[Path, bytes, ScalingRow]], root: Path) -> dict[str, Any]:
     section = params.report.model_dump(mode="json")
-    return {
-        "stage": "report",
-        "params": {"report": section},
-        "params_hash": sha256_bytes(json.dumps(section, sort_keys=True).encode()),
-        "inputs": {_relative(path, root): sha256_bytes(data) for path, data, _ in inputs},
-        "code": code_block(__name__),
-    }
+    return provenance(
+        __name__,
+        {
+            "stage": "report",
+            "params": {"report": section},
+            "params_hash": sha256_bytes(json.dumps(section, sort_keys=True).encode()),
+            "inputs": {_relative(path, root): sha256_bytes(data) for path, data, _ in inputs},
+        },
+    )
 
 
 def _write_folder(out: Path, files: dict[str, bytes]) -> None:

@@ -23,7 +23,7 @@ from components.config import Params
 from components.config.register import GateConfig
 from components.errors import EmosafeError
 from components.io import atomic_write_json, sha256_file
-from components.provenance import code_block
+from components.provenance import provenance
 
 if TYPE_CHECKING:
     from registry.core import Registry
@@ -199,12 +199,14 @@ def _summary(params: Params, rows: list[Shipped]) -> dict[str, Any]:
             }
             for r in rows
         ],
-        "provenance": {
-            "params": {
-                "ship": params.ship.model_dump(mode="json"),
-                "gate": ship_gate(params).model_dump(mode="json"),
-                "export": {"model": params.export.model, "output_dir": params.export.output_dir},
+        "provenance": provenance(
+            __name__,
+            {
+                "params": {
+                    "ship": params.ship.model_dump(mode="json"),
+                    "gate": ship_gate(params).model_dump(mode="json"),
+                    "export": {"model": params.export.model, "output_dir": params.export.output_dir},
+                },
             },
-            "code": code_block(__name__),
-        },
+        ),
     }

@@ -25,7 +25,7 @@ from components.config import Params
 from components.errors import ConfigError, EmosafeError, SourceFileError
 from components.io import atomic_write_json, read_parquet_input, sha256_file, write_folder
 from components.models import ModelSource, load_tokenizer, resolve
-from components.provenance import code_block
+from components.provenance import provenance
 from components.schema import CATEGORIES
 from components.training.batches import label_names
 
@@ -158,24 +158,26 @@ def _tracker(params: Params, run: Any, data_hash: str, root: Path, enabled: bool
 
 def _meta(run: Any, data_hash: str, rows: dict[str, int], weights: Any) -> dict[str, Any]:
     spec = run.spec
-    return {
-        "stage": "train",
-        "params": run.params,
-        "seed": run.seed,
-        "data_hash": data_hash,
-        "rows": rows,
-        "imbalance_weights": None if weights is None else [round(float(w), 6) for w in weights],
-        "base_model": {
-            "name": run.name,
-            "source": spec.source,
-            "revision": spec.revision,
-            "gguf_file": spec.gguf_file,
-            "num_layers": spec.num_layers,
-            "folder": run.base_path,
+    return provenance(
+        __name__,
+        {
+            "stage": "train",
+            "params": run.params,
+            "seed": run.seed,
+            "data_hash": data_hash,
+            "rows": rows,
+            "imbalance_weights": None if weights is None else [round(float(w), 6) for w in weights],
+            "base_model": {
+                "name": run.name,
+                "source": spec.source,
+                "revision": spec.revision,
+                "gguf_file": spec.gguf_file,
+                "num_layers": spec.num_layers,
+                "folder": run.base_path,
+            },
+            "fingerprint": run.fingerprint,
         },
-        "code": code_block(__name__),
-        "fingerprint": run.fingerprint,
-    }
+    )
 
 
 def _fill(

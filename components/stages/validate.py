@@ -28,7 +28,7 @@ from components.data.expectations import build_frames, build_suites
 from components.data.validation import ValidationReport, run_suites
 from components.errors import ValidationFailed
 from components.io import atomic_write_json, read_parquet_input, replace_dir, sha256_file
-from components.provenance import code_block
+from components.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +61,16 @@ def validate(params: Params, root: Path = Path(), data: Path | None = None) -> V
     payload = {
         **report.to_dict(),
         "rows": len(dataset),
-        "provenance": {
-            "stage": "validate",
-            "params": {"validate": config.model_dump(mode="json")},
-            "input": _display(path, root),
-            "data_hash": sha256_file(path),
-            "code": code_block(__name__),
-            "great_expectations": report.gx_version,
-        },
+        "provenance": provenance(
+            __name__,
+            {
+                "stage": "validate",
+                "params": {"validate": config.model_dump(mode="json")},
+                "input": _display(path, root),
+                "data_hash": sha256_file(path),
+                "great_expectations": report.gx_version,
+            },
+        ),
     }
     atomic_write_json(out / GX_RESULTS_FILE, list(report.gx_results))
     if not report.success:
