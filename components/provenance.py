@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import subprocess
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,17 @@ def read_lock(path: Path) -> dict[str, Any]:
         return {}
     stages = payload.get("stages", {}) if isinstance(payload, dict) else {}
     return stages if isinstance(stages, dict) else {}
+
+
+def lock_out_hashes(lock: Path, paths: Iterable[str]) -> dict[str, str]:
+    """The md5 dvc.lock records for each output in ``paths``; outputs it does not record are left out."""
+    wanted = set(paths)
+    found: dict[str, str] = {}
+    for stage in read_lock(lock).values():
+        for out in stage.get("outs", []) or []:
+            if out.get("path") in wanted and out.get("md5"):
+                found[out["path"]] = out["md5"]
+    return found
 
 
 def code_block(module: str) -> dict[str, Any]:

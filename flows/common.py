@@ -1,16 +1,15 @@
-"""What every flow task shares: params loading at the edge, the DVC-aware stage call, lazily imported stages.
+"""What every flow task shares: params loading at the edge and the DVC-aware stage call.
 
-A task is ``stage(name, root, lambda: <stage function>(params, root).summary)``: it skips the stage function when
-DVC says the stage is up to date and records it in dvc.lock after running it (flows/dvc_tasks.py). Stage modules
-are imported lazily, after that check.
+A task is ``stage(name, root, lambda: <stage module>.<function>(params, root).summary)``: it skips the stage
+function when DVC says the stage is up to date and records it in dvc.lock after running it (flows/dvc_tasks.py).
+Flows import the stage modules (typed); the modules import their heavy libraries inside the functions, so a stage
+DVC skips costs little.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +33,3 @@ def params(params_path: str, root: str) -> Params:
 def stage(name: str, root: str, run: Callable[[], Any], item: str | None = None) -> StageRun:
     """The DVC-aware call of one stage function (or of one ``item`` of a matrix stage: ``train@<model>-<task>``)."""
     return cached_stage(Path(root), name, run, item)
-
-
-def preload(modules: Iterable[str]) -> threading.Thread:
-    """Import ``modules`` in a background thread, so their import (torch, Great Expectations: about 4 s) overlaps
-    the seconds a flow run started from the command line waits for Prefect's temporary API (3-11 s, a subprocess).
-
-    Only a head start: a module that fails here is imported again by the task that needs it, which raises then.
-    """
-
-    def load() -> None:
-        for module in modules:
-            try:
-                importlib.import_module(module)
-            except Exception:  # the task's own import reports it, with the flow's handling
-                log.debug("preload of %s failed; the task importing it will raise", module, exc_info=True)
-
-    thread = threading.Thread(target=load, name="emosafe-preload", daemon=True)
-    thread.start()
-    return thread
-
-
-def lazy(module: str, function: str) -> Callable[..., Any]:
-    """``module.function``, imported when called: a stage DVC skips never pays for importing torch, GX or onnx."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), function)(*args, **kwargs)
-
-    return call

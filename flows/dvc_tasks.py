@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
+from components.provenance import lock_out_hashes
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "dvc.lock"
@@ -184,15 +184,7 @@ def restore_lock(root: Path, content: bytes | None) -> None:
 
 def data_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
     """The md5 dvc.lock records for each output in ``paths`` (the data the flow ran on); absent ones are left out."""
-    content = read_lock(root)
-    wanted = set(paths)
-    found: dict[str, str] = {}
-    stages = (yaml.safe_load(content) or {}).get("stages", {}) if content else {}
-    for entry in stages.values():
-        for out in entry.get("outs", []):
-            if out.get("path") in wanted and out.get("md5"):
-                found[out["path"]] = out["md5"]
-    return found
+    return lock_out_hashes(root / LOCK_FILE, paths)
 
 
 def push(root: Path, wait: bool = True) -> int:

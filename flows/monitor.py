@@ -20,7 +20,9 @@ def monitor_task(log: str, reference: str, params_path: str, root: str, since: s
     from monitoring.monitor import monitor, parse_since
 
     base = Path(root)
-    result = monitor(load_params(base / params_path), base / log, base / reference, None, parse_since(since))
+    # A registry reference (name@alias, name@N) is a name, not a path under root.
+    ref = Path(reference) if "@" in reference and "/" not in reference else base / reference
+    result = monitor(load_params(base / params_path), base / log, ref, None, parse_since(since))
     return {
         "verdict": result.verdict,
         "report_json": str(result.report_json),
@@ -33,12 +35,13 @@ def monitor_task(log: str, reference: str, params_path: str, root: str, since: s
 @flow(name="monitor")
 def monitor_flow(
     log: str = "logs/predictions.jsonl",
-    reference: str = "reports/reference.json",
+    reference: str = "emosafe-trinary@production",
     params_path: str = "params.yaml",
     root: str = ".",
     since: str | None = None,
 ) -> dict[str, Any]:
-    """Drift check of the latest production window; returns the verdict as data."""
+    """Drift check of the latest production window; returns the verdict as data. ``reference`` is a registry
+    reference (the drift reference ``emosafe ship`` stored with that version) or a JSON file under ``root``."""
     return monitor_task(log, reference, params_path, root, since)
 
 

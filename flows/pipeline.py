@@ -21,46 +21,47 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from components.stages import augment as augment_stage
+from components.stages import evaluate as evaluate_stage
+from components.stages import prepare as prepare_stage
+from components.stages import report as report_stage
+from components.stages import validate as validate_stage
 from flows import dvc_tasks
-from flows.common import lazy, params, preload, stage
+from flows.common import params, stage
 from flows.dvc_tasks import StageRun
 from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
 from flows.train import convert_task, ladder, run_ladder
-
-PREPARE = lazy("components.stages.prepare", "prepare")
-AUGMENT = lazy("components.stages.augment", "augment")
-VALIDATE = lazy("components.stages.validate", "validate")
-EVALUATE = lazy("components.stages.evaluate", "evaluate")
-REPORT = lazy("components.stages.report", "report")
 
 
 @task(name="prepare", retries=2, retry_delay_seconds=2)
 def prepare_task(params_path: str, root: str = ".") -> StageRun:
     """Build the dataset; the summary holds counts and hashes, never text."""
-    return stage("prepare", root, lambda: PREPARE(params(params_path, root), Path(root)).summary)
+    return stage("prepare", root, lambda: prepare_stage.prepare(params(params_path, root), Path(root)).summary)
 
 
 @task(name="augment", retries=2, retry_delay_seconds=5)
 def augment_task(params_path: str, root: str = ".") -> StageRun:
     """Add re-interpretation rewrites (cached; a retry regenerates nothing already done); counts only."""
-    return stage("augment", root, lambda: AUGMENT(params(params_path, root), Path(root)).summary)
+    return stage("augment", root, lambda: augment_stage.augment(params(params_path, root), Path(root)).summary)
 
 
 @task(name="validate")
 def validate_task(params_path: str, root: str = ".") -> StageRun:
     """The data gate: raises (and so fails the flow) when a Great Expectations suite fails."""
-    return stage("validate", root, lambda: str(VALIDATE(params(params_path, root), Path(root)).report_path))
+    return stage(
+        "validate", root, lambda: str(validate_stage.validate(params(params_path, root), Path(root)).report_path)
+    )
 
 
 @task(name="evaluate")
 def evaluate_task(params_path: str, root: str = ".") -> StageRun:
-    return stage("evaluate", root, lambda: list(EVALUATE(params(params_path, root), Path(root)).summary))
+    return stage("evaluate", root, lambda: list(evaluate_stage.evaluate(params(params_path, root), Path(root)).summary))
 
 
 @task(name="report")
 def report_task(params_path: str, root: str = ".") -> StageRun:
     """The scaling report (table and plots over the evaluation reports)."""
-    return stage("report", root, lambda: REPORT(params(params_path, root), Path(root)).summary)
+    return stage("report", root, lambda: report_stage.report(params(params_path, root), Path(root)).summary)
 
 
 @task(name="data")
@@ -119,7 +120,5 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
 if __name__ == "__main__":
     import json
 
-    # The first stages' imports (torch, Great Expectations) overlap the wait for Prefect's temporary API.
-    preload(f"components.stages.{name}" for name in ("prepare", "augment", "validate", "convert", "train"))
     result = pipeline()
     print(json.dumps({key: result[key] for key in ("ran", "skipped", "data", "pushed")}, indent=1))

@@ -19,18 +19,18 @@ from typing import Any
 from prefect import flow, task
 from prefect.events import emit_event
 
-from flows.common import lazy, params
+from components.stages import reevaluate as reevaluate_stage
+from flows.common import params
 
 log = logging.getLogger(__name__)
 FLAGGED_EVENT = "emosafe.reevaluate.flagged"
-REEVALUATE = lazy("components.stages.reevaluate", "reevaluate")
 
 
 @task(name="reevaluate", retries=1, retry_delay_seconds=5)
 def reevaluate_task(feedback: str, model_ref: str | None, params_path: str, root: str) -> dict[str, Any]:
     """Score the version on ``feedback``; returns whether it is flagged and the summary (counts, never text)."""
     base = Path(root)
-    outcome = REEVALUATE(params(params_path, root), base, base / feedback, model_ref)
+    outcome = reevaluate_stage.reevaluate(params(params_path, root), base, base / feedback, model_ref)
     return {"flagged": outcome.flagged, "summary": outcome.summary}
 
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from prefect import task
 
-from flows.common import lazy, params, stage
+from components.stages import export as export_stage
+from components.stages import register as register_stage
+from components.stages import ship as ship_stage
+from flows.common import params, stage
 from flows.dvc_tasks import StageRun, read_lock, restore_lock
 
 log = logging.getLogger(__name__)
-EXPORT_ALL = lazy("components.stages.export", "export_all")
-REGISTER = lazy("components.stages.register", "register")
-SHIP = lazy("components.stages.ship", "ship")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def rollback_task(params_path: str, root: str, transaction: Transaction, why: st
 @task(name="register")
 def register_task(params_path: str, root: str = ".") -> StageRun:
     """Register every fine-tuned run with its evaluation, gate decided (moves no guarded alias)."""
-    return stage("register", root, lambda: REGISTER(params(params_path, root), Path(root)).summary)
+    return stage("register", root, lambda: register_stage.register(params(params_path, root), Path(root)).summary)
 
 
 @task(name="export")
@@ -78,7 +78,7 @@ def export_task(params_path: str, root: str = ".") -> StageRun:
     """The on-device model's runs -> ONNX bundles with parity and int8 proofs (every ``export@<task>``)."""
 
     def run() -> list[str]:
-        return [str(outcome.folder) for outcome in EXPORT_ALL(params(params_path, root), Path(root))]
+        return [str(outcome.folder) for outcome in export_stage.export_all(params(params_path, root), Path(root))]
 
     return stage("export", root, run)
 
@@ -86,4 +86,4 @@ def export_task(params_path: str, root: str = ".") -> StageRun:
 @task(name="ship")
 def ship_task(params_path: str, root: str = ".") -> StageRun:
     """Register the ONNX bundles with their reference profile; the gate decides whether production moves."""
-    return stage("ship", root, lambda: SHIP(params(params_path, root), Path(root)).summary)
+    return stage("ship", root, lambda: ship_stage.ship(params(params_path, root), Path(root)).summary)

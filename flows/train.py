@@ -13,24 +13,28 @@ from prefect import flow, task
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import lazy, params, stage
+from components.stages import convert as convert_stage
+from components.stages import train as train_stage
+from flows.common import params, stage
 from flows.dvc_tasks import StageRun
-
-CONVERT = lazy("components.stages.convert", "convert")
-TRAIN = lazy("components.stages.train", "train")
 
 
 @task(name="convert", retries=1, retry_delay_seconds=5)
 def convert_task(params_path: str, root: str = ".") -> StageRun:
     """Base models -> safetensors folders (once); the summary is the converted model names."""
-    return stage("convert", root, lambda: sorted(CONVERT(params(params_path, root), Path(root)).folders))
+    return stage("convert", root, lambda: sorted(convert_stage.convert(params(params_path, root), Path(root)).folders))
 
 
 @task(name="train", retries=1, retry_delay_seconds=5)
 def train_task(params_path: str, model: str, task_name: str, root: str = ".") -> StageRun:
     """Fine-tune one (model, task) = DVC stage ``train@<model>-<task>``; the summary is one line (no text)."""
     target = f"train@{model}-{task_name}"
-    run = stage("train", root, lambda: TRAIN(params(params_path, root), model, task_name, Path(root)).summary, target)
+    run = stage(
+        "train",
+        root,
+        lambda: train_stage.train(params(params_path, root), model, task_name, Path(root)).summary,
+        target,
+    )
     return StageRun(target, run.ran, run.targets, run.summary)
 
 

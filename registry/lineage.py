@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import RegistryError
-from components.provenance import git_commit, read_lock
+from components.provenance import git_commit, lock_out_hashes
 
 #: Pickle-based (or possibly pickle-based) formats never enter the store: loading them can run arbitrary code.
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".bin", ".npy", ".npz"})
@@ -71,12 +71,7 @@ def gather_lineage(run_dir: Path, project: Path, overrides: Mapping[str, Any]) -
 
 def dvc_data_hashes(lock: Path) -> dict[str, str]:
     """``{path: md5}`` of the dataset outputs recorded in dvc.lock (empty when there is no lock)."""
-    found: dict[str, str] = {}
-    for stage in read_lock(lock).values():
-        for out in stage.get("outs", []) or []:
-            if out.get("path") in DATA_OUTS and out.get("md5"):
-                found[out["path"]] = out["md5"]
-    return found
+    return lock_out_hashes(lock, DATA_OUTS)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -153,7 +153,7 @@ def test_flagged_reevaluation_emits_the_event_the_retrain_trigger_expects(
     stage.reevaluate = lambda params, root, feedback, ref: types.SimpleNamespace(  # type: ignore[attr-defined]
         flagged=next(outcomes), summary={"rows": 40, "feedback": feedback.name}
     )
-    monkeypatch.setitem(sys.modules, "components.stages.reevaluate", stage)
+    monkeypatch.setattr(module, "reevaluate_stage", stage)
     emitted: list[dict[str, Any]] = []
     monkeypatch.setattr(module, "emit_event", lambda **event: emitted.append(event))
     (tmp_path / "params.yaml").write_text(
