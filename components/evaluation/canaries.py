@@ -1,4 +1,7 @@
-"""Behavioural checks: hand-written canary messages whose outcome is not negotiable, reported per model.
+"""Behavioural checks: hand-written canary messages with a known outcome, reported per model.
+
+They do not gate promotion: ``evaluate`` reports every outcome, and ``tests/model`` fails on any miss when run
+against a trained model or registry version before a release (docs/decisions.md says why).
 
 A canary either carries an explicit risk (``expect: risk``; explicit self-harm intent must never come out safe) or
 uses alarming words harmlessly (``expect: benign``; "kill a process" must never come out unsafe). Rules:
