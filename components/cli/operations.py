@@ -1,0 +1,241 @@
+"""Operating commands: ``predict``, ``summary``, ``monitor``, ``reevaluate``, ``serve``, ``check-params``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from components.cli import stage_commands  # noqa: F401  (registers first: --help lists the pipeline in order)
+from components.cli.app import ParamsOption, app, print_summary
+from components.errors import EmosafeError
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Option("--model", "-m", help="An exported bundle folder or name@alias.")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="Messages: .jsonl, .csv or .parquet (id, text).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions: .jsonl, .csv or .parquet.")],
+    params: ParamsOption = Path("params.yaml"),
+    log_text: Annotated[bool, typer.Option("--log-text", help="Also write raw text to output and log.")] = False,
+) -> None:
+    """Batch predictions on ONNX Runtime (int8 by default), appended to the production log (predict.log).
+
+    Each prediction carries id, label (trinary) or categories (taxonomy), scores, model, version and a UTC
+    timestamp. Raw text is written nowhere unless --log-text asks for it.
+    """
+    from components.config import load_params
+    from components.stages.predict import predict as run_predict
+
+    outcome = run_predict(load_params(params), model, input, output, log_text=log_text)
+    typer.echo(f"{outcome.output}: {outcome.rows} predictions by {outcome.model}@{outcome.version}; {outcome.counts}")
+    typer.echo(f"appended to {outcome.log}")
+
+
+@app.command()
+def summary(params: ParamsOption = Path("params.yaml")) -> None:
+    """Print what the last run produced: dataset counts, the per-model table with CIs, the shipped files, the gate
+    decision and where the reports are.
+
+    Reads the stage outputs (data summary, reports/evaluate/*.json, exports/*/, ship.json); counts and metrics only,
+    never text.
+    """
+    from components.config import load_params
+    from components.stages.prepare import SUMMARY_FILE
+
+    loaded = load_params(params)
+    path = Path(loaded.prepare.output_dir) / SUMMARY_FILE
+    if not path.is_file():
+        raise EmosafeError(f"{path}: not found; run `emosafe prepare` or `dvc repro` first")
+    print_summary(json.loads(path.read_text(encoding="utf-8")), str(path.parent))
+    _print_models(Path(loaded.evaluate.output_dir), Path(loaded.export.output_dir))
+    _print_release(loaded)
+
+
+@app.command()
+def monitor(
+    log: Annotated[Path, typer.Option("--log", help="Production log (JSONL written by `emosafe predict`).")],
+    reference: Annotated[
+        Path, typer.Option("--reference", help="Reference JSON, or name@alias: the reference stored with that version.")
+    ],
+    params: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: monitor.output_dir).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only predictions at/after this ISO time.")] = None,
+) -> None:
+    """Test the production log for label-distribution drift against the version's reference.
+
+    Prints a one-screen verdict and writes report.json, windows/*.json and report.html. Exit codes: 0 no drift
+    detected, or INSUFFICIENT_SAMPLES (too few predictions to decide; not 'no drift'); 3 drift alarm; 2 bad input
+    (names file, line and rule).
+    """
+    from components.config import load_params
+    from monitoring.monitor import MONITOR_EXIT_ALARM, parse_since, verdict_lines
+    from monitoring.monitor import monitor as run_monitor
+
+    result = run_monitor(load_params(params), log, reference, out, parse_since(since))
+    typer.echo("\n".join(verdict_lines(result)))
+    if result.verdict == "ALARM":
+        raise typer.Exit(MONITOR_EXIT_ALARM)
+
+
+@app.command()
+def reevaluate(
+    feedback: Annotated[Path, typer.Option("--feedback", help="Labelled feedback in the dataset schema (.jsonl...).")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="name@alias; default reevaluate.model per task.")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report path (default: output_dir).")] = None,
+) -> None:
+    """Re-evaluate the production version on labelled feedback and append the result to its registry history.
+
+    Same evaluation path and bootstrap CIs as `emosafe evaluate`; flags any class/category below its
+    register.gate floor. Writes a JSON report (no text). Exit codes: 0 nothing flagged; 3 flagged; 2 bad input
+    (names file, row and rule; nothing written, nothing recorded).
+    """
+    from components.config import load_params
+    from components.stages.reevaluate import EXIT_FLAGGED
+    from components.stages.reevaluate import reevaluate as run_reevaluate
+
+    outcome = run_reevaluate(load_params(params), Path(), feedback, model, output=output)
+    for row in outcome.summary["models"]:
+        f1 = row["macro_f1"]
+        interval = "" if f1["low"] is None else f" [{f1['low']:.3f}, {f1['high']:.3f}]"
+        verdict = "FLAGGED " + ", ".join(row["flagged"]) if row["flagged"] else "ok: every floor holds"
+        typer.echo(
+            f"{row['name']}@{row['version']} on {row['n']} feedback rows: macro-F1 {f1['value']:.3f}{interval}"
+            f"; {verdict}; evaluation #{row['seq']} -> {row['report']}"
+        )
+    if outcome.flagged:
+        raise typer.Exit(EXIT_FLAGGED)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", help="Loopback port of the Prefect server.")] = 4200,
+    home: Annotated[Path, typer.Option("--home", help="PREFECT_HOME (database, logs).")] = Path(".emosafe/prefect"),
+) -> None:
+    """Start a local Prefect server on 127.0.0.1, deploy prefect.yaml (schedules included) and run a worker.
+
+    Prints the UI address; Ctrl-C stops the worker and the server. Runs execute in this folder with this venv.
+    """
+    from flows.serve import api_url, deploy_all, server_env, start_server, start_worker, stop, wait_healthy
+
+    root = Path.cwd()
+    if not (root / "prefect.yaml").is_file():
+        raise EmosafeError(f"{root / 'prefect.yaml'}: not found (rule: run `emosafe serve` from the project root)")
+    home.mkdir(parents=True, exist_ok=True)
+    env = server_env(port, home.resolve())
+    server = start_server(port, env, home / "server.log")
+    worker = None
+    try:
+        wait_healthy(api_url(port))
+        deploy_all(root, env)
+        worker = start_worker(root, env, home / "worker.log")
+        typer.echo(f"Prefect UI: http://127.0.0.1:{port}  (API {api_url(port)}; logs in {home}); Ctrl-C to stop")
+        worker.wait()
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(server)
+
+
+@app.command("check-params")
+def check_params(
+    files: Annotated[list[Path] | None, typer.Argument(help="Params files to check.")] = None,
+) -> None:
+    """Validate params files against the typed configuration; exits non-zero naming the bad key."""
+    from components.config import load_params
+
+    for file in files or [Path("params.yaml")]:
+        loaded = load_params(file)
+        typer.echo(f"{file}: ok ({len(loaded.prepare.sources)} source(s), seed {loaded.seed})")
+
+
+def _print_release(loaded: Any) -> None:
+    """The ship stage's gate decision per task, then where each report lives (paths only)."""
+    from components.report.summary import gate_rows, where_lines
+
+    ship_file = Path(loaded.ship.output)
+    rows = gate_rows(json.loads(ship_file.read_text(encoding="utf-8"))) if ship_file.is_file() else []
+    for row in rows:
+        why = f": {'; '.join(row.reasons)}" if row.reasons else ""
+        typer.echo(
+            f"Gate ({ship_file}) {row.task}: {row.name}@{row.version} {row.status}"
+            f"{f' -> {loaded.ship.alias}' if row.moved else ''}{why}"
+        )
+    wandb_dir = Path(os.environ.get("WANDB_DIR") or loaded.train.wandb.dir) / "wandb"
+    places = {
+        "Scaling report": str(Path(loaded.report.output_dir) / "scaling.md"),
+        "Data Docs": str(Path(loaded.validate.output_dir) / "data_docs" / "index.html"),
+        "Drift report": str(Path(loaded.monitor.output_dir) / "report.html"),
+        "W&B offline runs": str(wandb_dir),
+    }
+    typer.echo("\n".join(where_lines(places, {what: Path(path).exists() for what, path in places.items()})))
+
+
+def _print_models(evaluate_dir: Path, export_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.report.summary import export_row, model_rows
+
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(evaluate_dir.glob("*.json"))]
+    if reports:
+        table = Table(
+            "task",
+            "setting",
+            "model",
+            "n",
+            "accuracy [95% CI]",
+            "macro-F1 [95% CI]",
+            "critical recall",
+            "canaries failed",
+            title=f"Test split ({evaluate_dir})",
+        )
+        for row in model_rows(reports):
+            table.add_row(
+                row.task,
+                row.setting,
+                row.model,
+                str(row.n),
+                row.accuracy,
+                row.macro_f1,
+                row.critical_recall,
+                str(row.canaries_failed),
+            )
+        console.print(table)
+    bundles = sorted(p for p in export_dir.glob("*/quantization.json"))
+    if bundles:
+        table = Table(
+            "bundle",
+            "int8 MB",
+            "parity max|diff|",
+            "int8 macro-F1 drop",
+            "int8 agreement",
+            "checks",
+            title=f"Shipped files ({export_dir})",
+        )
+        for quantization in bundles:
+            folder = quantization.parent
+            shipped = export_row(
+                folder.name,
+                json.loads((folder / "parity.json").read_text(encoding="utf-8")),
+                json.loads(quantization.read_text(encoding="utf-8")),
+                (folder / "model_int8.onnx").stat().st_size,
+            )
+            passed = "pass" if shipped.parity_passed and shipped.int8_passed else "FAIL"
+            figures = (
+                f"{shipped.parity_max_abs_diff:.2e}",
+                f"{shipped.int8_macro_f1_drop:+.4f}",
+                f"{shipped.int8_label_agreement:.3f}",
+            )
+            table.add_row(str(folder / "model_int8.onnx"), str(shipped.int8_mb), *figures, passed)
+        console.print(table)
