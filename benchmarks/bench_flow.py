@@ -1,6 +1,7 @@
 """Overhead of the ``pipeline`` flow over calling the stage functions directly, on the same tiny inputs.
 
-Two fresh copies of the tiny project (tests/flow_project.py: sample corpus, a tiny LLaMA rung, one task). In each,
+Two fresh copies of the tiny project (tests/fixtures/flow_project.py: sample corpus, a tiny LLaMA rung, one task).
+In each,
 a fresh interpreter runs either every stage function in the flow's order, or ``python -m flows.pipeline`` (Prefect's
 temporary local API, DVC status/commit per stage, ``dvc push``). Figures: both wall times, their ratio, the absolute
 overhead, a second flow run with nothing changed (every stage skipped), an empty flow (the fixed cost of starting
@@ -105,7 +106,7 @@ def api_start_seconds(log: str) -> float | None:
 
 def run() -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    from tests.flow_project import make_project
+    from tests.fixtures.flow_project import make_project
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -127,7 +128,7 @@ def run() -> dict[str, Any]:
         empty = _timed([sys.executable, "-c", EMPTY_FLOW], flow_root, env)
     overhead = flow - direct
     return {
-        "inputs": "tests/flow_project.py: sample corpus (720 messages), tiny LLaMA rung, trinary only",
+        "inputs": "tests/fixtures/flow_project.py: sample corpus (720 messages), tiny LLaMA rung, trinary only",
         "direct_stage_functions_s": round(direct, 1),
         "pipeline_flow_s": round(flow, 1),
         "ratio": round(flow / direct, 3),

@@ -1,6 +1,7 @@
 """Registry crash safety and concurrency at scale: >= 1,000 SIGKILL trials and 8 racing processes.
 
-The same harness as tests/test_registry_crash.py (children forked from a warm interpreter), run longer. Figures:
+The same harness as tests/integration/test_registry_crash.py (children forked from a warm interpreter), run longer.
+Figures:
 trials run, invariant failures (must be 0), trials in which the killed child had already changed something (so the
 kill landed amid work), and alias moves per second with 8 processes x 50 moves.
 """
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run(trials: int = 1000) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    from tests.registry_torture import concurrent_run, kill_trials, seed_registry
+    from tests.fixtures.registry_torture import concurrent_run, kill_trials, seed_registry
 
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:

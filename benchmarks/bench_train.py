@@ -96,7 +96,7 @@ def _base(tmp: Path, folder: str | None) -> tuple[str, str]:
     if (converted / "config.json").is_file():
         return str(converted), converted.name
     sys.path.insert(0, str(REPO))
-    from tests.tiny_training import tiny_llama_folder
+    from tests.fixtures.tiny_training import tiny_llama_folder
 
     return str(tiny_llama_folder(tmp / "tiny-llama")), "tiny-llama (run `emosafe convert` for SmolLM2)"
 
@@ -106,7 +106,7 @@ def _data(tmp: Path) -> str:
     if prepared.is_file():
         return str(prepared)
     sys.path.insert(0, str(REPO))
-    from tests.tiny_training import tiny_frame
+    from tests.fixtures.tiny_training import tiny_frame
 
     path = tmp / "dataset.parquet"
     tiny_frame(copies=10, canary=False).to_parquet(path, index=False)

@@ -10,7 +10,7 @@ from components.config.register import GateConfig, QuantizedGateConfig
 from components.errors import MetricsFormatError
 from components.release.promotion import Evidence, decide_promotion
 from components.release.scorecard import scorecard_from_dict, scorecard_to_dict
-from tests.registry_fixtures import DATA_HASH, taxonomy_metrics, trinary_metrics
+from tests.fixtures.registry_runs import DATA_HASH, taxonomy_metrics, trinary_metrics
 
 GATE = GateConfig(default_f1_floor=0.5, trinary_macro_f1_floor=0.6, unsafe_recall_floor=0.7, regression_tolerance=0.02)
 

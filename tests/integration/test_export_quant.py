@@ -5,7 +5,8 @@ A tiny LLaMA gets the SmolLM2 failure planted on purpose: a few ``up_proj`` outp
 stage runs for real with per-tensor dynamic quantization (the too-aggressive setting): it must still write the
 bundle, with ``passed: false``, and the promotion gate must refuse it with a ``quantized`` reason. The same fp32
 file quantized with per-channel ``dynamic`` and the outlier nodes excluded (recorded) passes
-the check and the gate's quantized rule (tests/test_export.py shows per-channel dynamic passing on the unplanted model).
+the check and the gate's quantized rule (tests/integration/test_export.py shows per-channel dynamic passing on the
+unplanted model).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 from components.config import parse_params
 from components.export.bundle import label_map
-from tests import export_fixtures as fx
+from tests.fixtures import export_runs as fx
 
 DAMAGING = {"method": "dynamic", "per_channel": False, "reduce_range": True}
 OUTLIER_SCALE = 1000.0
@@ -82,7 +83,7 @@ def test_per_channel_dynamic_with_the_outliers_excluded_passes(damaged: Any, tmp
 
     root, outcome = damaged
     folder = shutil.copytree(outcome.folder, tmp_path / "bundle")
-    # dynamic pinned: on this random fixture a pass is luck of its margins (see tests/test_export.py `exported`)
+    # dynamic pinned: on this random fixture a pass is luck of its margins (test_export.py `exported`)
     fix = {"method": "dynamic", "exclude_modules": ["model.layers.*.mlp.down_proj"], "exclude_reason": "outliers"}
     params = parse_params(fx.params_dict(quantize=fix))
     frame = pd.read_parquet(root / "data" / "dataset.parquet")

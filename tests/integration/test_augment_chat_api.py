@@ -19,7 +19,7 @@ from components.data.generators import GenerationRequest, Sampling
 from components.data.generators.chat_api import ChatAPIError, ChatAPIGenerator
 from components.data.prompts import ChatMessage
 from components.stages.augment import augment
-from tests.test_augment import make_params, root, train_ids  # noqa: F401  (root is a fixture)
+from tests.fixtures.augment_project import make_params, train_ids
 
 KEY_ENV = "EMOSAFE_TEST_CHAT_KEY"
 SECRET = "sk-test-do-not-log-4242"
@@ -137,7 +137,7 @@ def test_unreachable_server_and_missing_key_are_clear_errors(monkeypatch: pytest
         offline.generate([REQUEST], SAMPLING)
 
 
-def test_augment_through_the_chat_api(root: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_augment_through_the_chat_api(root: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, SECRET)
     openai = {"base_url": chat_server.url, "model": "served-model", "api_key_env": KEY_ENV}
     result = augment(make_params(root, generator="openai", openai=openai, max_parents=4), root)

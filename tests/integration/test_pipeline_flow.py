@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from tests.conftest import VENV_BIN
-from tests.flow_project import MODEL, dvc_stages, make_project
-from tests.tiny_training import tiny_llama_folder, write_project
+from tests.fixtures.flow_project import MODEL, dvc_stages, make_project
+from tests.fixtures.tiny_training import tiny_llama_folder, write_project
 
 STAGE_MODULES = {  # stage -> (module, function) the flow's task calls
     "prepare": ("components.stages.prepare", "prepare"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.config import Params, parse_params
+from components.config import parse_params
 from components.data.augment import AUG_COLUMNS, FILTER_REASONS, clean_output, filter_reason, select_parents
 from components.data.generators import Generation, GenerationRequest, Sampling, generator_identity
 from components.data.prompts import PromptError, parse_label_answer, parse_prompt
@@ -23,9 +22,9 @@ from components.provenance import stage_code_files
 from components.schema import CATEGORIES, COLUMNS
 from components.stages.augment import augment
 from components.stages.augment_cache import CACHE_FILE
-from components.stages.prepare import prepare
 from components.text import text_hash
-from tests.conftest import REPO, TINY_ROWS
+from tests.conftest import REPO
+from tests.fixtures.augment_project import make_params, train_ids
 
 CANARY = "zebra-canary-7f3a"
 
@@ -60,28 +59,6 @@ def rewrite_of(request: GenerationRequest) -> str:
     return f"Looking back, I think {message_of(request)} and maybe that feeling makes sense"
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """The tiny corpus, prepared, plus the repo's versioned prompts."""
-    (tmp_path / "data").mkdir()
-    rows = [dict(row) for row in TINY_ROWS]
-    rows[0]["text"] = f"my {CANARY} walk this morning was lovely"  # a safe message, planted for the leak test
-    (tmp_path / "data" / "tiny.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    shutil.copytree(REPO / "prompts" / "augment", tmp_path / "prompts" / "augment")
-    prepare(make_params(tmp_path), tmp_path)
-    return tmp_path
-
-
-def make_params(root: Path, **augment: Any) -> Params:
-    raw = {
-        "seed": 7,
-        "prepare": {"sources": [{"name": "tiny", "kind": "emosafe", "path": "data/tiny.jsonl"}], "output_dir": "out"},
-        "augment": {"input_dir": "out", "output_dir": "aug", "cache_dir": "augcache", "max_parents": None} | augment,
-    }
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return parse_params(raw)
-
-
 def read(root: Path) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     return (
         pd.read_parquet(root / "aug" / "dataset.parquet"),
@@ -90,17 +67,12 @@ def read(root: Path) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     )
 
 
-def train_ids(root: Path) -> set[str]:
-    prepared = pd.read_parquet(root / "out" / "dataset.parquet")
-    return set(prepared.loc[prepared["split"] == "train", "id"])
-
-
 # --- the local generator on a tiny LLaMA ------------------------------------------------------------------------
 
 
 def tiny_local_generator() -> Any:
     from components.data.generators.local_lm import LocalGenerator
-    from tests.tiny_lm import byte_tokenizer, tiny_llama
+    from tests.fixtures.tiny_lm import byte_tokenizer, tiny_llama
 
     tokenizer = byte_tokenizer()
     tokenizer.chat_template = (

@@ -19,52 +19,18 @@ import pytest
 
 from components.config import parse_params
 from components.errors import EmosafeError, LogLineError
-from components.schema import CATEGORIES, LABELS
+from components.schema import CATEGORIES
 from monitoring.alerts import Alert, PrefectEventSink
 from monitoring.history import load_history
 from monitoring.log import read_log
 from monitoring.monitor import MONITOR_EXIT_ALARM, monitor
 from tests.conftest import VENV_BIN
+from tests.fixtures.monitor_logs import write_log, write_reference
 
 CANARY = "CANARY-7f3a I want to disappear tonight"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 REFERENCE = {"safe": 0.6, "borderline": 0.2, "unsafe": 0.2}
 TAXONOMY = dict(zip(CATEGORIES, (0.05, 0.03, 0.04, 0.02, 0.08, 0.20), strict=True))
-
-
-def write_log(path: Path, n: int, probs: dict[str, float], seed: int, **fields: Any) -> Path:
-    """A trinary production log drawn from ``probs``; every line carries the canary as (forbidden-to-read) text."""
-    rng = np.random.default_rng(seed)
-    labels = rng.choice(LABELS, size=n, p=[probs[label] for label in LABELS])
-    with path.open("a", encoding="utf-8") as handle:
-        for i, label in enumerate(labels):
-            stamp = (T0 + timedelta(minutes=i)).isoformat().replace("+00:00", "Z")
-            record = {
-                "id": f"{path.stem}-{i}",
-                "timestamp": stamp,
-                "model": "emosafe-trinary",
-                "version": "3",
-                "task": "trinary",
-                "label": str(label),
-                "scores": {str(label): 0.9},
-                "text": CANARY,
-            }
-            handle.write(json.dumps({**record, **fields}) + "\n")
-    return path
-
-
-def write_reference(path: Path, **extra: Any) -> Path:
-    payload = {
-        "model": "emosafe-trinary",
-        "version": "3",
-        "task": "trinary",
-        "n": 5000,
-        "label_distribution": REFERENCE,
-        "borderline_rate": 0.2,
-        **extra,
-    }
-    path.write_text(json.dumps(payload))
-    return path
 
 
 def params(tmp_path: Path, **monitor: Any) -> Any:

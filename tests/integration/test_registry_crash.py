@@ -1,6 +1,6 @@
 """Crash safety and concurrency of the registry: SIGKILL at random points, and 8 racing processes.
 
-Fast by design: children are forked from this (already warm) interpreter, see tests/registry_torture.py.
+Fast by design: children are forked from this (already warm) interpreter, see tests/fixtures/registry_torture.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from registry.core import Registry
-from tests.registry_torture import GATE, NAME, concurrent_run, invariants, kill_trials, seed_registry
+from tests.fixtures.registry_torture import GATE, NAME, concurrent_run, invariants, kill_trials, seed_registry
 
 
 def test_sigkill_at_random_points_never_tears_the_registry(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from components.config import load_params
 from tests.conftest import REPO, VENV_BIN
-from tests.tiny_training import CANARY, tiny_llama_folder, write_project
+from tests.fixtures.tiny_training import CANARY, tiny_llama_folder, write_project
 
 TINY = {"tiny": {"family": "llama", "source": "tiny-llama"}}
 NO_DROPOUT = {"lora": {"dropout": 0.0}, "hardware": {"num_threads": 1, "checkpoint_every": 100}}

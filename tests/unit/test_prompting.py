@@ -12,7 +12,7 @@ from components.evaluation.likelihood import score_options
 from components.evaluation.prompting import LikelihoodPredictor, draw_examples, parse_template, render
 from components.schema import CATEGORIES, LABELS
 from tests.conftest import REPO
-from tests.tiny_lm import byte_tokenizer, tiny_frame, tiny_llama
+from tests.fixtures.tiny_lm import byte_tokenizer, tiny_frame, tiny_llama
 
 PROMPTS = REPO / "prompts" / "evaluate"
 

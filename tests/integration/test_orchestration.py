@@ -13,7 +13,7 @@ import yaml
 
 from flows.serve import api_url, deploy_all, prefect, server_env, start_server, start_worker, stop, wait_healthy
 from tests.conftest import REPO
-from tests.test_monitor import write_log, write_reference
+from tests.fixtures.monitor_logs import write_log, write_reference
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, VENV_BIN, repo_ignore
-from tests.tiny_training import tiny_llama_folder
+from tests.fixtures.tiny_training import tiny_llama_folder
 
 SKIP = repo_ignore(
     ".venv",

@@ -20,8 +20,8 @@ import pytest
 from components.config import parse_params
 from components.errors import EmosafeError
 from components.export.bundle import MANIFEST, BundleError, build_manifest, label_map, verify_bundle
-from tests import export_fixtures as fx
 from tests.conftest import REPO
+from tests.fixtures import export_runs as fx
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def exported(project: Path) -> Any:
     # The random tiny LLaMA has logits up to ~18 and margins down to ~0.2, which every 8-bit recipe moves by ~1:
     # whether one of its 31 test messages flips is a property of the fixture, not of the recipe. `dynamic` is the
     # setting this fixture is known to keep within the limits; the real model's recipe (params.yaml, block8) was
-    # chosen on SmolLM2 (docs/export.md) and block8 is exercised in tests/test_export_quant.py.
+    # chosen on SmolLM2 (docs/export.md) and block8 is exercised in tests/integration/test_export_quant.py.
     params = parse_params(fx.params_dict(quantize={"method": "dynamic"}))
     return export(params, Path("models/tiny-trinary"), root=project)
 

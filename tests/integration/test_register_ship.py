@@ -18,8 +18,8 @@ from components.errors import RegistryError
 from components.export.bundle import MANIFEST, build_manifest
 from registry.core import Registry
 from registry.names import ModelRef
-from tests import export_fixtures as fx
-from tests.registry_fixtures import DATA_HASH, make_run, taxonomy_metrics, trinary_metrics
+from tests.fixtures import export_runs as fx
+from tests.fixtures.registry_runs import DATA_HASH, make_run, taxonomy_metrics, trinary_metrics
 
 LAX = {"default_f1_floor": 0.0, "trinary_macro_f1_floor": 0.0, "unsafe_recall_floor": 0.0}
 CANARY = "CANARY-nobody-reads-this-CANARY"

@@ -21,7 +21,7 @@ from components.evaluation.predictors import Predictor
 from components.release.scorecard import scorecard_from_dict
 from components.schema import CATEGORIES, LABELS
 from tests.conftest import REPO
-from tests.tiny_lm import save_tiny_lm, tiny_frame
+from tests.fixtures.tiny_lm import save_tiny_lm, tiny_frame
 
 PLANTED = "ZQXJ planted sentinel text"
 
@@ -208,7 +208,7 @@ def test_fine_tuned_setting_evaluates_a_training_run(tmp_path: Path, lm_folder: 
     """A run folder as `emosafe train` writes it (LoRA adapter + head) goes through the same evaluation path."""
     from components.config import load_params
     from components.stages.evaluate import evaluate as run_evaluate
-    from tests.export_fixtures import save_tokenizer, tiny_run
+    from tests.fixtures.export_runs import save_tokenizer, tiny_run
 
     tiny_run(tmp_path, save_tokenizer(tmp_path / "tok"), task="trinary")
     params = load_params(_project(tmp_path, lm_folder, fine_tuned_models=["tiny"]))

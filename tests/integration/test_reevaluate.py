@@ -1,6 +1,7 @@
 """Continuous evaluation: `emosafe reevaluate` on labelled feedback appends dated evaluations to the production
 version's registry history, measures through the evaluation path, flags floors (exit 3), refuses bad input (exit 2)
-and never lets feedback text out. Uses a hand-built ONNX bundle with known answers (tests/reevaluate_fixtures.py).
+and never lets feedback text out. Uses a hand-built ONNX bundle with known answers
+(tests/fixtures/reevaluate_bundles.py).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from components.evaluation.metrics import Bootstrap, trinary_report
 from components.release.reevaluation import review_floors
 from registry.core import Registry
 from registry.sqlite_store import SCHEMA, SqliteMetadataStore
-from tests import reevaluate_fixtures as fx
 from tests.conftest import VENV_BIN
+from tests.fixtures import reevaluate_bundles as fx
 
 
 @pytest.fixture
@@ -193,7 +194,7 @@ def test_config_needs_a_task_placeholder_for_several_tasks() -> None:
 
 def test_thresholds_come_from_the_bundle_else_the_registered_lineage(tmp_path: Path) -> None:
     from components.release.reevaluation import stored_thresholds
-    from tests.registry_fixtures import make_run, taxonomy_metrics
+    from tests.fixtures.registry_runs import make_run, taxonomy_metrics
 
     tuned = {"violence_hate": {"threshold": 0.65, "val_f1": 0.7, "val_support": 9}, "nonsense": 0.1}
     run = make_run(tmp_path, "t")

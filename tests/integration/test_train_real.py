@@ -11,7 +11,7 @@ import yaml
 
 from components.config import parse_params
 from tests.conftest import REPO
-from tests.tiny_training import tiny_frame
+from tests.fixtures.tiny_training import tiny_frame
 
 pytestmark = pytest.mark.slow
 
