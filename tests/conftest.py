@@ -128,3 +128,14 @@ def repo_ignore(*patterns: str) -> Callable[[str, list[str]], set[str]]:
         return {name for name in names for pattern in active if fnmatch.fnmatch(name, pattern)}
 
     return ignore
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("emosafe model suite")
+    group.addoption(
+        "--model",
+        default=None,
+        help="tests/model runs against this model: a registry reference (emosafe-trinary@production, name@N), an "
+        "exported bundle folder (exports/<model>-<task>) or a training run folder (models/<model>-<task>)",
+    )
+    group.addoption("--model-params", default="params.yaml", help="params file for the registry location")
