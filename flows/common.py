@@ -26,7 +26,8 @@ for _name in PACKAGES:
         logging.getLogger(_name).setLevel(logging.INFO)
 
 
-def params(params_path: str, root: str) -> Params:
+def read_params(params_path: str, root: str) -> Params:
+    """params.yaml parsed once per flow run (at the edge); tasks receive the typed object."""
     return load_params(Path(root) / params_path)
 
 

@@ -21,55 +21,53 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from components.config import Params
 from components.stages import augment as augment_stage
 from components.stages import evaluate as evaluate_stage
 from components.stages import prepare as prepare_stage
 from components.stages import report as report_stage
 from components.stages import validate as validate_stage
 from flows import dvc_tasks
-from flows.common import params, stage
+from flows.common import read_params, stage
 from flows.dvc_tasks import StageRun
 from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
 from flows.train import convert_task, ladder, run_ladder
 
 
 @task(name="prepare", retries=2, retry_delay_seconds=2)
-def prepare_task(params_path: str, root: str = ".") -> StageRun:
+def prepare_task(params: Params, root: str = ".") -> StageRun:
     """Build the dataset; the summary holds counts and hashes, never text."""
-    return stage("prepare", root, lambda: prepare_stage.prepare(params(params_path, root), Path(root)).summary)
+    return stage("prepare", root, lambda: prepare_stage.prepare(params, Path(root)).summary)
 
 
 @task(name="augment", retries=2, retry_delay_seconds=5)
-def augment_task(params_path: str, root: str = ".") -> StageRun:
+def augment_task(params: Params, root: str = ".") -> StageRun:
     """Add re-interpretation rewrites (cached; a retry regenerates nothing already done); counts only."""
-    return stage("augment", root, lambda: augment_stage.augment(params(params_path, root), Path(root)).summary)
+    return stage("augment", root, lambda: augment_stage.augment(params, Path(root)).summary)
 
 
 @task(name="validate")
-def validate_task(params_path: str, root: str = ".") -> StageRun:
+def validate_task(params: Params, root: str = ".") -> StageRun:
     """The data gate: raises (and so fails the flow) when a Great Expectations suite fails."""
-    return stage(
-        "validate", root, lambda: str(validate_stage.validate(params(params_path, root), Path(root)).report_path)
-    )
+    return stage("validate", root, lambda: str(validate_stage.validate(params, Path(root)).report_path))
 
 
 @task(name="evaluate")
-def evaluate_task(params_path: str, root: str = ".") -> StageRun:
-    return stage("evaluate", root, lambda: list(evaluate_stage.evaluate(params(params_path, root), Path(root)).summary))
+def evaluate_task(params: Params, root: str = ".") -> StageRun:
+    return stage("evaluate", root, lambda: list(evaluate_stage.evaluate(params, Path(root)).summary))
 
 
 @task(name="report")
-def report_task(params_path: str, root: str = ".") -> StageRun:
+def report_task(params: Params, root: str = ".") -> StageRun:
     """The scaling report (table and plots over the evaluation reports)."""
-    return stage("report", root, lambda: report_stage.report(params(params_path, root), Path(root)).summary)
+    return stage("report", root, lambda: report_stage.report(params, Path(root)).summary)
 
 
 @task(name="data")
-def data_task(params_path: str, root: str = ".") -> dict[str, str]:
+def data_task(params: Params, root: str = ".") -> dict[str, str]:
     """Record the dvc.lock hashes of the data the ladder trained (``train.input``) and was evaluated on
     (``evaluate.input``), as the result and as a Prefect artifact (hashes only)."""
-    loaded = params(params_path, root)
-    hashes = dvc_tasks.data_hashes(Path(root), [loaded.evaluate.input, loaded.train.input])
+    hashes = dvc_tasks.data_hashes(Path(root), [params.evaluate.input, params.train.input])
     rows = "\n".join(f"| `{path}` | `{md5}` |" for path, md5 in hashes.items())
     create_markdown_artifact(
         f"| output | md5 (dvc.lock) |\n|---|---|\n{rows}\n",
@@ -91,22 +89,23 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
 
     Outputs go to the DVC remote while later stages run (``dvc_tasks.pushing_early``); the last push sends the rest.
     """
+    params = read_params(params_path, root)
     with dvc_tasks.pushing_early(Path(root)):
         runs = [
-            prepare_task(params_path, root),
-            augment_task(params_path, root),
-            validate_task(params_path, root),
-            convert_task(params_path, root),
+            prepare_task(params, root),
+            augment_task(params, root),
+            validate_task(params, root),
+            convert_task(params, root),
         ]
-        runs += run_ladder(params_path, root, ladder(params_path, root))
-        runs += [evaluate_task(params_path, root), report_task(params_path, root)]
-        transaction = checkpoint_task(params_path, root)
+        runs += run_ladder(params, root, ladder(params, root))
+        runs += [evaluate_task(params, root), report_task(params, root)]
+        transaction = checkpoint_task(params, root)
         try:
-            runs += [register_task(params_path, root), export_task(params_path, root), ship_task(params_path, root)]
-            data = data_task(params_path, root)
+            runs += [register_task(params, root), export_task(params, root), ship_task(params, root)]
+            data = data_task(params, root)
             pushed = push_task(root)
         except BaseException as error:
-            rollback_task(params_path, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
+            rollback_task(params, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
             raise
     return {
         "ran": [r.stage for r in runs if r.ran],

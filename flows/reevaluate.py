@@ -19,18 +19,19 @@ from typing import Any
 from prefect import flow, task
 from prefect.events import emit_event
 
+from components.config import Params
 from components.stages import reevaluate as reevaluate_stage
-from flows.common import params
+from flows.common import read_params
 
 log = logging.getLogger(__name__)
 FLAGGED_EVENT = "emosafe.reevaluate.flagged"
 
 
 @task(name="reevaluate", retries=1, retry_delay_seconds=5)
-def reevaluate_task(feedback: str, model_ref: str | None, params_path: str, root: str) -> dict[str, Any]:
+def reevaluate_task(feedback: str, model_ref: str | None, params: Params, root: str) -> dict[str, Any]:
     """Score the version on ``feedback``; returns whether it is flagged and the summary (counts, never text)."""
     base = Path(root)
-    outcome = reevaluate_stage.reevaluate(params(params_path, root), base, base / feedback, model_ref)
+    outcome = reevaluate_stage.reevaluate(params, base, base / feedback, model_ref)
     return {"flagged": outcome.flagged, "summary": outcome.summary}
 
 
@@ -45,7 +46,7 @@ def reevaluate_flow(
     if not (Path(root) / feedback).exists():
         log.warning("no labelled feedback at %s yet: nothing to re-evaluate (docs/monitoring.md)", feedback)
         return {"flagged": False, "skipped": f"no labelled feedback at {feedback}", "summary": {}}
-    result = reevaluate_task(feedback, model_ref, params_path, root)
+    result = reevaluate_task(feedback, model_ref, read_params(params_path, root), root)
     if result["flagged"]:
         emit_event(
             event=FLAGGED_EVENT,

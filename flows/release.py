@@ -14,10 +14,11 @@ from typing import Any
 
 from prefect import task
 
+from components.config import Params
 from components.stages import export as export_stage
 from components.stages import register as register_stage
 from components.stages import ship as ship_stage
-from flows.common import params, stage
+from flows.common import stage
 from flows.dvc_tasks import StageRun, read_lock, restore_lock
 
 log = logging.getLogger(__name__)
@@ -31,59 +32,58 @@ class Transaction:
     lock: bytes | None
 
 
-def _registry(params_path: str, root: str) -> Any:
+def _registry(params: Params, root: str) -> Any:
     from registry.core import Registry, registry_root
 
-    config = params(params_path, root).register
+    config = params.register
     return Registry(registry_root(config, Path(root)), config.gate, config.wandb_project)
 
 
-def model_names(params_path: str, root: str) -> list[str]:
+def model_names(params: Params, root: str) -> list[str]:
     """The registered models the release stages may touch: one per task (``emosafe-<task>``)."""
     from registry.names import default_name
 
-    loaded = params(params_path, root)
-    return [default_name(name) for name in dict.fromkeys([*loaded.evaluate.tasks, *loaded.export.tasks])]
+    return [default_name(name) for name in dict.fromkeys([*params.evaluate.tasks, *params.export.tasks])]
 
 
 @task(name="checkpoint")
-def checkpoint_task(params_path: str, root: str = ".") -> Transaction:
+def checkpoint_task(params: Params, root: str = ".") -> Transaction:
     """Registry checkpoint + dvc.lock snapshot, taken before ``register``."""
-    registry = _registry(params_path, root)
+    registry = _registry(params, root)
     if not hasattr(registry, "checkpoint"):
         log.warning("registry.core.Registry has no checkpoint(): a failure after register cannot roll it back")
         return Transaction(None, read_lock(Path(root)))
-    return Transaction(registry.checkpoint(model_names(params_path, root)), read_lock(Path(root)))
+    return Transaction(registry.checkpoint(model_names(params, root)), read_lock(Path(root)))
 
 
 @task(name="rollback")
-def rollback_task(params_path: str, root: str, transaction: Transaction, why: str) -> list[str]:
+def rollback_task(params: Params, root: str, transaction: Transaction, why: str) -> list[str]:
     """Undo the registry changes since the checkpoint (recorded with ``why``) and put dvc.lock back."""
     restore_lock(Path(root), transaction.lock)
     if transaction.checkpoint is None:
         return ["dvc.lock restored; no registry checkpoint to roll back to"]
-    done = list(_registry(params_path, root).rollback_to(transaction.checkpoint, why))
+    done = list(_registry(params, root).rollback_to(transaction.checkpoint, why))
     log.warning("registry rolled back to the checkpoint taken before register (%s): %s", why, done or "nothing to undo")
     return ["dvc.lock restored", *done]
 
 
 @task(name="register")
-def register_task(params_path: str, root: str = ".") -> StageRun:
+def register_task(params: Params, root: str = ".") -> StageRun:
     """Register every fine-tuned run with its evaluation, gate decided (moves no guarded alias)."""
-    return stage("register", root, lambda: register_stage.register(params(params_path, root), Path(root)).summary)
+    return stage("register", root, lambda: register_stage.register(params, Path(root)).summary)
 
 
 @task(name="export")
-def export_task(params_path: str, root: str = ".") -> StageRun:
+def export_task(params: Params, root: str = ".") -> StageRun:
     """The on-device model's runs -> ONNX bundles with parity and int8 proofs (every ``export@<task>``)."""
 
     def run() -> list[str]:
-        return [str(outcome.folder) for outcome in export_stage.export_all(params(params_path, root), Path(root))]
+        return [str(outcome.folder) for outcome in export_stage.export_all(params, Path(root))]
 
     return stage("export", root, run)
 
 
 @task(name="ship")
-def ship_task(params_path: str, root: str = ".") -> StageRun:
+def ship_task(params: Params, root: str = ".") -> StageRun:
     """Register the ONNX bundles with their reference profile; the gate decides whether production moves."""
-    return stage("ship", root, lambda: ship_stage.ship(params(params_path, root), Path(root)).summary)
+    return stage("ship", root, lambda: ship_stage.ship(params, Path(root)).summary)

@@ -13,34 +13,35 @@ from prefect import flow, task
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from components.config import Params
 from components.stages import convert as convert_stage
 from components.stages import train as train_stage
-from flows.common import params, stage
+from flows.common import read_params, stage
 from flows.dvc_tasks import StageRun
 
 
 @task(name="convert", retries=1, retry_delay_seconds=5)
-def convert_task(params_path: str, root: str = ".") -> StageRun:
+def convert_task(params: Params, root: str = ".") -> StageRun:
     """Base models -> safetensors folders (once); the summary is the converted model names."""
-    return stage("convert", root, lambda: sorted(convert_stage.convert(params(params_path, root), Path(root)).folders))
+    return stage("convert", root, lambda: sorted(convert_stage.convert(params, Path(root)).folders))
 
 
 @task(name="train", retries=1, retry_delay_seconds=5)
-def train_task(params_path: str, model: str, task_name: str, root: str = ".") -> StageRun:
+def train_task(params: Params, model: str, task_name: str, root: str = ".") -> StageRun:
     """Fine-tune one (model, task) = DVC stage ``train@<model>-<task>``; the summary is one line (no text)."""
     target = f"train@{model}-{task_name}"
     run = stage(
         "train",
         root,
-        lambda: train_stage.train(params(params_path, root), model, task_name, Path(root)).summary,
+        lambda: train_stage.train(params, model, task_name, Path(root)).summary,
         target,
     )
     return StageRun(target, run.ran, run.targets, run.summary)
 
 
-def ladder(params_path: str, root: str, models: list[str] | None = None) -> list[tuple[str, str]]:
+def ladder(params: Params, root: str, models: list[str] | None = None) -> list[tuple[str, str]]:
     """(model, task) of every run of the active profile (or of ``models``), in params order."""
-    config = params(params_path, root).train
+    config = params.train
     return [(model, name) for model in models or list(config.active.models) for name in config.tasks]
 
 
@@ -50,7 +51,7 @@ def _in_process() -> bool:
     return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
 
 
-def run_ladder(params_path: str, root: str, entries: list[tuple[str, str]]) -> list[StageRun]:
+def run_ladder(params: Params, root: str, entries: list[tuple[str, str]]) -> list[StageRun]:
     """One ``train`` task run per (model, task): inline with the in-process runner, submitted with any other.
 
     Inline because torch threads, accelerate and W&B hold process-wide state, two cores gain nothing from sharing,
@@ -58,16 +59,17 @@ def run_ladder(params_path: str, root: str, entries: list[tuple[str, str]]) -> l
     Ray runner (``flow.with_options(task_runner=...)``) gets them submitted, so they can run on separate workers.
     """
     if _in_process():
-        return [train_task(params_path, model, name, root) for model, name in entries]
-    runs = [train_task.submit(params_path, model, name, root) for model, name in entries]
+        return [train_task(params, model, name, root) for model, name in entries]
+    runs = [train_task.submit(params, model, name, root) for model, name in entries]
     return [run.result() for run in runs]
 
 
 @flow(name="train")
 def train_flow(params_path: str = "params.yaml", root: str = ".", models: list[str] | None = None) -> list[StageRun]:
     """The whole ladder of the active profile (or ``models``) on every task in ``train.tasks``."""
-    convert_task(params_path, root)
-    return run_ladder(params_path, root, ladder(params_path, root, models))
+    params = read_params(params_path, root)
+    convert_task(params, root)
+    return run_ladder(params, root, ladder(params, root, models))
 
 
 if __name__ == "__main__":

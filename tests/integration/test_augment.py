@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from components.config import parse_params
+from components.config import load_params, parse_params
 from components.data.augment import AUG_COLUMNS, FILTER_REASONS, clean_output, filter_reason, select_parents
 from components.data.generators import Generation, GenerationRequest, Sampling, generator_identity
 from components.data.prompts import PromptError, parse_label_answer, parse_prompt
@@ -363,7 +363,9 @@ def test_flow_task_is_the_stage(root: Path) -> None:
     from flows.pipeline import augment_task
 
     make_params(root, enabled=False)
-    summary = augment_task.fn("params.yaml", str(root)).summary  # no dvc.yaml here: the stage always runs
+    summary = augment_task.fn(
+        load_params(root / "params.yaml"), str(root)
+    ).summary  # no dvc.yaml here: the stage always runs
     assert summary["enabled"] is False and (root / "aug" / "dataset.parquet").is_file()
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from components.config import load_params
 from flows.pipeline import prepare_task
 
 
 def test_prepare_task_calls_the_stage(project: Path) -> None:
-    run = prepare_task.fn("params.yaml", str(project))  # no dvc.yaml here: the stage always runs, unrecorded
+    run = prepare_task.fn(
+        load_params(project / "params.yaml"), str(project)
+    )  # no dvc.yaml here: the stage always runs, unrecorded
     assert run.ran and run.targets == () and run.summary["rows"] == 30
     assert (project / "out" / "dataset.parquet").is_file()
 

@@ -172,9 +172,11 @@ def test_train_flow_tasks_wrap_the_stage_functions(tmp_path: Path) -> None:
 
     tiny_llama_folder(tmp_path / "tiny-llama")
     write_project(tmp_path, {"tiny": {"family": "llama", "source": "tiny-llama", "convert": True}}, hyper={"epochs": 1})
-    assert convert_task.fn("params.yaml", str(tmp_path)).summary == ["tiny"]  # no dvc.yaml here: always runs
+    assert convert_task.fn(load_params(tmp_path / "params.yaml"), str(tmp_path)).summary == [
+        "tiny"
+    ]  # no dvc.yaml here: always runs
     assert (tmp_path / "models" / "base" / "tiny" / "meta.json").is_file()
-    summary = train_task.fn("params.yaml", "tiny", "taxonomy", str(tmp_path)).summary
+    summary = train_task.fn(load_params(tmp_path / "params.yaml"), "tiny", "taxonomy", str(tmp_path)).summary
     assert summary.startswith("train tiny-taxonomy: 7 steps")
     meta = json.loads((tmp_path / "models" / "tiny-taxonomy" / "meta.json").read_text())
     assert meta["base_model"]["folder"].endswith("models/base/tiny")
