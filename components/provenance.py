@@ -149,9 +149,31 @@ def lock_out_hashes(lock: Path, paths: Iterable[str]) -> dict[str, str]:
     return found
 
 
+@cache
+def closure_commit(module: str, root: Path = ROOT) -> str | None:
+    """The last commit that changed a file of ``module``'s closure; None outside a git checkout.
+
+    Not HEAD: HEAD moves with every unrelated commit, so an artifact holding it would differ byte for byte between
+    two runs of the same code, and a fresh clone's ``dvc repro`` could never reproduce the committed dvc.lock. This
+    commit moves only when the stage's own code does (uncommitted edits show in ``code_hash``, not here).
+    """
+    try:
+        found = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", *code_files(module, root)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() or None if found.returncode == 0 else None
+
+
 def code_block(module: str) -> dict[str, Any]:
-    """The ``code`` entry of a provenance block: package version, git commit and the module closure's hash."""
-    return {"emosafe": __version__, "commit": git_commit(ROOT), "code_hash": code_hash(module)}
+    """The ``code`` entry of a provenance block: package version, the last commit of the stage's code and the
+    closure's hash."""
+    return {"emosafe": __version__, "commit": closure_commit(module), "code_hash": code_hash(module)}
 
 
 def provenance(module: str, fields: dict[str, Any]) -> dict[str, Any]:
