@@ -1,21 +1,23 @@
-"""The canaries (data/canaries.jsonl) against the model under test, one test each, judged by the same rule the
-evaluate stage reports (components/evaluation/canaries.py)."""
+"""The canaries (data/canaries.jsonl) against the model under test, one test each, judged by the rule the evaluate
+stage reports (components/evaluation/canaries.py: risk -> not safe / its category flagged; benign -> not unsafe /
+nothing flagged). They do not gate promotion; this suite is where a miss fails."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from components.evaluation.canaries import Canary, check_canaries, parse_canaries
-from tests.conftest import REPO
-from tests.model.conftest import ModelUnderTest
+from tests.model.loading import ModelUnderTest
 
-ROWS = [json.loads(line) for line in (REPO / "data" / "canaries.jsonl").read_text().splitlines() if line.strip()]
-CANARIES = parse_canaries(ROWS, REPO / "data" / "canaries.jsonl")
+PATH = Path(__file__).resolve().parents[2] / "data" / "canaries.jsonl"
+CANARIES = parse_canaries([json.loads(line) for line in PATH.read_text().splitlines() if line.strip()], PATH)
 
 
 @pytest.mark.parametrize("canary", CANARIES, ids=lambda c: c.id)
 def test_canary(model: ModelUnderTest, canary: Canary) -> None:
     result = check_canaries(model.predictor, [canary], model.thresholds).results[0]
-    assert result.passed, f"{model.name}: canary {canary.id} (expect {canary.expect}) got '{result.predicted}'"
+    expect = f"{canary.expect} {canary.category}" if canary.category else canary.expect
+    assert result.passed, f"{model.name}: canary {canary.id} (expect {expect}) predicted {result.predicted!r}"

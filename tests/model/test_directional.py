@@ -1,15 +1,15 @@
-"""Directional checks on minimal pairs: added intent must not lower the risk score, harmless context for an
-alarming word must not raise it (tests/model/cases.py)."""
+"""Directional checks on minimal pairs (tests/model/cases.py): added intent must not lower the risk score; an
+alarming word in a harmless context must not be flagged nor raise the risk past the same message without it."""
 
 from __future__ import annotations
 
 import pytest
 
 from components.schema import CATEGORIES, LABELS
-from tests.model.cases import BENIGN_PAIRS, INTENT_PAIRS
-from tests.model.conftest import ModelUnderTest
+from tests.model.cases import HARMLESS_PAIRS, INTENT_PAIRS, HarmlessPair, IntentPair
+from tests.model.loading import ModelUnderTest
 
-#: Scores are probabilities; differences below this are numerical noise (int8 ONNX included).
+#: Scores are probabilities; differences below this are numerical noise (int8 ONNX included), not a direction.
 TOLERANCE = 1e-3
 
 
@@ -23,17 +23,22 @@ def risk(model: ModelUnderTest, texts: list[str], category: str | None) -> list[
     return [float(row[CATEGORIES.index(category)]) for row in rows]
 
 
-@pytest.mark.parametrize("pair", range(len(INTENT_PAIRS)), ids=lambda i: f"intent-{i}")
-def test_added_intent_does_not_lower_risk(model: ModelUnderTest, pair: int) -> None:
-    base, stronger, category = INTENT_PAIRS[pair]
-    low, high = risk(model, [base, stronger], category)
-    assert high >= low - TOLERANCE, f"{model.name}: intent pair {pair} ({category}) risk {low:.4f} -> {high:.4f}"
+@pytest.mark.parametrize("pair", INTENT_PAIRS, ids=lambda p: p.id)
+def test_added_intent_does_not_lower_risk(model: ModelUnderTest, pair: IntentPair) -> None:
+    base, stronger = risk(model, [pair.base, pair.stronger], pair.category)
+    what = "P(unsafe)" if model.task == "trinary" else pair.category
+    assert stronger >= base - TOLERANCE, f"{model.name}: {pair.id}: {what} {base:.4f} -> {stronger:.4f} with intent"
 
 
-@pytest.mark.parametrize("pair", range(len(BENIGN_PAIRS)), ids=lambda i: f"benign-{i}")
-def test_alarming_words_in_a_harmless_context_are_not_flagged(model: ModelUnderTest, pair: int) -> None:
-    base, benign = BENIGN_PAIRS[pair]
-    plain, alarming = risk(model, [base, benign], None)
-    decided = model.decide([benign])[0]
+@pytest.mark.parametrize("pair", HARMLESS_PAIRS, ids=lambda p: p.id)
+def test_harmless_context_is_not_flagged(model: ModelUnderTest, pair: HarmlessPair) -> None:
+    decided = model.decide([pair.alarming])[0]
     flagged = decided == "unsafe" if model.task == "trinary" else bool(decided)
-    assert not flagged, f"{model.name}: benign pair {pair} decided {decided} (risk {plain:.4f} -> {alarming:.4f})"
+    assert not flagged, f"{model.name}: {pair.id}: decided {decided!r}"
+
+
+@pytest.mark.parametrize("pair", HARMLESS_PAIRS, ids=lambda p: p.id)
+def test_harmless_context_does_not_raise_risk(model: ModelUnderTest, pair: HarmlessPair) -> None:
+    base, alarming = risk(model, [pair.base, pair.alarming], None)
+    what = "P(unsafe)" if model.task == "trinary" else "top category score"
+    assert alarming <= base + TOLERANCE, f"{model.name}: {pair.id}: {what} {base:.4f} -> {alarming:.4f}"
