@@ -8,7 +8,7 @@ from components.config import EmosafeSource
 from components.data.sources import read_emosafe
 from components.schema import CATEGORIES, LABELS
 from components.text import text_hash
-from tests.conftest import REPO
+from tests.fixtures.common import REPO
 
 
 def test_sample_covers_every_label_and_category() -> None:

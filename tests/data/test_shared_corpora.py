@@ -9,7 +9,7 @@ import pandas as pd
 
 from components.config import load_params
 from components.stages.prepare import prepare
-from tests.conftest import REPO, needs_shared
+from tests.fixtures.common import REPO, needs_shared
 
 
 @needs_shared

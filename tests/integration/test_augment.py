@@ -23,8 +23,8 @@ from components.schema import CATEGORIES, COLUMNS
 from components.stages.augment import augment
 from components.stages.augment_cache import CACHE_FILE
 from components.text import text_hash
-from tests.conftest import REPO
 from tests.fixtures.augment_project import make_params, train_ids
+from tests.fixtures.common import REPO
 
 CANARY = "zebra-canary-7f3a"
 
@@ -372,7 +372,7 @@ def test_flow_task_is_the_stage(root: Path) -> None:
 def test_cli_augment_pass_through_and_missing_input(root: Path) -> None:
     import subprocess
 
-    from tests.conftest import VENV_BIN
+    from tests.fixtures.common import VENV_BIN
 
     make_params(root, enabled=False)
     result = subprocess.run([str(VENV_BIN / "emosafe"), "augment"], cwd=root, capture_output=True, text=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from components.cli import main
-from tests.conftest import TINY_ROWS, write_params
+from tests.fixtures.common import TINY_ROWS, write_params
 
 CSV_SOURCE = {
     "name": "forum",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, VENV_BIN, repo_ignore
+from tests.fixtures.common import REPO, VENV_BIN, repo_ignore
 
 SKIP = repo_ignore(
     ".venv",

@@ -20,7 +20,7 @@ from components.evaluation.measure import assess, evaluate
 from components.evaluation.predictors import Predictor
 from components.release.scorecard import scorecard_from_dict
 from components.schema import CATEGORIES, LABELS
-from tests.conftest import REPO
+from tests.fixtures.common import REPO
 from tests.fixtures.tiny_lm import save_tiny_lm, tiny_frame
 
 PLANTED = "ZQXJ planted sentinel text"

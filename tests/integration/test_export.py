@@ -20,8 +20,8 @@ import pytest
 from components.config import parse_params
 from components.errors import EmosafeError
 from components.export.bundle import MANIFEST, BundleError, build_manifest, label_map, verify_bundle
-from tests.conftest import REPO
 from tests.fixtures import export_runs as fx
+from tests.fixtures.common import REPO
 
 
 @pytest.fixture(scope="module")

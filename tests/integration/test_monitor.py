@@ -24,7 +24,7 @@ from monitoring.alerts import Alert, PrefectEventSink
 from monitoring.history import load_history
 from monitoring.log import read_log
 from monitoring.monitor import MONITOR_EXIT_ALARM, monitor
-from tests.conftest import VENV_BIN
+from tests.fixtures.common import VENV_BIN
 from tests.fixtures.monitor_logs import write_log, write_reference
 
 CANARY = "CANARY-7f3a I want to disappear tonight"

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from flows.serve import api_url, deploy_all, prefect, server_env, start_server, start_worker, stop, wait_healthy
-from tests.conftest import REPO
+from tests.fixtures.common import REPO
 from tests.fixtures.monitor_logs import write_log, write_reference
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import VENV_BIN
+from tests.fixtures.common import VENV_BIN
 from tests.fixtures.flow_project import MODEL, dvc_stages, make_project
 from tests.fixtures.tiny_training import tiny_llama_folder, write_project
 

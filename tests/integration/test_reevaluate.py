@@ -23,8 +23,8 @@ from components.evaluation.metrics import Bootstrap, trinary_report
 from components.release.reevaluation import review_floors
 from registry.core import Registry
 from registry.sqlite_store import SCHEMA, SqliteMetadataStore
-from tests.conftest import VENV_BIN
 from tests.fixtures import reevaluate_bundles as fx
+from tests.fixtures.common import VENV_BIN
 
 
 @pytest.fixture

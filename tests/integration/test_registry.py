@@ -14,7 +14,7 @@ from registry.card import render_card
 from registry.core import Registry, load_model
 from registry.names import ModelRef, parse_ref, validate_name
 from registry.store import MoveRequest
-from tests.conftest import VENV_BIN
+from tests.fixtures.common import VENV_BIN
 from tests.fixtures.registry_runs import make_run, taxonomy_metrics, trinary_metrics
 
 GATE = GateConfig(default_f1_floor=0.5, trinary_macro_f1_floor=0.6, unsafe_recall_floor=0.7)

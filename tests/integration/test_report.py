@@ -18,7 +18,7 @@ from components.errors import EmosafeError, MetricsFormatError
 from components.release.scorecard import Estimate
 from components.report.scaling import compare_settings, markdown, metrics_summary, plot_records, row_from_report
 from components.stages.report import report
-from tests.conftest import REPO, VENV_BIN, repo_ignore
+from tests.fixtures.common import REPO, VENV_BIN, repo_ignore
 
 CANARY = "CANARY-do-not-copy-7f3a"  # planted in the inputs; must reach no output
 TRINARY = ("safe", "borderline", "unsafe")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, VENV_BIN, repo_ignore
+from tests.fixtures.common import REPO, VENV_BIN, repo_ignore
 from tests.fixtures.tiny_training import tiny_llama_folder
 
 SKIP = repo_ignore(

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.config import parse_params
-from tests.conftest import REPO
+from tests.fixtures.common import REPO
 from tests.fixtures.tiny_training import tiny_frame
 
 pytestmark = pytest.mark.slow

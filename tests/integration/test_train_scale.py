@@ -12,7 +12,7 @@ import pytest
 from safetensors.torch import load_file
 
 from components.config import load_params
-from tests.conftest import REPO, VENV_BIN
+from tests.fixtures.common import REPO, VENV_BIN
 from tests.fixtures.tiny_training import CANARY, tiny_llama_folder, write_project
 
 TINY = {"tiny": {"family": "llama", "source": "tiny-llama"}}

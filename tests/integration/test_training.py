@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from components.config import load_params
 from components.errors import EmosafeError
-from tests.conftest import VENV_BIN
+from tests.fixtures.common import VENV_BIN
 from tests.fixtures.tiny_training import CANARY, tiny_bert_folder, tiny_llama_folder, write_project
 
 MODELS = {"tiny": {"family": "llama", "source": "tiny-llama"}, "bert": {"family": "bert", "source": "tiny-bert"}}

@@ -24,7 +24,7 @@ from components.schema import CATEGORIES
 from components.stages.prepare import prepare
 from components.stages.validate import FAILED_REPORT_FILE, REPORT_FILE, validate
 from components.text import text_hash
-from tests.conftest import REPO, SHARED_DATA, VENV_BIN, needs_shared, repo_ignore
+from tests.fixtures.common import REPO, SHARED_DATA, VENV_BIN, needs_shared, repo_ignore
 
 CANARY = "zq-canary-7f3a91-do-not-leak"
 

@@ -10,7 +10,7 @@ import pytest
 
 from components import is_app_layer
 from components.stages.prepare import source_paths
-from tests.conftest import REPO
+from tests.fixtures.common import REPO
 
 FORBIDDEN = {"prefect", "dvc", "typer", "click"}
 #: Layers a pure component must not reach up into.
@@ -142,3 +142,26 @@ def test_no_dependency_shadows_our_packages(package: str) -> None:
     spec = importlib.util.find_spec(package)
     assert spec is not None and spec.submodule_search_locations is not None
     assert [Path(p).resolve() for p in spec.submodule_search_locations] == [REPO / package]
+
+
+SUITES = ("unit", "integration", "data", "model")
+
+
+def test_tests_live_in_their_audiences_folder() -> None:
+    """Test files sit in tests/<suite>/ (none flat in tests/, none among the fixtures); tests/fixtures holds plain
+    helpers only, the pytest fixtures every suite shares being in tests/conftest.py."""
+    tests = REPO / "tests"
+    misplaced = [rel(p) for p in tests.rglob("test_*.py") if p.relative_to(tests).parts[0] not in SUITES]
+    assert not misplaced
+    assert not [rel(p) for p in (tests / "fixtures").rglob("*.py") if "pytest.fixture" in p.read_text()]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "tests").rglob("*.py")), ids=rel)
+def test_no_test_file_imports_a_test_file_or_a_conftest(path: Path) -> None:
+    """Shared code lives in tests.fixtures; neither a test module nor a conftest is a library for another file."""
+    borrowed = [
+        name
+        for name in imports_of(path)
+        if name.startswith("tests.") and any(part.startswith("test_") or part == "conftest" for part in name.split("."))
+    ]
+    assert not borrowed

@@ -9,7 +9,7 @@ import yaml
 
 from components.config import Params, load_params, parse_params
 from components.errors import ConfigError
-from tests.conftest import REPO
+from tests.fixtures.common import REPO
 
 SHIPPED = [REPO / "params.yaml", *sorted((REPO / "configs").glob("*.yaml"))]
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO, VENV_BIN
+from tests.fixtures.common import REPO, VENV_BIN
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from components.errors import EmosafeError
 from components.evaluation.likelihood import score_options
 from components.evaluation.prompting import LikelihoodPredictor, draw_examples, parse_template, render
 from components.schema import CATEGORIES, LABELS
-from tests.conftest import REPO
+from tests.fixtures.common import REPO
 from tests.fixtures.tiny_lm import byte_tokenizer, tiny_frame, tiny_llama
 
 PROMPTS = REPO / "prompts" / "evaluate"

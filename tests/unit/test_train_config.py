@@ -9,7 +9,7 @@ import yaml
 
 from components.config import ConfigError, load_params, parse_params
 from components.config.train import CPU_PROFILE, TrainConfig
-from tests.conftest import REPO
+from tests.fixtures.common import REPO
 
 BASE: dict[str, Any] = {"prepare": {"sources": [{"name": "s", "kind": "emosafe", "path": "x.jsonl"}]}}
 
