@@ -19,6 +19,7 @@ not: its log gives those seconds, and ``ratio_less_dvc`` is the ratio without th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -147,7 +148,8 @@ def run_real() -> dict[str, Any]:
     The clones use this interpreter (the project venv), so nothing is installed; the full logs of both runs go to
     benchmarks/results/flow_real-{direct,flow}.log (they hold counts and timings, never message text). CPU time
     (user+sys of each process tree, server and DVC included) is less sensitive than wall time to a shared host.
-    ``order`` is which runs first (EMOSAFE_BENCH_ORDER=direct,flow swaps it)."""
+    ``order`` is which runs first (EMOSAFE_BENCH_ORDER=direct,flow swaps it). EMOSAFE_BENCH_KEEP=<empty folder>
+    keeps both clones there (the flow clone is then a fresh-clone ``make run``: its dvc.lock and reports/)."""
     order = tuple(os.environ.get("EMOSAFE_BENCH_ORDER", "flow,direct").split(","))
     if sorted(order) != ["direct", "flow"]:
         raise ValueError(f"EMOSAFE_BENCH_ORDER={','.join(order)}: want 'flow,direct' or 'direct,flow'")
@@ -167,7 +169,10 @@ def run_real() -> dict[str, Any]:
     }
     logs = REPO / "benchmarks" / "results"
     logs.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    keep = os.environ.get("EMOSAFE_BENCH_KEEP")
+    if keep and Path(keep).exists() and any(Path(keep).iterdir()):
+        raise ValueError(f"EMOSAFE_BENCH_KEEP={keep}: want a new or empty folder")
+    with tempfile.TemporaryDirectory() if not keep else contextlib.nullcontext(keep) as tmp:
         roots = {}
         for name in ("direct", "flow"):
             roots[name] = Path(tmp) / name

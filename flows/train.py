@@ -55,8 +55,8 @@ def run_ladder(params: Params, root: str, entries: list[tuple[str, str]]) -> lis
     """One ``train`` task run per (model, task): inline with the in-process runner, submitted with any other.
 
     Inline because torch threads, accelerate and W&B hold process-wide state, two cores gain nothing from sharing,
-    and the same trainings read 13-60% slower in the pool's worker thread than in the flow's (issue #9). A Dask or
-    Ray runner (``flow.with_options(task_runner=...)``) gets them submitted, so they can run on separate workers.
+    and the same trainings read 13-60% slower in the pool's worker thread than in the flow's (docs/decisions.md).
+    A Dask or Ray runner (``flow.with_options(task_runner=...)``) gets them submitted, to run on separate workers.
     """
     if _in_process():
         return [train_task(params, model, name, root) for model, name in entries]

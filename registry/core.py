@@ -37,6 +37,7 @@ from registry.store import (
     hash_stream,
     staging_dir,
 )
+from registry.transactions import RegistryCheckpoint, rollback, take_checkpoint
 from registry.wandb_link import link_version
 
 log = logging.getLogger(__name__)
@@ -270,53 +271,19 @@ class Registry:
                     "registered (tampered or truncated); refusing to load"
                 )
 
-    # flow transactions: checkpoint, then roll back to it if the flow fails after registering -----------------
+    # flow transactions (registry/transactions.py): checkpoint, then roll back to it if the flow fails later --------
     def checkpoint(self, names: Iterable[str]) -> RegistryCheckpoint:
         """Every alias holder and the highest version number of ``names``, taken before a flow's first write."""
-        names = [validate_name(n) for n in names]
-        aliases = {n: self.meta.aliases(n) for n in names}
-        versions = {n: max((r.version for r in self.meta.list_versions(n)), default=0) for n in names}
-        return RegistryCheckpoint(aliases, versions, now())
+        return take_checkpoint(self.meta, [validate_name(n) for n in names])
 
     def rollback_to(self, checkpoint: RegistryCheckpoint, why: str, who: str | None = None) -> list[str]:
-        """Undo a failed flow's registry writes: every alias back to its checkpointed holder (audited compare-and-swap
-        moves, action ``rollback``), then every version created after the checkpoint withdrawn (an alias still on
-        one is unset in the same transaction). Idempotent. Returns what it did, one line per change.
+        """Undo a failed flow's registry writes (``registry.transactions.rollback``); one line per change.
 
         Raises AliasConflictError when an alias moves during the rollback (run it again).
         """
         if not why.strip():
             raise RegistryError("rollback_to needs a reason: it is recorded in the history")
-        who, done = who or who_am_i(), []
-        for name in sorted(checkpoint.versions):
-            before, withdrawn = checkpoint.aliases.get(name, {}), self.meta.withdrawn(name)
-            done += self._restore_aliases(name, before, who, why)
-            new = [
-                r.version
-                for r in self.meta.list_versions(name)
-                if r.version > checkpoint.versions[name] and r.version not in withdrawn
-            ]
-            if new:
-                cleared = self.meta.withdraw(name, new, who, why)
-                done += [f"{name} v{v}: withdrawn" for v in new] + [f"{name}@{a}: unset (was unset)" for a in cleared]
-            for alias, holder in sorted(self.meta.aliases(name).items()):
-                if alias not in before:  # set after the checkpoint to a version that existed before it
-                    done.append(f"{name}@{alias}: NOT restored (v{holder} set after the checkpoint); move it by hand")
-                    log.warning(done[-1])
-        return done
-
-    def _restore_aliases(self, name: str, before: Mapping[str, int], who: str, why: str) -> list[str]:
-        """Move each alias that held a version at the checkpoint back to it (carrying that move's report hash)."""
-        done = []
-        for alias, holder in sorted(self.meta.aliases(name).items()):
-            target = before.get(alias)
-            if target is None or target == holder:
-                continue
-            held = [e for e in self.meta.history(name, alias) if e.to_version == target]
-            report = held[-1].gate_report_hash if held else None
-            self.meta.move_alias(MoveRequest(name, alias, target, holder, who, why, "rollback", None, None, report))
-            done.append(f"{name}@{alias}: v{holder} -> v{target} (rollback)")
-        return done
+        return rollback(self.meta, checkpoint, who or who_am_i(), why)
 
     def _refuse_withdrawn(self, record: VersionRecord) -> None:
         if record.version in self.meta.withdrawn(record.name):
@@ -334,15 +301,6 @@ class Registry:
             if alias not in withdrawn.get(last, []):
                 problems.append(f"{name}@{alias}: unset, but the history's last move set it to v{last}")
         return problems
-
-
-@dataclass(frozen=True)
-class RegistryCheckpoint:
-    """Alias holders (``{name: {alias: version}}``) and highest version numbers (0: none) at one instant."""
-
-    aliases: Mapping[str, Mapping[str, int]]
-    versions: Mapping[str, int]
-    at: str
 
 
 def looks_like_ref(text: str) -> bool:

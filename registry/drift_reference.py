@@ -1,4 +1,4 @@
-"""The drift reference stored with a registry version (issue #8): what monitoring compares production windows with.
+"""The drift reference stored with a registry version: what monitoring compares production windows with.
 
 ``emosafe ship`` computes it from the shipped (int8) file's scoring of its test split and stores it in the
 version's lineage (``lineage.reference``: task, n, label distribution or category prevalence; proportions only,

@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from components.config.augment import AugmentConfig
-from components.config.base import Category, Frozen
+from components.config.base import DEFAULT_SEED, Category, Frozen, section
 from components.config.evaluate import EvaluateConfig
 from components.config.export import ExportConfig
 from components.config.monitor import MonitorConfig
@@ -64,10 +64,12 @@ warnings.filterwarnings("ignore", message=r'Field name "(validate|register)" in 
 class Params(Frozen):
     """The whole of params.yaml."""
 
-    seed: int = Field(default=13, ge=0, description="Global seed: splits now, sampling and training later.")
+    seed: int = Field(
+        default=DEFAULT_SEED, ge=0, description="Global seed: splits, and every section whose own `seed` is null."
+    )
     prepare: PrepareConfig
-    augment: AugmentConfig = AugmentConfig(enabled=False)  # no section: no augmentation
-    evaluate: EvaluateConfig = EvaluateConfig()
+    augment: AugmentConfig = section(enabled=False)  # no section: no augmentation
+    evaluate: EvaluateConfig = section()
     export: ExportConfig = ExportConfig()
     monitor: MonitorConfig = MonitorConfig()
     predict: PredictConfig = PredictConfig()
@@ -75,7 +77,7 @@ class Params(Frozen):
     register: RegisterConfig = RegisterConfig()
     report: ReportConfig = ReportConfig()
     ship: ShipConfig = ShipConfig()
-    train: TrainConfig = TrainConfig()
+    train: TrainConfig = section()
     validate: ValidateConfig = ValidateConfig()  # type: ignore[assignment]  # shadows the deprecated v1 classmethod
 
 
@@ -84,7 +86,8 @@ def parse_params(raw: Any, origin: str = "params") -> Params:
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: top level must be a mapping of sections, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        # The global seed travels as context so each section's null seed resolves to it once, here.
+        return Params.model_validate(raw, context={"seed": raw.get("seed", DEFAULT_SEED)})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin)) from None
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.base import Frozen
+from components.config.base import Frozen, InheritedSeed, inherited_seed
 
 _PROMPT_VERSION = re.compile(r"^[a-z][a-z0-9_]*_v[0-9]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -82,7 +82,7 @@ class AugmentConfig(Frozen):
     temperature: float = Field(default=0.7, ge=0, le=2, description="0 = greedy.")
     top_p: float = Field(default=0.9, gt=0, le=1)
     max_chars: int = Field(default=400, ge=20, description="Longer rewrites are filtered as too_long.")
-    seed: int | None = Field(default=None, ge=0, description="Generation seed; null: the global `seed`.")
+    seed: InheritedSeed = inherited_seed("Generation seed")
     input_dir: str | None = Field(
         default=None, description="Folder holding prepare's dataset.parquet; null: prepare.output_dir."
     )

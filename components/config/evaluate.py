@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.base import Frozen
+from components.config.base import Frozen, InheritedSeed, inherited_seed
 from components.config.prepare import SourceConfig
 
 Setting = Literal["zero_shot", "few_shot", "fine_tuned"]
@@ -54,7 +54,7 @@ class EvaluateConfig(Frozen):
         description="Models for the prompting settings, name -> model.",
     )
     k: int = Field(default=5, ge=1, le=30, description="Few-shot examples, drawn from train, balanced over labels.")
-    seed: int | None = Field(default=None, ge=0, description="Example draw and bootstrap seed; None = global seed.")
+    seed: InheritedSeed = inherited_seed("Example draw and bootstrap seed")
     templates: dict[EvalTask, str] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]
             "trinary": "prompts/evaluate/trinary.v1.txt",

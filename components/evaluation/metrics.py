@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from components.config.evaluate import EvaluateConfig
 from components.schema import CATEGORIES, LABELS
 
 Task = Literal["trinary", "taxonomy"]
@@ -64,6 +65,11 @@ class Bootstrap:
     resamples: int = 1000
     seed: int = 0
     confidence: float = 0.95
+
+    @classmethod
+    def of(cls, config: EvaluateConfig) -> Bootstrap:
+        """The evaluation's bootstrap (resamples, seed, confidence), the one every stage that measures uses."""
+        return cls(config.bootstrap_resamples, config.seed, config.confidence)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A bundle is a Hugging Face-style folder that plain ``onnxruntime`` + ``tokenizers`` can serve with no torch:
 
-    model_int8.onnx        the shipped file (dynamic int8)      model_fp32.onnx (+ .data)  its fp32 parent
+    model_int8.onnx        the shipped file (int8)              model_fp32.onnx (+ .data)  its fp32 parent
     config.json            the model's HF config                tokenizer.json, tokenizer_config.json, ...
     labels.json            task, label order, decision rule (softmax argmax | sigmoid >= per-category threshold)
     parity.json            fp32 ONNX vs torch                    quantization.json  int8 vs fp32 on test

@@ -1,36 +1,24 @@
-"""ONNX export, external-data safety, int8 quantization and the ONNX Runtime predictor: the one module that
-imports ``onnx``/``onnxruntime``, so an upgrade of either touches this file only.
+"""ONNX export and int8 quantization: the graph side of a bundle (``onnx``, ``onnxruntime.quantization``).
 
-The predictor needs only onnxruntime, tokenizers, onnx and numpy (no torch): it is what a server ships. Before a
-session is created it verifies every file of the bundle against its sha256 manifest and refuses graphs whose
-external-data locations could escape the model folder (absolute paths, ``..``, symlinks): ONNX Runtime would
-otherwise read whatever file such a location names.
+Together with ``components/export/runtime.py`` (the ONNX Runtime predictor a server ships) these are the only
+modules that import ``onnx``/``onnxruntime``, so an upgrade of either touches this folder's two files only.
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
-import json
 import logging
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from components.config.export import QuantizeConfig
-from components.export.bundle import MODEL_FILES, BundleError, LabelMap, read_label_map, verify_bundle
 
 log = logging.getLogger(__name__)
-
-
-class UnsafeModelError(BundleError):
-    """An ONNX file's external data points outside its folder (absolute path, '..', symlink) or is missing."""
 
 
 @dataclass(frozen=True)
@@ -221,145 +209,6 @@ def op_counts(path: Path) -> dict[str, int]:
     for node in onnx.load(str(path), load_external_data=False).graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
-
-
-def check_external_data(path: Path, folder: Path) -> list[str]:
-    """The external-data files ``path`` references (relative, inside ``folder``). Raises UnsafeModelError for an
-    absolute location, a '..' part, a symlink on the way, a location resolving outside ``folder``, or a missing file."""
-    import onnx
-
-    if path.is_symlink():
-        raise UnsafeModelError(f"{path}: the ONNX file is a symlink (rule: regular files inside the model folder)")
-    model = onnx.load(str(path), load_external_data=False)
-    root = folder.resolve()
-    found: set[str] = set()
-    for tensor in _tensors(model.graph):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        found.add(_safe_location(path, tensor.name, location, folder, root))
-    return sorted(found)
-
-
-def _safe_location(path: Path, tensor: str, location: str, folder: Path, root: Path) -> str:
-    where = f"{path}: tensor '{tensor}' external data location '{location}'"
-    posix, windows = PurePosixPath(location), PureWindowsPath(location)
-    if not location or posix.is_absolute() or windows.is_absolute() or windows.drive or location.startswith("\\"):
-        raise UnsafeModelError(f"{where} is absolute or empty (rule: a relative file inside the model folder)")
-    if ".." in posix.parts or ".." in windows.parts:
-        raise UnsafeModelError(f"{where} contains '..' (rule: it may not leave the model folder)")
-    step = folder
-    for part in posix.parts:
-        step = step / part
-        if step.is_symlink():
-            raise UnsafeModelError(f"{where} goes through a symlink ({step}) (rule: regular files only)")
-    target = (folder / location).resolve()
-    if not target.is_relative_to(root):
-        raise UnsafeModelError(f"{where} resolves outside the model folder {root}")
-    if not target.is_file():
-        raise UnsafeModelError(f"{where} does not exist")
-    return posix.as_posix()
-
-
-def _tensors(graph: Any) -> Any:
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            if attribute.HasField("g"):
-                yield from _tensors(attribute.g)
-            for sub in attribute.graphs:
-                yield from _tensors(sub)
-
-
-class OnnxPredictor:
-    """The evaluation ``Predictor`` over an exported bundle (ONNX Runtime + tokenizers; no torch).
-
-    Scores follow the Predictor contract: trinary (n, 3) softmax, taxonomy (n, 6) sigmoid. Messages are sorted by
-    length into batches so padding stays short; int8 activations are quantized per batch, so a message's int8
-    scores can move by float noise with its batch neighbours (never enough to fail the agreement check in tests).
-    """
-
-    def __init__(
-        self,
-        folder: Path,
-        variant: str = "int8",
-        batch_size: int = 32,
-        num_threads: int = 2,
-        verify: bool = True,
-        progress: bool = False,
-    ) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        if variant not in MODEL_FILES:
-            raise BundleError(f"unknown variant '{variant}' (rule: one of {sorted(MODEL_FILES)})")
-        self.folder, self.variant, self.batch_size, self.progress = folder, variant, batch_size, progress
-        self.manifest = verify_bundle(folder) if verify else {}
-        path = folder / MODEL_FILES[variant]
-        if not path.is_file():
-            raise BundleError(f"{path}: this bundle has no {variant} model")
-        check_external_data(path, folder)
-        self.labels: LabelMap = read_label_map(folder)
-        self.task = self.labels.task
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        self.pad_id = int(config.get("pad_token_id") or 0)
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.labels.max_length)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def logits(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Raw logits in input order, (n, number of labels)."""
-        encoded = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        out = np.zeros((len(encoded), len(self.labels.labels)), dtype=np.float32)
-        starts = range(0, len(order), self.batch_size)
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=f"predict ({self.variant})", unit="batch")
-        for start in starts:
-            rows = order[start : start + self.batch_size]
-            out[rows] = self.run_ids([encoded[i] for i in rows])
-        return out
-
-    def run_ids(self, sequences: Sequence[Sequence[int]]) -> NDArray[np.float32]:
-        """Logits for already tokenised messages, right-padded with the model's pad id (as in training)."""
-        width = max(1, *(len(s) for s in sequences))
-        ids = np.full((len(sequences), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(sequences), width), dtype=np.int64)
-        for i, seq in enumerate(sequences):
-            ids[i, : len(seq)] = seq
-            mask[i, : len(seq)] = 1
-        result: NDArray[np.float32] = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
-        return result
-
-    def predict(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        return probabilities(self.logits(texts), self.task)
-
-    def decide(self, scores: NDArray[np.float64]) -> list[Any]:
-        """Trinary: one label per message; taxonomy: the list of categories at or above their threshold."""
-        names = self.labels.labels
-        if self.task == "trinary":
-            return [names[i] for i in scores.argmax(axis=1)]
-        limits = np.array([self.labels.thresholds[c] for c in names])
-        return [[names[j] for j in np.flatnonzero(row >= limits)] for row in scores]
-
-
-def probabilities(logits: NDArray[Any], task: str) -> NDArray[np.float64]:
-    values = np.asarray(logits, dtype=np.float64)
-    if task == "taxonomy":
-        return np.asarray(1.0 / (1.0 + np.exp(-values)))
-    shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
 
 
 def model_bytes(path: Path) -> int:

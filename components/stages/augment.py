@@ -90,8 +90,8 @@ def augment(params: Params, root: Path = Path(), generator: Generator | None = N
     kind, model = (generator.kind, generator.model) if generator else generator_identity(config)
     get_generator = _lazy(generator, config)
     cache = GenerationCache(root / config.cache_dir)
-    parents = select_parents(prepared, config.max_parents, _seed(params))
-    specs = _specs(parents, config, prompt, kind, model, _seed(params))
+    parents = select_parents(prepared, config.max_parents, config.seed)
+    specs = _specs(parents, config, prompt, kind, model, config.seed)
     outputs, rewrite_stats = cache.fetch(
         [spec.key for spec in specs],
         [GenerationRequest(prompt.render(spec.parent_text), spec.seed) for spec in specs],
@@ -109,10 +109,6 @@ def augment(params: Params, root: Path = Path(), generator: Generator | None = N
     summary["generator"] = {"kind": kind, "model": model, "prompt_version": version, **_revision(config, generator)}
     run = _run_stats(rewrite_stats, label_stats, time.monotonic() - started)
     return _write(root, params, frame, summary, inputs, run)
-
-
-def _seed(params: Params) -> int:
-    return params.augment.seed if params.augment.seed is not None else params.seed
 
 
 def _sampling(config: AugmentConfig) -> Sampling:
@@ -276,7 +272,7 @@ def _write(
         __name__,
         {
             "stage": "augment",
-            "seed": _seed(params),
+            "seed": config.seed,
             "params": {"seed": params.seed, "augment": config.model_dump(mode="json")},
             "inputs": inputs,
             "data_hash": sha256_bytes(data),

@@ -22,7 +22,8 @@ import pandas as pd
 from components.config import EmosafeSource, Params
 from components.config.evaluate import EvaluateConfig, PromptModel
 from components.data.dataset import to_frame
-from components.data.sources import read_source, read_table_records
+from components.data.sources import read_source
+from components.data.tables import read_table_records
 from components.errors import EvaluationError
 from components.evaluation.canaries import Canary, check_canaries, parse_canaries
 from components.evaluation.measure import assess, category_matrix, check_frame
@@ -74,7 +75,6 @@ def evaluate(
     config = params.evaluate
     names, chosen_settings, chosen_tasks = _selection(config, root, models, settings, tasks)
     inputs = _read_inputs(config, root, chosen_tasks, data, source)
-    seed = params.seed if config.seed is None else config.seed
     written, summary = [], []
     prompting = [s for s in chosen_settings if s in PROMPT_SETTINGS]
     jobs = [(n, s, t) for n in names if n in config.models for s in prompting for t in chosen_tasks]
@@ -86,9 +86,9 @@ def evaluate(
         if setting in PROMPT_SETTINGS and loaded_name != name:
             loaded, loaded_name = None, name  # one prompting model in memory at a time
             loaded = _load(config.models[name], config)
-        predictor, extra = _predictor(config, root, inputs, loaded, name, setting, task, seed)
-        payload = run_one(predictor, inputs, config, seed) | extra | {"model": name, "setting": setting}
-        payload["provenance"] = _provenance(params, seed, inputs, name, setting, task)
+        predictor, extra = _predictor(config, root, inputs, loaded, name, setting, task)
+        payload = run_one(predictor, inputs, config) | extra | {"model": name, "setting": setting}
+        payload["provenance"] = _provenance(params, inputs, name, setting, task)
         path = inputs.out / f"{name}-{setting}-{task}.json"
         atomic_write_json(path, payload)
         written.append(path)
@@ -105,7 +105,6 @@ def _predictor(
     name: str,
     setting: str,
     task: str,
-    seed: int,
 ) -> tuple[Predictor, dict[str, Any]]:
     """The setting's Predictor and what the report says about it (prompt provenance, model size)."""
     if setting == "fine_tuned":
@@ -115,16 +114,16 @@ def _predictor(
         return predictor, {"model_info": info}
     assert loaded is not None  # loaded whenever a prompting setting is selected
     model, tokenizer, info = loaded
-    examples = draw_examples(inputs.frame, config.k, seed) if setting == "few_shot" else ()
+    examples = draw_examples(inputs.frame, config.k, config.seed) if setting == "few_shot" else ()
     prompt = render(inputs.templates[task], examples, config.max_example_chars)
     predictor = LikelihoodPredictor(model, tokenizer, prompt, config.hardware.batch_size, config.max_message_tokens)
     return predictor, {"prompt": predictor.describe(), "model_info": info}
 
 
-def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig, seed: int) -> dict[str, Any]:
+def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig) -> dict[str, Any]:
     """Val (thresholds tuned here), test (thresholds applied unchanged), canaries: one report's figures."""
     task = predictor.task
-    bootstrap = Bootstrap(config.bootstrap_resamples, seed, config.confidence)
+    bootstrap = Bootstrap.of(config)
     val_frame = inputs.frame[inputs.frame["split"] == "val"]
     was_reset = reset_peak()  # the model is loaded: the peak below is weights + inference, not earlier models
     start = time.perf_counter()
@@ -268,12 +267,12 @@ def _load(spec: PromptModel, config: EvaluateConfig) -> tuple[Any, Any, dict[str
     return model, tokenizer, info
 
 
-def _provenance(params: Params, seed: int, inputs: _Inputs, name: str, setting: str, task: str) -> dict[str, Any]:
+def _provenance(params: Params, inputs: _Inputs, name: str, setting: str, task: str) -> dict[str, Any]:
     return provenance(
         __name__,
         {
             "stage": "evaluate",
-            "seed": seed,
+            "seed": params.evaluate.seed,
             "params": {"seed": params.seed, "evaluate": params.evaluate.model_dump(mode="json")},
             "data_hash": inputs.data_hash,
             "run": {"model": name, "setting": setting, "task": task},

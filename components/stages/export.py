@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 
 from components.config import Params
+from components.config.evaluate import EvaluateConfig
+from components.config.export import ExportConfig
 from components.errors import EmosafeError, SourceFileError
 from components.export.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
 from components.io import atomic_write_json, read_parquet_input, replace_dir, sha256_file
@@ -95,6 +97,7 @@ def _build(
     from components.export import onnx as onnx_export
     from components.export.checks import parity
     from components.export.merged import encode, pad, torch_logits
+    from components.export.runtime import OnnxPredictor
 
     config = params.export
     model.config.to_json_file(str(tmp / "config.json"))
@@ -105,9 +108,9 @@ def _build(
     sample = pad(encode(tokenizer, texts[:2], labels.max_length), int(tokenizer.pad_token_id))
     fp32_path = tmp / MODEL_FILES["fp32"]
     reference = torch_logits(model, tokenizer, texts, labels.max_length, config.batch_size)  # before smoothing
-    smoothing = _smooth(params, model, tokenizer, frame, labels.max_length)
+    smoothing = _smooth(params.export, model, tokenizer, frame, labels.max_length)
     exported = onnx_export.export_onnx(model, *sample, fp32_path, config.opset, config.external_data_bytes)
-    fp32 = onnx_export.OnnxPredictor(tmp, "fp32", config.batch_size, config.num_threads, verify=False)
+    fp32 = OnnxPredictor(tmp, "fp32", config.batch_size, config.num_threads, verify=False)
     report = parity(reference, fp32.logits(texts), labels.task, config.parity_atol, ids, labels.thresholds or None)
     payload = report.to_dict() | {"message_ids": ids, "tokenizer": "tokenizers (tokenizer.json) vs transformers"}
     if not report.passed:
@@ -117,7 +120,9 @@ def _build(
             f"disagreeing ids {list(report.disagreeing_ids)[:10]}"
         )
     atomic_write_json(tmp / "parity.json", payload)
-    quantization = quantize_and_check(params, tmp, frame, labels, fp32) | {"data_hash": data_hash}
+    quantization = quantize_and_check(params.export, params.evaluate, tmp, frame, labels, fp32) | {
+        "data_hash": data_hash
+    }
     quantization["quantization"]["smoothing"] = smoothing
     atomic_write_json(tmp / "quantization.json", quantization)
     sizes = {variant: onnx_export.model_bytes(tmp / file) for variant, file in MODEL_FILES.items()}
@@ -129,14 +134,15 @@ def _build(
     }
 
 
-def _smooth(params: Params, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int) -> dict[str, Any] | None:
+def _smooth(
+    config: ExportConfig, model: Any, tokenizer: Any, frame: pd.DataFrame, max_length: int
+) -> dict[str, Any] | None:
     """``export.quantize.smooth_alpha`` set: rescale the merged model's MLPs in place (components/export/smoothing.py),
     calibrated on the first ``smooth_messages`` train messages. Parity is measured against the torch logits taken
     before, so it also proves the rescaling kept the function."""
     from components.export.merged import encode, pad
     from components.export.smoothing import smooth_mlp
 
-    config = params.export
     if config.quantize.smooth_alpha is None:
         return None
     train = frame[frame["split"] == "train"].sort_values("id").head(config.quantize.smooth_messages)
@@ -148,16 +154,18 @@ def _smooth(params: Params, model: Any, tokenizer: Any, frame: pd.DataFrame, max
     return smooth_mlp(model, batches, config.quantize.smooth_alpha, len(encoded)).to_dict()
 
 
-def quantize_and_check(params: Params, folder: Path, frame: pd.DataFrame, labels: Any, fp32: Any) -> dict[str, Any]:
-    """Quantize ``folder``'s fp32 file with ``export.quantize`` into its int8 file and run the int8 check: the
-    ``quantization.json`` payload (without ``data_hash``). A failed check is a warning and ``passed: false``."""
+def quantize_and_check(
+    config: ExportConfig, evaluation: EvaluateConfig, folder: Path, frame: pd.DataFrame, labels: Any, fp32: Any
+) -> dict[str, Any]:
+    """Quantize ``folder``'s fp32 file with ``export.quantize`` into its int8 file and run the int8 check (with the
+    evaluation's bootstrap): the ``quantization.json`` payload (without ``data_hash``). A failed check is a warning
+    and ``passed: false``."""
     from components.export import onnx as onnx_export
 
-    config = params.export
     quantized = onnx_export.quantize_int8(
         folder / MODEL_FILES["fp32"], folder / MODEL_FILES["int8"], config.quantize, config.external_data_bytes
     )
-    figures = _int8_check(params, folder, frame, labels, fp32)
+    figures = _int8_check(config, evaluation, folder, frame, labels, fp32)
     figures["quantization"] = {
         "settings": config.quantize.model_dump(mode="json"),
         "seconds": round(quantized.seconds, 2),
@@ -170,16 +178,16 @@ def quantize_and_check(params: Params, folder: Path, frame: pd.DataFrame, labels
     return figures
 
 
-def _int8_check(params: Params, tmp: Path, frame: pd.DataFrame, labels: Any, fp32: Any) -> dict[str, Any]:
+def _int8_check(
+    config: ExportConfig, evaluation: EvaluateConfig, tmp: Path, frame: pd.DataFrame, labels: Any, fp32: Any
+) -> dict[str, Any]:
     """Score test with both files (``components.evaluation.measure``); a failure is logged and recorded, not raised."""
     from components.evaluation.measure import evaluate
     from components.evaluation.metrics import Bootstrap
     from components.export.checks import compare_quantized
-    from components.export.onnx import OnnxPredictor
+    from components.export.runtime import OnnxPredictor
 
-    config, settings = params.export, params.evaluate
-    seed = params.seed if settings.seed is None else settings.seed
-    bootstrap = Bootstrap(settings.bootstrap_resamples, seed, settings.confidence)
+    bootstrap = Bootstrap.of(evaluation)
     test = frame[frame["split"] == "test"].sort_values("id").reset_index(drop=True)
     thresholds = labels.thresholds or None
     int8 = OnnxPredictor(tmp, "int8", config.batch_size, config.num_threads, verify=False)

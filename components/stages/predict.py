@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from components.config import Params
+from components.config.register import RegisterConfig
 from components.errors import EmosafeError, SourceFileError
 from components.io import atomic_write_bytes
 
@@ -44,13 +45,13 @@ def predict(
     Raises SourceFileError / EmosafeError naming the file and rule (unknown format, missing column, empty text,
     damaged or unsafe bundle) before anything is written.
     """
-    from components.export.onnx import OnnxPredictor
+    from components.export.runtime import OnnxPredictor
 
     config = params.predict
     if output.suffix.lower() not in FORMATS:
         raise EmosafeError(f"{output}: unknown output format (rule: one of {list(FORMATS)})")
     ids, texts = read_messages(source, config.id_column, config.text_column)
-    folder, name, version = resolve_model(params, model, root)
+    folder, name, version = resolve_model(params.register, model, root)
     predictor = OnnxPredictor(folder, config.variant, config.batch_size, config.num_threads, progress=True)
     scores = predictor.predict(texts)
     decided = predictor.decide(scores)
@@ -105,13 +106,13 @@ def read_messages(path: Path, id_column: str, text_column: str) -> tuple[list[st
     return ids, texts.tolist()
 
 
-def resolve_model(params: Params, model: str, root: Path) -> tuple[Path, str, str]:
+def resolve_model(config: RegisterConfig, model: str, root: Path) -> tuple[Path, str, str]:
     """(folder, model name, version): a registry reference is loaded verified; a folder's version is the short
     sha256 of its manifest (so two different bundles never log the same version)."""
     from registry.core import load_model, looks_like_ref
 
     if looks_like_ref(model):
-        loaded = load_model(model, params.register, root)
+        loaded = load_model(model, config, root)
         return loaded.folder, loaded.record.name, str(loaded.record.version)
     folder = Path(model)
     manifest = folder / "manifest.json"

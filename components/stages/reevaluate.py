@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 
 from components.config import EmosafeSource, Params
+from components.config.predict import PredictConfig
+from components.config.register import RegisterConfig
 from components.data.dataset import to_frame
 from components.data.sources import read_source
 from components.errors import EvaluationError, RegistryError
@@ -85,14 +87,14 @@ def reevaluate(
     if output is not None and len(refs) > 1:
         raise EvaluationError("--output names one report file; give --model too (reevaluate.tasks lists several)")
     data = read_feedback(feedback if feedback.is_absolute() else root / feedback)
-    registry = _open_registry(params, root)
+    registry = _open_registry(params.register, root)
     jobs = []
     for task, ref in refs:
         record = registry.resolve(parse_ref(ref))
         if task and record.task != task:
             raise EvaluationError(f"{ref} is a {record.task} model; reevaluate.tasks asked for {task}")
         loaded = registry.load(parse_ref(f"{record.name}@{record.version}"))  # verified against the sha256s
-        jobs.append((ref, loaded, _predictor(params, loaded.folder, record.task, root)))
+        jobs.append((ref, loaded, _predictor(params.predict, loaded.folder, record.task, root)))
     rows, reports = [], []
     for ref, loaded, scorer in jobs:
         measured = _measure(params, loaded, scorer, data)
@@ -111,9 +113,8 @@ def read_feedback(path: Path) -> _Feedback:
     return _Feedback(frame, path, sha256_file(path))
 
 
-def _open_registry(params: Params, root: Path) -> Registry:
+def _open_registry(config: RegisterConfig, root: Path) -> Registry:
     """The configured registry; refuses to create an empty one (nothing could be in production there)."""
-    config = params.register
     where = registry_root(config, root)
     if not (where / "registry.db").is_file():
         raise RegistryError(f"{where}: no registry here (register.store / EMOSAFE_REGISTRY); register a version first")
@@ -125,8 +126,8 @@ def _measure(params: Params, loaded: LoadedModel, scorer: _Scorer, data: _Feedba
     record = loaded.record
     thresholds, source = stored_thresholds(scorer.thresholds, record.lineage.get("thresholds"))
     chosen = thresholds if record.task == "taxonomy" else None
-    seed = params.seed if params.evaluate.seed is None else params.evaluate.seed
-    bootstrap = Bootstrap(params.evaluate.bootstrap_resamples, seed, params.evaluate.confidence)
+    seed = params.evaluate.seed
+    bootstrap = Bootstrap.of(params.evaluate)
     result = evaluate_frame(scorer.predictor, data.frame, record.task, chosen, bootstrap)
     review = review_floors(result.report, params.register.gate)
     return _Measured(result.report.to_dict(), review, chosen, source if chosen else None, seed)
@@ -216,14 +217,13 @@ def _record(
     return row, path
 
 
-def _predictor(params: Params, folder: Path, task: str, root: Path) -> _Scorer:
+def _predictor(config: PredictConfig, folder: Path, task: str, root: Path) -> _Scorer:
     """An exported bundle (manifest.json) serves through ONNX Runtime with predict's settings; a training run
     through the fine-tuned (merged LoRA) path of ``emosafe evaluate``. Raises EvaluationError on a task mismatch."""
     if (folder / "manifest.json").is_file():
-        from components.export.onnx import OnnxPredictor
+        from components.export.runtime import OnnxPredictor
 
-        settings = params.predict
-        onnx = OnnxPredictor(folder, settings.variant, settings.batch_size, settings.num_threads)
+        onnx = OnnxPredictor(folder, config.variant, config.batch_size, config.num_threads)
         if onnx.task != task:
             raise EvaluationError(f"{folder / 'labels.json'}: task is {onnx.task}, the registry says {task}")
         return _Scorer(onnx, dict(onnx.labels.thresholds))

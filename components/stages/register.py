@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Params
+from components.config.evaluate import EvaluateConfig
+from components.config.train import TrainConfig
 from components.errors import EmosafeError
 from components.io import atomic_write_json, sha256_file
 from components.provenance import provenance
@@ -66,11 +68,11 @@ def register(params: Params, root: Path = Path()) -> RegisterOutcome:
 
     config, settings = params.register, params.evaluate
     jobs = [(model, task) for model in settings.fine_tuned_models for task in settings.tasks]
-    inputs = {job: _inputs(params, root, *job) for job in jobs}
+    inputs = {job: _inputs(params.evaluate, root, *job) for job in jobs}
     registry = Registry(registry_root(config, root), config.gate, config.wandb_project)
     rows = []
     for (model, task), (run_dir, report_path, payload) in inputs.items():
-        lineage = _data_lineage(params, root, run_dir, payload)
+        lineage = _data_lineage(params.train, root, run_dir, payload)
         overrides = {
             "ladder_model": model,
             "evaluation": str(report_path.relative_to(root)),
@@ -101,8 +103,7 @@ def register(params: Params, root: Path = Path()) -> RegisterOutcome:
     return RegisterOutcome(tuple(rows), out, summary)
 
 
-def _inputs(params: Params, root: Path, model: str, task: str) -> tuple[Path, Path, dict[str, Any]]:
-    settings = params.evaluate
+def _inputs(settings: EvaluateConfig, root: Path, model: str, task: str) -> tuple[Path, Path, dict[str, Any]]:
     run_dir = root / settings.fine_tuned_dir / f"{model}-{task}"
     report = root / settings.output_dir / f"{model}-fine_tuned-{task}.json"
     if not run_dir.is_dir():
@@ -118,7 +119,7 @@ def _inputs(params: Params, root: Path, model: str, task: str) -> tuple[Path, Pa
     return run_dir, report, payload
 
 
-def _data_lineage(params: Params, root: Path, run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
+def _data_lineage(config: TrainConfig, root: Path, run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     """``data_hash`` (what the metrics must have been computed on) and how it links to the training data."""
     evaluated = payload.get("data_hash") or (payload.get("provenance") or {}).get("data_hash")
     trained = _json(run_dir / "meta.json").get("data_hash")
@@ -126,7 +127,7 @@ def _data_lineage(params: Params, root: Path, run_dir: Path, payload: dict[str, 
         return {"train_data_hash": trained, "data_link": "unproven: a data hash is missing"}
     if evaluated == trained:
         return {"data_hash": evaluated, "train_data_hash": trained, "data_link": "trained and evaluated on one file"}
-    summary_path = root / Path(params.train.input).parent / "summary.json"
+    summary_path = root / Path(config.input).parent / "summary.json"
     provenance = _json(summary_path).get("provenance") or {}
     if provenance.get("data_hash") == trained and evaluated in (provenance.get("inputs") or {}).values():
         link = f"training data built from the evaluated data ({summary_path.relative_to(root)})"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Params
+from components.config.report import ReportConfig
 from components.errors import EmosafeError, MetricsFormatError
 from components.io import atomic_write_bytes, replace_dir, sha256_bytes
 from components.provenance import provenance
@@ -63,7 +64,7 @@ def report(params: Params, root: Path = Path()) -> ReportOutcome:
     out = root / config.output_dir
     _write_folder(out, files)
     images = {Path(name).stem: out / name for name in files if name.endswith(".png")}
-    tracking = _track(params, rows, images, root)
+    tracking = _track(params.report, rows, images, root)
     disjoint = [c for c in comparisons if c.disjoint]
     summary = {
         "reports": len(rows),
@@ -150,13 +151,13 @@ def _write_folder(out: Path, files: dict[str, bytes]) -> None:
         raise
 
 
-def _track(params: Params, rows: list[ScalingRow], images: dict[str, Path], root: Path) -> str | None:
+def _track(config: ReportConfig, rows: list[ScalingRow], images: dict[str, Path], root: Path) -> str | None:
     from components.tracking import Tracker
 
-    wandb, config = params.report.wandb, {"report": params.report.model_dump(mode="json")}
+    wandb, logged = config.wandb, {"report": config.model_dump(mode="json")}
     folder = str(root / wandb.dir)
     tracker = Tracker.start(
-        wandb.enabled, wandb.project, wandb.mode, folder, "scaling-report", "report", config, "report"
+        wandb.enabled, wandb.project, wandb.mode, folder, "scaling-report", "report", logged, "report"
     )
     tracker.log_report(TABLE_COLUMNS, [_table_row(r) for r in rows], images, _wandb_summary(rows))
     return tracker.finish().run_dir

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.config import Params
+from components.config.export import ExportConfig
 from components.config.register import GateConfig
 from components.errors import EmosafeError
 from components.io import atomic_write_json, sha256_file
@@ -67,7 +68,7 @@ def ship(params: Params, root: Path = Path()) -> ShipOutcome:
         summary = {"stage": "ship", "enabled": False, "alias": config.alias, "tasks": []}
         atomic_write_json(out, summary)
         return ShipOutcome((), out, summary)
-    bundles = {task: _bundle(params, root, task) for task in config.tasks}
+    bundles = {task: _bundle(params.export, root, task) for task in config.tasks}
     registry = Registry(registry_root(params.register, root), ship_gate(params), params.register.wandb_project)
     candidates = _candidates(root / params.register.report)
     rows = [_ship_one(params, registry, root, task, *bundles[task], candidates) for task in config.tasks]
@@ -85,12 +86,11 @@ def ship_gate(params: Params) -> GateConfig:
     return gate.model_copy(update={"quantized": gate.quantized.model_copy(update={"required": True})})
 
 
-def _bundle(params: Params, root: Path, task: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+def _bundle(export: ExportConfig, root: Path, task: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     """(folder, quantization.json, reference without model/version), all checked."""
     from components.drift.reference import reference_from_confusion
     from components.export.bundle import verify_bundle
 
-    export = params.export
     if task not in export.tasks:
         raise EmosafeError(f"ship.tasks has {task!r}, which export.tasks {list(export.tasks)} does not export")
     folder = root / export.output_dir / f"{export.model}-{task}"

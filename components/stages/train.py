@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from components.config import Params
+from components.config.train import TrainConfig
 from components.errors import ConfigError, EmosafeError, SourceFileError
 from components.io import atomic_write_json, read_parquet_input, sha256_file, write_folder
 from components.models import ModelSource, load_tokenizer, resolve
@@ -48,9 +49,9 @@ def train(params: Params, model: str, task: str, root: Path = Path()) -> TrainSt
     """
     from components.training import finetune as training
 
-    run, encoded, weights, tokenizer, data_hash = _plan(params, model, task, root)
+    run, encoded, weights, tokenizer, data_hash = _plan(params.train, model, task, root)
     main = int(os.environ.get("RANK", "0")) == 0
-    tracker = _tracker(params, run, data_hash, root, enabled=main)
+    tracker = _tracker(params.train, run, data_hash, root, enabled=main)
     pad_id = int(tokenizer.pad_token_id)
     outcome = training.train(run, encoded["train"], encoded["val"], pad_id, weights, tracker.log_epoch)
     summary = _summary(model, task, outcome, run.spec.params_millions)
@@ -83,12 +84,11 @@ def train(params: Params, model: str, task: str, root: Path = Path()) -> TrainSt
     return TrainStageResult(folder, summary, metrics)
 
 
-def _plan(params: Params, model: str, task: str, root: Path) -> tuple[Any, dict[str, Any], Any, Any, str]:
+def _plan(config: TrainConfig, model: str, task: str, root: Path) -> tuple[Any, dict[str, Any], Any, Any, str]:
     """Validate the request, read and tokenise the data, and describe the run (nothing heavy is loaded yet)."""
     from components.training import batches as td
     from components.training.finetune import RunSpec
 
-    config = params.train
     try:
         spec = config.model(model)
     except ValueError as exc:
@@ -97,8 +97,8 @@ def _plan(params: Params, model: str, task: str, root: Path) -> tuple[Any, dict[
         raise ConfigError(f"train: task '{task}' is not one of train.tasks {list(config.tasks)}")
     frame, data_hash = _read(root / config.input)
     base_path = _base_path(config, model, root)
-    hyper = config.active.hyper
-    seed = hyper.seed if hyper.seed is not None else params.seed
+    profile = config.active.for_model(model)
+    hyper, seed = profile.hyper, profile.hyper.seed
     run_params = {
         "seed": seed,
         "profile": config.profile,
@@ -106,7 +106,7 @@ def _plan(params: Params, model: str, task: str, root: Path) -> tuple[Any, dict[
         "task": task,
         "spec": spec.model_dump(mode="json"),
     }
-    run_params |= config.active.model_dump(mode="json", exclude={"models"})
+    run_params |= profile.model_dump(mode="json", exclude={"models"})
     fingerprint = hashlib.sha256(json.dumps([run_params, data_hash], sort_keys=True).encode()).hexdigest()
     tokenizer = load_tokenizer(ModelSource(base_path))
     parts = {s: frame[frame["split"] == s].reset_index(drop=True) for s in ("train", "val")}
@@ -114,7 +114,7 @@ def _plan(params: Params, model: str, task: str, root: Path) -> tuple[Any, dict[
     weights = td.imbalance_weights(encoded["train"].targets, task, hyper.imbalance, hyper.pos_weight_cap)
     checkpoints = root / config.checkpoint_dir / f"{model}-{task}"
     n_labels = len(td.label_names(task))
-    run = RunSpec(model, task, spec, config.active, seed, base_path, n_labels, fingerprint, checkpoints, run_params)
+    run = RunSpec(model, task, spec, profile, seed, base_path, n_labels, fingerprint, checkpoints, run_params)
     return run, encoded, weights, tokenizer, data_hash
 
 
@@ -141,17 +141,17 @@ def _base_path(config: Any, model: str, root: Path) -> str:
     return resolve(ModelSource(spec.source, revision=spec.revision))
 
 
-def _tracker(params: Params, run: Any, data_hash: str, root: Path, enabled: bool) -> Any:
+def _tracker(config: TrainConfig, run: Any, data_hash: str, root: Path, enabled: bool) -> Any:
     from components.tracking import Tracker
 
-    settings = params.train.wandb
+    settings = config.wandb
     return Tracker.start(
         enabled=settings.enabled and enabled,
         project=settings.project,
         mode=settings.mode,
         folder=str(root / settings.dir),
         name=f"{run.name}-{run.task}-lora",
-        group=f"ladder-{params.train.profile}",
+        group=f"ladder-{config.profile}",
         config={**run.params, "data_hash": data_hash, "setting": "lora"},
     )
 

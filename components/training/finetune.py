@@ -34,7 +34,7 @@ class RunSpec:
     name: str
     task: str
     spec: ModelSpec
-    profile: Profile
+    profile: Profile  # resolved for this rung (``Profile.for_model``): its lr and LoRA targets apply
     seed: int
     base_path: str
     num_labels: int
@@ -110,7 +110,10 @@ def load_base(run: RunSpec, pad_token_id: int, on_cuda: bool = False) -> Any:
 
 
 def add_lora(model: Any, spec: ModelSpec, lora: LoraSettings, gradient_checkpointing: bool = False) -> Any:
-    """Wrap with LoRA adapters; the classification head (``score``/``classifier``) is trained in full."""
+    """Wrap with LoRA adapters; the classification head (``score``/``classifier``) is trained in full.
+
+    ``lora`` is the profile's setting resolved for this rung (``Profile.for_model``: its ``lora_targets`` folded in).
+    """
     from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
     if spec.quantization != "none":
@@ -123,7 +126,7 @@ def add_lora(model: Any, spec: ModelSpec, lora: LoraSettings, gradient_checkpoin
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=list(spec.lora_targets or default),
+        target_modules=list(default),
     )
     return get_peft_model(model, config)
 
@@ -163,7 +166,7 @@ def _setup(run: RunSpec, n_rows: int, pad_id: int) -> _Loop:
     )
     model = add_lora(load_base(run, pad_id, on_cuda=not use_cpu), run.spec, run.profile.lora, not use_cpu)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=run.spec.lr or hyper.lr, weight_decay=hyper.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=hyper.lr, weight_decay=hyper.weight_decay)
     per_epoch = len(epoch_batches(n_rows, hyper.batch_size, run.seed, 0))
     total = min(hyper.max_steps or per_epoch * hyper.epochs, per_epoch * hyper.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

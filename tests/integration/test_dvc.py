@@ -11,21 +11,7 @@ import yaml
 
 from tests.fixtures.common import REPO, VENV_BIN, repo_ignore
 
-SKIP = repo_ignore(
-    ".venv",
-    ".git",
-    "prepared",
-    "prepared-shared",
-    ".dvc-storage",
-    "cache",
-    "tmp",
-    "__pycache__",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    "wandb",
-    "*.egg-info",
-)
+SKIP = repo_ignore("prepared", "prepared-shared")
 
 
 def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from components.cli import app
-from components.data.sources import read_table_records
+from components.data.tables import read_table_records
 from components.errors import DataRowError, EmosafeError, EvaluationError
 from components.evaluation.canaries import check_canaries, parse_canaries
 from components.evaluation.measure import assess, evaluate

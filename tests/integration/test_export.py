@@ -104,7 +104,7 @@ for variant in ("fp32", "int8"):
     logits = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
     out[variant] = [labels["labels"][i] for i in logits.argmax(axis=1)]
 plain = "torch" not in sys.modules and "transformers" not in sys.modules
-from components.export.onnx import OnnxPredictor
+from components.export.runtime import OnnxPredictor
 predictor = OnnxPredictor(folder, "int8", batch_size=len(texts))
 out["predictor"] = predictor.decide(predictor.predict(texts))
 print(json.dumps({"labels": out, "plain": plain, "torch_after_predictor": "torch" in sys.modules}))
@@ -113,7 +113,7 @@ print(json.dumps({"labels": out, "plain": plain, "torch_after_predictor": "torch
 
 def test_fresh_process_with_only_onnxruntime_and_tokenizers_gets_the_same_labels(exported: Any, project: Path) -> None:
     from components.export.merged import load_merged, read_run, torch_logits
-    from components.export.onnx import OnnxPredictor
+    from components.export.runtime import OnnxPredictor
 
     frame = pd.read_parquet(project / "data" / "dataset.parquet")
     texts = frame[frame["split"] == "test"]["text"].tolist()
@@ -152,7 +152,7 @@ def _damage_scales(source: Path, target: Path) -> None:
 
 def test_damaged_quantization_fails_the_int8_check_and_the_gate(exported: Any, project: Path, tmp_path: Path) -> None:
     from components.config.register import GateConfig
-    from components.export.onnx import OnnxPredictor
+    from components.export.runtime import OnnxPredictor
     from components.release.promotion import Evidence, decide_promotion
     from components.release.scorecard import scorecard_from_dict
     from components.stages.export import _int8_check
@@ -166,7 +166,9 @@ def test_damaged_quantization_fails_the_int8_check_and_the_gate(exported: Any, p
     frame = pd.read_parquet(project / "data" / "dataset.parquet")
     labels = label_map("trinary", 32)
     fp32 = OnnxPredictor(folder, "fp32", verify=False)
-    flagged = _int8_check(params, folder, frame, labels, fp32)  # recorded, not raised: the gate refuses it
+    flagged = _int8_check(
+        params.export, params.evaluate, folder, frame, labels, fp32
+    )  # recorded, not raised: the gate refuses it
     assert flagged["passed"] is False and any("label agreement" in p for p in flagged["comparison"]["problems"])
     from components.evaluation.measure import evaluate
     from components.export.checks import compare_quantized
@@ -186,7 +188,7 @@ def test_damaged_quantization_fails_the_int8_check_and_the_gate(exported: Any, p
 
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "missing"])
 def test_malicious_external_data_is_refused(tmp_path: Path, kind: str) -> None:
-    from components.export.onnx import UnsafeModelError, check_external_data
+    from components.export.runtime import UnsafeModelError, check_external_data
 
     folder, outside = tmp_path / "bundle", fx.write_weights(tmp_path / "secret.bin")
     location = {"dotdot": "../secret.bin", "absolute": str(outside), "symlink": "weights.bin", "missing": "nope.bin"}
@@ -201,7 +203,7 @@ def test_malicious_external_data_is_refused(tmp_path: Path, kind: str) -> None:
 def test_safe_external_data_is_accepted_and_runs(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from components.export.onnx import check_external_data
+    from components.export.runtime import check_external_data
 
     folder = tmp_path / "bundle"
     fx.write_weights(folder / "weights" / "w.bin")

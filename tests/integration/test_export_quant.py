@@ -78,7 +78,7 @@ def test_damaging_quantization_is_written_flagged_and_refused_by_the_gate(damage
 
 
 def test_per_channel_dynamic_with_the_outliers_excluded_passes(damaged: Any, tmp_path: Path) -> None:
-    from components.export.onnx import OnnxPredictor
+    from components.export.runtime import OnnxPredictor
     from components.stages.export import quantize_and_check
 
     root, outcome = damaged
@@ -88,7 +88,7 @@ def test_per_channel_dynamic_with_the_outliers_excluded_passes(damaged: Any, tmp
     params = parse_params(fx.params_dict(quantize=fix))
     frame = pd.read_parquet(root / "data" / "dataset.parquet")
     fp32 = OnnxPredictor(folder, "fp32", verify=False)
-    report = quantize_and_check(params, folder, frame, label_map("trinary", 32), fp32)
+    report = quantize_and_check(params.export, params.evaluate, folder, frame, label_map("trinary", 32), fp32)
     assert report["passed"] and report["label_agreement"] >= 0.99, report["comparison"]["problems"]
     assert report["quantization"]["settings"]["method"] == "dynamic"
     assert report["quantization"]["quantized_nodes"].get("MatMulInteger", 0) > 0

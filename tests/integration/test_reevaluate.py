@@ -22,7 +22,8 @@ from components.errors import DataRowError, RegistryError
 from components.evaluation.metrics import Bootstrap, trinary_report
 from components.release.reevaluation import review_floors
 from registry.core import Registry
-from registry.sqlite_store import SCHEMA, SqliteMetadataStore
+from registry.sqlite_schema import SCHEMA
+from registry.sqlite_store import SqliteMetadataStore
 from tests.fixtures import reevaluate_bundles as fx
 from tests.fixtures.common import VENV_BIN
 
@@ -44,7 +45,7 @@ def _registry(project: Path) -> Registry:
 def _direct(project: Path, feedback: Path, task: str, thresholds: dict[str, float] | None = None) -> dict[str, object]:
     """The same feedback scored and measured straight through components.evaluation.measure, without the stage."""
     from components.evaluation.measure import evaluate
-    from components.export.onnx import OnnxPredictor
+    from components.export.runtime import OnnxPredictor
     from components.stages.reevaluate import read_feedback
 
     predictor = OnnxPredictor(project / f"bundle-{task}", "int8", batch_size=7)

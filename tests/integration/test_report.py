@@ -215,26 +215,7 @@ def _settled(path: Path, marker: bytes, seconds: float = 20.0) -> bytes:
 
 
 # --- the DVC stage on a copy of the project ------------------------------------------------------------------------
-SKIP = repo_ignore(
-    ".venv",
-    ".git",
-    "data",
-    "models",
-    "exports",
-    "logs",
-    ".dvc-storage",
-    "cache",
-    "tmp",
-    "__pycache__",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    "wandb",
-    "*.egg-info",
-    ".emosafe",
-    "reports",
-    "benchmarks",
-)
+SKIP = repo_ignore("data", "models", "exports", "logs", "reports", "benchmarks")
 
 
 GIT_IDENTITY = {

@@ -12,24 +12,7 @@ import yaml
 from tests.fixtures.common import REPO, VENV_BIN, repo_ignore
 from tests.fixtures.tiny_training import tiny_llama_folder
 
-SKIP = repo_ignore(
-    ".venv",
-    ".git",
-    "data",
-    "models",
-    ".dvc-storage",
-    "cache",
-    "tmp",
-    "__pycache__",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    "wandb",
-    "*.egg-info",
-    ".emosafe",
-    "reports",
-    "benchmarks",
-)
+SKIP = repo_ignore("data", "models", "reports", "benchmarks")
 
 
 def dvc(cwd: Path, *args: str) -> str:

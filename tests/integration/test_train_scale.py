@@ -110,7 +110,7 @@ def test_paper_architecture_with_one_layer_runs_the_lora_code_path(name: str) ->
     spec = profile.models[name].model_copy(update={"quantization": "none"})  # bitsandbytes cannot quantize meta
     config = paper_llama_config(name, num_hidden_layers=1, num_labels=6, pad_token_id=128004)
     with torch.device("meta"):
-        model = add_lora(LlamaForSequenceClassification(config), spec, profile.lora)
+        model = add_lora(LlamaForSequenceClassification(config), spec, profile.for_model(name).lora)
         logits = model(input_ids=torch.randint(0, 1000, (2, 9))).logits
     assert logits.shape == (2, 6)
     logits.float().sum().backward()

@@ -358,21 +358,7 @@ def test_dvc_stage_lists_its_modules_input_and_params(params: Params) -> None:
     assert [next(iter(out)) for out in stage["outs"]] == [f"{params.validate.output_dir}/{REPORT_FILE}"]
 
 
-_SKIP = repo_ignore(
-    ".venv",
-    ".git",
-    ".dvc-storage",
-    "cache",
-    "tmp",
-    "__pycache__",
-    ".*_cache",
-    "wandb",
-    "*.egg-info",
-    ".emosafe",
-    "models",
-    "reports",
-    "outputs",
-)
+_SKIP = repo_ignore("models", "reports", "outputs")
 
 
 def _skip(directory: str, names: list[str]) -> set[str]:

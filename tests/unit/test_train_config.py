@@ -75,3 +75,25 @@ def test_paper_profile_is_a_full_params_file_with_the_cpu_ladder_still_available
     assert paper.active.hardware.device == "cuda" and paper.active.hardware.precision == "bf16"
     assert set(paper.profiles) == {"cpu", "paper"}
     assert paper.model("llama-3.2-1b").quantization == "none"
+
+
+def test_section_seeds_resolve_once_at_load_to_the_global_seed_unless_set() -> None:
+    params = parse_params(BASE | {"seed": 7, "evaluate": {"seed": 99}, "augment": {"enabled": False}})
+    assert params.evaluate.seed == 99  # its own
+    assert params.augment.seed == 7  # inherited, also for a section not written at all:
+    assert params.train.active.hyper.seed == 7  # the built-in cpu profile included
+    defaults = parse_params(BASE)
+    assert (defaults.seed, defaults.augment.seed, defaults.train.active.hyper.seed) == (13, 13, 13)
+    assert not defaults.augment.enabled  # a missing augment section still means no augmentation
+
+
+def test_a_rung_override_is_folded_into_the_profile_it_trains_with() -> None:
+    rungs = {
+        "b": {"family": "bert", "source": "m", "lr": 0.01, "lora_targets": ["query"]},
+        "c": {"family": "bert", "source": "m"},
+    }
+    profile = parse_params(BASE | {"train": {"profile": "x", "profiles": {"x": {"models": rungs}}}}).train.active
+    overridden, plain = profile.for_model("b"), profile.for_model("c")
+    assert (overridden.hyper.lr, overridden.lora.bert_target_modules) == (0.01, ("query",))
+    assert (plain.hyper.lr, plain.lora.bert_target_modules) == (profile.hyper.lr, profile.lora.bert_target_modules)
+    assert overridden.hyper.seed == profile.hyper.seed == 13
