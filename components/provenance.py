@@ -1,9 +1,12 @@
 """Where an artifact came from (app layer): the code a stage runs, the git commit, and dvc.lock's records.
 
 A stage's code is derived, never listed by hand: the closure of the project modules its stage module imports
-(``stage_code_files``). The same closure gives the ``code_hash`` written into every artifact and the ``.py`` deps
+(``stage_code_files``). The same closure gives the ``code_hash`` written into every artifact and the code deps
 of the stage in ``dvc.yaml`` (``make deps`` writes them; a test fails when the two differ), so DVC cannot call a
-stage up to date after a change to code it runs.
+stage up to date after a change to code it runs. A folder whose every file is in the closure is declared as the
+folder (``stage_code_deps``): the same files, as one dvc.lock entry instead of one per module, which keeps the
+lock small enough that DVC's per-stage status and commit (a round trip through the whole lock) stay cheap.
+``.dvcignore`` leaves ``__pycache__`` out, as ``folder_files`` does.
 """
 
 from __future__ import annotations
@@ -102,6 +105,43 @@ def stage_code_files(stage: str, root: Path = ROOT) -> list[str]:
     return code_files(stage_module(stage), root)
 
 
+def folder_files(folder: Path, root: Path = ROOT) -> set[str]:
+    """Every file under ``folder`` (repository-relative POSIX paths), byte-code caches left out as ``.dvcignore``
+    leaves them out for DVC."""
+    return {
+        path.relative_to(root).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.relative_to(folder).parts and path.suffix != ".pyc"
+    }
+
+
+def collapse_folders(files: Iterable[str], root: Path = ROOT) -> list[str]:
+    """``files`` with each outermost folder whose every file is among them written as the folder, sorted."""
+    wanted = set(files)
+    deps = set(wanted)
+    folders = sorted({parent.as_posix() for rel in wanted for parent in Path(rel).parents if parent != Path(".")})
+    taken: list[str] = []
+    for folder in sorted(folders, key=lambda name: name.count("/")):  # outermost first
+        if any(folder.startswith(f"{outer}/") for outer in taken):
+            continue
+        inside = folder_files(root / folder, root)
+        if inside and inside <= wanted:
+            taken.append(folder)
+            deps = (deps - inside) | {folder}
+    return sorted(deps)
+
+
+def stage_code_deps(stage: str, root: Path = ROOT) -> list[str]:
+    """A stage's code deps as ``dvc.yaml`` declares them: its closure, whole folders written as the folder."""
+    return collapse_folders(stage_code_files(stage, root), root)
+
+
+def expand_code_dep(dep: str, root: Path = ROOT) -> set[str]:
+    """The files a declared code dep stands for: itself, or every file under a folder."""
+    path = root / dep
+    return folder_files(path, root) if path.is_dir() else {dep}
+
+
 @cache
 def code_hash(module: str) -> str:
     """sha256 over the path and source of every file in ``module``'s closure: a content-based code version that,
@@ -184,15 +224,17 @@ def provenance(module: str, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_code(dep: Any) -> bool:
-    return isinstance(dep, str) and dep.endswith(".py") and dep.split("/")[0] in PROJECT_PACKAGES
+    """A dep inside the project's packages (a module or a folder of them); data deps live elsewhere."""
+    return isinstance(dep, str) and dep.split("/")[0] in PROJECT_PACKAGES
 
 
 def dvc_code_drift(dvc_yaml: Path, root: Path = ROOT) -> dict[str, tuple[list[str], list[str]]]:
-    """Stages whose ``.py`` deps in ``dvc.yaml`` differ from their code closure: ``{stage: (missing, extra)}``."""
+    """Stages whose code deps in ``dvc.yaml`` (folders expanded to their files) differ from their code closure:
+    ``{stage: (missing, extra)}``. A file added to a declared folder but not imported shows as extra."""
     stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {})
     drift: dict[str, tuple[list[str], list[str]]] = {}
     for name, stage in stages.items():
-        declared = {dep for dep in stage.get("deps", []) if _is_code(dep)}
+        declared = {file for dep in stage.get("deps", []) if _is_code(dep) for file in expand_code_dep(dep, root)}
         derived = set(stage_code_files(name, root))
         if declared != derived:
             drift[name] = (sorted(derived - declared), sorted(declared - derived))
@@ -200,7 +242,7 @@ def dvc_code_drift(dvc_yaml: Path, root: Path = ROOT) -> dict[str, tuple[list[st
 
 
 def write_dvc_code_deps(dvc_yaml: Path, root: Path = ROOT) -> list[str]:
-    """Rewrite each stage's ``.py`` deps in ``dvc.yaml`` as its code closure (comments and other deps kept, code
+    """Rewrite each stage's code deps in ``dvc.yaml`` as ``stage_code_deps`` (comments and other deps kept, code
     deps last and sorted). Returns the stages that changed."""
     from ruamel.yaml import YAML
 
@@ -214,7 +256,7 @@ def write_dvc_code_deps(dvc_yaml: Path, root: Path = ROOT) -> list[str]:
         deps = stage.get("deps")
         if deps is None:
             continue
-        wanted = stage_code_files(name, root)
+        wanted = stage_code_deps(name, root)
         if [dep for dep in deps if _is_code(dep)] == wanted:
             continue
         for index in reversed([i for i, dep in enumerate(deps) if _is_code(dep)]):

@@ -9,14 +9,13 @@ the working directory (outside the repo it fails an ``is_in_repo`` assertion), s
 folder, under that lock; stage functions take absolute roots or run from the project folder, so they do not care.
 
 What can fail: a corrupt dvc.yaml/dvc.lock or a busy repo lock raise DVC's own exceptions (the task fails);
-``push`` raises when the remote is unreachable (the push task retries). Inside ``pushing_early`` (the pipeline
-flow) what a stage committed is pushed in a background thread while the next stage runs; the final push sends
-the rest.
+``push`` raises when the remote is unreachable (the push task retries). Outputs go to the remote once, at the
+end of the flow (``push``), not in the background while later stages run: on a 2-core machine background pushes
+took CPU from the training they overlapped, and one push of the whole cache is a few seconds.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import tempfile
@@ -44,18 +43,6 @@ class StageRun:
     ran: bool
     targets: tuple[str, ...]  # the dvc.yaml stages checked and committed; empty: not a DVC stage (always runs)
     summary: Any = None
-
-
-@dataclass
-class _EarlyPushes:
-    """A root inside ``pushing_early``: the push in flight, commits not pushed yet, files the early pushes sent."""
-
-    thread: threading.Thread | None = None
-    unpushed: bool = False
-    sent: int = 0
-
-
-_EARLY: dict[Path, _EarlyPushes] = {}
 
 
 @contextmanager
@@ -87,50 +74,6 @@ def commit(root: Path, targets: Iterable[str]) -> None:
     with _repo(root) as repo:
         for target in targets:
             repo.commit(target, force=True)
-    if (early := _EARLY.get(root.resolve())) is not None:
-        early.unpushed = True  # the next stage to run starts the push
-
-
-@contextmanager
-def pushing_early(root: Path) -> Iterator[None]:
-    """While inside, what earlier stages committed is pushed in a background thread as each stage runs.
-
-    ``dvc push`` only copies cache files to the remote, so it overlaps a running stage (which needs no DVC lock)
-    instead of adding its seconds after the last one; the stage's own commit waits for it (one DVC user at a
-    time). A failed early push is logged and left to the final ``push``, which retries and sends the rest.
-    """
-    folder = root.resolve()
-    _EARLY[folder] = _EarlyPushes()
-    try:
-        yield
-    finally:
-        _wait_early(folder)
-        _EARLY.pop(folder, None)
-
-
-def _push_behind(root: Path) -> None:
-    folder = root.resolve()
-    early = _EARLY.get(folder)
-    if early is None or not early.unpushed or (early.thread is not None and early.thread.is_alive()):
-        return
-    early.unpushed = False
-
-    def work() -> None:
-        try:
-            early.sent += push(folder, wait=False)
-        except Exception as error:  # the final push retries and reports
-            log.warning("early dvc push failed, left to the final push: %r", error)
-
-    # In the caller's context (a copy), so its log lines reach the flow run's log like the task's own.
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="dvc-early-push", daemon=True)
-    early.thread = thread
-    thread.start()
-
-
-def _wait_early(folder: Path) -> None:
-    early = _EARLY.get(folder)
-    if early is not None and early.thread is not None:
-        early.thread.join()
 
 
 def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None = None) -> StageRun:
@@ -145,8 +88,6 @@ def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None 
     if not stale:
         log.info("%s: up to date in dvc.lock (%s), not run", stage, ", ".join(names))
         return StageRun(stage, False, tuple(names))
-    if names:
-        _push_behind(root)  # what earlier stages committed goes to the remote while this one runs
     summary = run()
     ran = time.perf_counter()
     if names:
@@ -187,19 +128,10 @@ def data_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
     return lock_out_hashes(root / LOCK_FILE, paths)
 
 
-def push(root: Path, wait: bool = True) -> int:
-    """``dvc push`` to the default remote; returns how many files were transferred (0: the remote had them).
-
-    ``wait`` (the final push): let an early push in flight (``pushing_early``) finish first, so no file is sent
-    twice, and count the files the early pushes sent too."""
-    folder = root.resolve()
-    if wait:
-        _wait_early(folder)
+def push(root: Path) -> int:
+    """``dvc push`` to the default remote; returns how many files were transferred (0: the remote had them)."""
     start = time.perf_counter()
     with _repo(root) as repo:
         sent = int(repo.push())
-    log.info("push%s: %d files in %.1fs", "" if wait else " (early)", sent, time.perf_counter() - start)
-    early = _EARLY.get(folder)
-    if wait and early is not None:
-        sent, early.sent = sent + early.sent, 0
+    log.info("push: %d files in %.1fs", sent, time.perf_counter() - start)
     return sent

@@ -1,5 +1,5 @@
 """The ``pipeline`` flow: prepare -> augment -> validate -> convert -> train (every ladder entry) -> evaluate ->
-report -> register -> export -> ship, then the DVC data hash it ran on and ``dvc push``.
+report -> register -> export -> ship, then the DVC data hash it ran on and one ``dvc push`` of what it recorded.
 
 Each task wraps the stage function the CLI and ``dvc repro`` call, with no logic of its own, and is DVC-aware: a
 stage that dvc.lock records as up to date is not run (an unchanged input re-runs nothing and registers nothing),
@@ -85,28 +85,24 @@ def push_task(root: str = ".") -> int:
 
 @flow(name="pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
-    """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes.
-
-    Outputs go to the DVC remote while later stages run (``dvc_tasks.pushing_early``); the last push sends the rest.
-    """
+    """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes."""
     params = read_params(params_path, root)
-    with dvc_tasks.pushing_early(Path(root)):
-        runs = [
-            prepare_task(params, root),
-            augment_task(params, root),
-            validate_task(params, root),
-            convert_task(params, root),
-        ]
-        runs += run_ladder(params, root, ladder(params, root))
-        runs += [evaluate_task(params, root), report_task(params, root)]
-        transaction = checkpoint_task(params, root)
-        try:
-            runs += [register_task(params, root), export_task(params, root), ship_task(params, root)]
-            data = data_task(params, root)
-            pushed = push_task(root)
-        except BaseException as error:
-            rollback_task(params, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
-            raise
+    runs = [
+        prepare_task(params, root),
+        augment_task(params, root),
+        validate_task(params, root),
+        convert_task(params, root),
+    ]
+    runs += run_ladder(params, root, ladder(params, root))
+    runs += [evaluate_task(params, root), report_task(params, root)]
+    transaction = checkpoint_task(params, root)
+    try:
+        runs += [register_task(params, root), export_task(params, root), ship_task(params, root)]
+        data = data_task(params, root)
+        pushed = push_task(root)
+    except BaseException as error:
+        rollback_task(params, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
+        raise
     return {
         "ran": [r.stage for r in runs if r.ran],
         "skipped": [r.stage for r in runs if not r.ran],

@@ -18,7 +18,7 @@ from components.data.augment import AUG_COLUMNS, FILTER_REASONS, clean_output, f
 from components.data.generators import Generation, GenerationRequest, Sampling, generator_identity
 from components.data.prompts import PromptError, parse_label_answer, parse_prompt
 from components.errors import ConfigError, EmosafeError
-from components.provenance import stage_code_files
+from components.provenance import stage_code_deps
 from components.schema import CATEGORIES, COLUMNS
 from components.stages.augment import augment
 from components.stages.augment_cache import CACHE_FILE
@@ -330,7 +330,7 @@ def test_missing_input_or_prompt_is_a_clear_error(root: Path) -> None:
 
 def test_dvc_augment_stage_lists_its_modules_inputs_params_and_outputs() -> None:
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["augment"]
-    modules = set(stage_code_files("augment"))
+    modules = set(stage_code_deps("augment"))
     assert set(stage["deps"]) == modules | {"data/prepared/dataset.parquet", "prompts/augment"}
     assert all((REPO / dep).exists() for dep in stage["deps"] if not dep.startswith("data/"))
     assert stage["params"] == ["seed", "augment"] and stage["cmd"] == "emosafe augment --params params.yaml"

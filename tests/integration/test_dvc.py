@@ -68,3 +68,23 @@ def test_push_and_pull_through_the_default_local_remote(copy: Path) -> None:
 
 def test_metrics_show_reads_the_summary(copy: Path) -> None:
     assert "rows" in dvc(copy, "metrics", "show").stdout
+
+
+def test_code_in_a_folder_dep_reruns_the_stage_and_byte_code_does_not(copy: Path) -> None:
+    """`validate` declares components/config as one folder dep: a compiled cache beside the modules changes
+    nothing (.dvcignore), an edit to one module makes DVC call the stage changed."""
+    dvc(copy, "repro", TARGET)
+    assert "components/config" in yaml.safe_load((copy / "dvc.yaml").read_text())["stages"][TARGET]["deps"]
+    cache = copy / "components" / "config" / "__pycache__" / "stray.cpython-311.pyc"
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_bytes(b"\0")
+    assert "up to date" in dvc(copy, "status", TARGET).stdout
+    module = copy / "components" / "config" / "validate.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "\n# an edit\n")
+        status = dvc(copy, "status", TARGET).stdout
+        assert f"{TARGET}:" in status and "modified:" in status and "components/config" in status, status
+    finally:
+        module.write_text(original)
+        cache.unlink()

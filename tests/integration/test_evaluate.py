@@ -195,10 +195,10 @@ def test_user_errors_fail_before_writing(tmp_path: Path, lm_folder: Path) -> Non
 
 
 def test_dvc_stage_lists_its_modules_inputs_and_params() -> None:
-    from components.provenance import stage_code_files
+    from components.provenance import stage_code_deps
 
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["evaluate"]
-    assert set(stage_code_files("evaluate")) <= set(stage["deps"])
+    assert set(stage_code_deps("evaluate")) <= set(stage["deps"])
     assert {"data/canaries.jsonl", "prompts/evaluate", "data/prepared/dataset.parquet"} <= set(stage["deps"])
     assert stage["params"] == ["seed", "evaluate"] and stage["cmd"].startswith("emosafe evaluate")
     assert stage["metrics"] == [{"reports/evaluate": {"cache": False}}]

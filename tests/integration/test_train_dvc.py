@@ -74,6 +74,6 @@ def test_shipped_train_stages_declare_their_params_and_match_the_cpu_ladder() ->
     assert {"data/augmented/dataset.parquet", "data/validated/report.json", "models/base/${item.model}"} <= set(
         stage["deps"]
     )
-    from components.provenance import stage_code_files
+    from components.provenance import stage_code_deps
 
-    assert set(stage_code_files("train")) <= set(stage["deps"])
+    assert set(stage_code_deps("train")) <= set(stage["deps"])

@@ -19,7 +19,7 @@ from components.config.validate import ValidateConfig
 from components.data.expectations import build_frames, build_suites
 from components.data.validation import ValidationReport, run_suites
 from components.errors import ValidationFailed
-from components.provenance import stage_code_files
+from components.provenance import stage_code_deps
 from components.schema import CATEGORIES
 from components.stages.prepare import prepare
 from components.stages.validate import FAILED_REPORT_FILE, REPORT_FILE, validate
@@ -352,7 +352,7 @@ def test_cli_fails_with_the_rule_named_and_exit_code_2(tmp_path: Path, sample: p
 
 def test_dvc_stage_lists_its_modules_input_and_params(params: Params) -> None:
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["validate"]
-    assert set(stage["deps"]) == set(stage_code_files("validate")) | {params.validate.input}
+    assert set(stage["deps"]) == set(stage_code_deps("validate")) | {params.validate.input}
     assert stage["params"] == ["validate"]
     assert stage["cmd"] == "emosafe validate --params params.yaml"
     assert [next(iter(out)) for out in stage["outs"]] == [f"{params.validate.output_dir}/{REPORT_FILE}"]

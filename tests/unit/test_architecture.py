@@ -87,32 +87,54 @@ def test_no_two_modules_share_a_name_unless_they_are_one_steps_layers() -> None:
 
 
 def test_every_dvc_stage_declares_exactly_the_code_it_runs() -> None:
-    """dvc.yaml's .py deps and the code hash come from one closure (components.provenance); `make deps` rewrites."""
+    """dvc.yaml's code deps and the code hash come from one closure (components.provenance); `make deps` rewrites."""
     from components.provenance import dvc_code_drift
 
     assert dvc_code_drift(REPO / "dvc.yaml") == {}
 
 
 def test_removing_a_code_dep_from_dvc_yaml_is_caught(tmp_path: Path) -> None:
+    """Export declares the whole components/export folder; listing its files without smoothing.py is caught."""
     import yaml
 
-    from components.provenance import dvc_code_drift
+    from components.provenance import dvc_code_drift, folder_files
 
     doc = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    doc["stages"]["export"]["deps"].remove("components/export/smoothing.py")
+    deps = doc["stages"]["export"]["deps"]
+    deps.remove("components/export")
+    deps += sorted(folder_files(REPO / "components" / "export", REPO) - {"components/export/smoothing.py"})
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(doc))
     assert dvc_code_drift(tmp_path / "dvc.yaml") == {"export": (["components/export/smoothing.py"], [])}
+
+
+def test_a_folder_dep_stands_for_exactly_its_files(tmp_path: Path) -> None:
+    """A folder is declared only when every file in it is in the closure; a stray file in it is reported as code
+    the stage does not run, and byte-code caches (left out by .dvcignore) are not files of the folder."""
+    from components.provenance import collapse_folders, expand_code_dep
+
+    package = tmp_path / "components" / "pkg"
+    (package / "__pycache__").mkdir(parents=True)
+    for name in ("__init__.py", "a.py", "__pycache__/a.cpython-311.pyc"):
+        (package / name).write_text("")
+    files = ["components/pkg/__init__.py", "components/pkg/a.py", "components/other.py"]
+    for name in ("other.py", "unused.py"):  # unused.py keeps components/ itself from being declared whole
+        (tmp_path / "components" / name).write_text("")
+    assert collapse_folders(files, tmp_path) == ["components/other.py", "components/pkg"]
+    assert expand_code_dep("components/pkg", tmp_path) == set(files[:2])
+    (package / "notes.txt").write_text("")
+    assert collapse_folders(files, tmp_path) == sorted(files)
+    assert "__pycache__/" in (REPO / ".dvcignore").read_text().splitlines()
 
 
 def test_dvc_prepare_stage_lists_its_inputs_and_params() -> None:
     import yaml
 
     from components.config import load_params
-    from components.provenance import stage_code_files
+    from components.provenance import stage_code_deps
 
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["prepare"]
     inputs = set(source_paths(load_params(REPO / "params.yaml").prepare.sources))
-    assert set(stage["deps"]) == set(stage_code_files("prepare")) | inputs
+    assert set(stage["deps"]) == set(stage_code_deps("prepare")) | inputs
     assert stage["params"] == ["seed", "prepare"]
     assert stage["cmd"].startswith("emosafe prepare")
 
