@@ -184,7 +184,7 @@ def _print_models(evaluate_dir: Path, export_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from components.report.summary import export_row, model_rows
+    from components.report.summary import export_row, model_rows, suite_rows
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(evaluate_dir.glob("*.json"))]
@@ -211,6 +211,22 @@ def _print_models(evaluate_dir: Path, export_dir: Path) -> None:
                 row.critical_recall,
                 str(row.canaries_failed),
             )
+        console.print(table)
+    suites = suite_rows(reports)
+    if suites:
+        table = Table(
+            "suite",
+            "task",
+            "setting",
+            "model",
+            "n",
+            "unsafe recall",
+            "unsafe flagged at all",
+            "safe flagged",
+            title="Evaluation suites (docs/evaluation.md)",
+        )
+        for suite in suites:
+            table.add_row(*(str(value) for value in vars(suite).values()))
         console.print(table)
     bundles = sorted(p for p in export_dir.glob("*/quantization.json"))
     if bundles:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from components.config.augment import AugmentConfig
 from components.config.base import DEFAULT_SEED, Category, Frozen, section
@@ -79,6 +79,16 @@ class Params(Frozen):
     ship: ShipConfig = ShipConfig()
     train: TrainConfig = section()
     validate: ValidateConfig = ValidateConfig()  # type: ignore[assignment]  # shadows the deprecated v1 classmethod
+
+    @model_validator(mode="after")
+    def _gated_suites_are_evaluated(self) -> Params:
+        unknown = sorted(set(self.register.gate.suites) - set(self.evaluate.suites))
+        if unknown:
+            raise ValueError(
+                f"register.gate.suites names suite(s) {unknown} that evaluate.suites does not define "
+                f"(defined: {sorted(self.evaluate.suites)})"
+            )
+        return self
 
 
 def parse_params(raw: Any, origin: str = "params") -> Params:

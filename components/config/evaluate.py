@@ -30,6 +30,13 @@ class PromptModel(Frozen):
     params_millions: float | None = Field(default=None, gt=0, description="Approximate size, for reports only.")
 
 
+class SuiteConfig(Frozen):
+    """A labelled corpus kept apart from training, scored for every model; see data/suites/README.md."""
+
+    purpose: str = Field(min_length=1, description="What the suite asks (shown in reports and gate reasons).")
+    source: SourceConfig = Field(description="The corpus, read with any source adapter (emosafe, table, ...).")
+
+
 class EvalHardware(Frozen):
     device: Literal["cpu", "cuda", "auto"] = Field(default="auto", description="auto: cuda when available.")
     num_threads: int = Field(default=2, ge=1, description="torch intra-op threads on cpu.")
@@ -81,6 +88,11 @@ class EvaluateConfig(Frozen):
     )
     sources: tuple[SourceConfig, ...] = Field(
         default=(), description="Corpora for `emosafe evaluate --data FILE --source NAME` (any adapter, e.g. table)."
+    )
+    suites: dict[str, SuiteConfig] = Field(
+        default_factory=dict,
+        description="Evaluation suites, name -> suite: scored for every model with the thresholds tuned on val; "
+        "never training data (validate fails when a suite message is in the dataset).",
     )
     hardware: EvalHardware = EvalHardware()
 

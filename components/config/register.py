@@ -30,6 +30,19 @@ class QuantizedGateConfig(Frozen):
     )
 
 
+class SuiteFloors(Frozen):
+    """Floors on one evaluation suite's binary view (components/evaluation/suites.py); unset figures are not gated.
+
+    Minimums read the figure's ``floor_on`` basis (the CI's lower bound by default); the maximum reads the upper
+    bound under ``ci_low`` (conservative both ways) and the point value under ``point``."""
+
+    min_unsafe_recall: float | None = Field(default=None, ge=0, le=1, description="Unsafe messages called unsafe.")
+    min_unsafe_flagged: float | None = Field(default=None, ge=0, le=1, description="Unsafe messages flagged at all.")
+    min_unsafe_f1: float | None = Field(default=None, ge=0, le=1, description="F1 of 'called unsafe'.")
+    min_macro_f1: float | None = Field(default=None, ge=0, le=1, description="Mean F1 over the suite's classes.")
+    max_flag_rate: float | None = Field(default=None, ge=0, le=1, description="Safe messages flagged, at most.")
+
+
 class GateConfig(Frozen):
     """Thresholds of the promotion gate. A version moves to staging/production only when every check passes."""
 
@@ -53,6 +66,11 @@ class GateConfig(Frozen):
         default=True, description="Refuse metrics whose data hash differs from the version's registered data hash."
     )
     quantized: QuantizedGateConfig = QuantizedGateConfig()
+    suites: dict[str, SuiteFloors] = Field(
+        default_factory=dict,
+        description="Floors per evaluation suite (names as in evaluate.suites); a candidate without the suite's "
+        "figures is refused.",
+    )
 
     @field_validator("f1_floors")
     @classmethod

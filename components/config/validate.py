@@ -25,6 +25,12 @@ class ValidateConfig(Frozen):
     output_dir: str = Field(default="data/validated", description="report.json and data_docs/ go here.")
     min_text_chars: int = Field(default=1, ge=1, description="Shortest allowed message, in characters.")
     max_text_chars: int = Field(default=4000, ge=1, description="Longest allowed message, in characters.")
+    suite_near_duplicate: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Token-set Jaccard at or above which a row counts as a copy of an evaluation-suite message.",
+    )
     coverage_splits: tuple[SplitName, ...] = Field(
         default=("train", "test"),
         min_length=1,

@@ -2,20 +2,22 @@
 
 Pure and library-free: an expectation is described by its rule name, the Great Expectations class name and its
 keyword arguments; ``components/data/validation.py`` (the one module that imports GX) turns them into real GX objects.
-Checks that span rows (text-hash leakage across splits, per-split label/category coverage, per-source counts) are
+Checks that span rows (text-hash leakage across splits, evaluation-suite messages in the dataset, per-split
+label/category coverage, per-source counts) are
 first computed here into small derived frames, so that they too are checked by ordinary GX expectations and show
 up in the Data Docs with ids: a row id, a ``split/kind/key`` group id, or a source name. Never raw text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pandas as pd
 
 from components.config.validate import ValidateConfig
+from components.data.leakage import suite_overlap
 from components.schema import CATEGORIES, COLUMNS, LABELS, Origin, Split
 
 #: Columns that must hold strings (nulls allowed only in ``parent_id``).
@@ -26,6 +28,7 @@ BOOL_TYPES: Final = ["bool", "BooleanDtype"]
 #: Derived row columns (computed here, checked by GX).
 HAS_CATEGORY: Final = "has_category"
 HASH_SPLITS: Final = "text_hash_split_count"
+SUITE_OVERLAP: Final = "repeats_an_evaluation_suite"
 #: The (label, has a category) pairs the taxonomy allows.
 TAXONOMY_PAIRS: Final = [("safe", False), ("borderline", False), ("borderline", True), ("unsafe", True)]
 SUITE_NAMES: Final = ("rows", "coverage", "sources")
@@ -53,10 +56,12 @@ class SuiteSpec:
     expectations: tuple[ExpectationSpec, ...] = field(default_factory=tuple)
 
 
-def build_suites(config: ValidateConfig) -> tuple[SuiteSpec, ...]:
-    """Every suite the gate runs, in a stable order (the order of the report and the Data Docs)."""
+def build_suites(config: ValidateConfig, evaluation_suites: bool = False) -> tuple[SuiteSpec, ...]:
+    """Every suite the gate runs, in a stable order (the order of the report and the Data Docs);
+    ``evaluation_suites``: also check that no row repeats a message of an evaluation suite."""
+    leakage = _suite_leakage(config) if evaluation_suites else ()
     return (
-        SuiteSpec("rows", _schema() + _values(config) + _cross_row()),
+        SuiteSpec("rows", _schema() + _values(config) + _cross_row() + leakage),
         SuiteSpec("coverage", _coverage()),
         SuiteSpec("sources", _sources(config)),
     )
@@ -187,6 +192,19 @@ def _cross_row() -> tuple[ExpectationSpec, ...]:
     )
 
 
+def _suite_leakage(config: ValidateConfig) -> tuple[ExpectationSpec, ...]:
+    return (
+        _spec(
+            "no_suite_leakage",
+            "ExpectColumnValuesToBeInSet",
+            "no row repeats or nearly repeats an evaluation suite message (token Jaccard >= "
+            f"{config.suite_near_duplicate:g}; evaluate.suites are for evaluation only)",
+            column=SUITE_OVERLAP,
+            value_set=[False],
+        ),
+    )
+
+
 def _coverage() -> tuple[ExpectationSpec, ...]:
     return tuple(
         _spec(
@@ -232,11 +250,18 @@ def _sources(config: ValidateConfig) -> tuple[ExpectationSpec, ...]:
     )
 
 
-def build_frames(dataset: pd.DataFrame, config: ValidateConfig) -> dict[str, pd.DataFrame]:
+def build_frames(
+    dataset: pd.DataFrame, config: ValidateConfig, suite_texts: Sequence[str] = ()
+) -> dict[str, pd.DataFrame]:
     """The frame each suite runs on. Derived columns are added only when their inputs exist, so a dataset with a
-    missing column still reaches GX, whose ``required_columns`` rule then names it."""
+    missing column still reaches GX, whose ``required_columns`` rule then names it. ``suite_texts``: the evaluation
+    suites' messages, compared here and never stored in a frame."""
+    rows = _rows(dataset)
+    if "text" in rows:
+        texts = rows["text"].astype(str).tolist()
+        rows[SUITE_OVERLAP] = suite_overlap(texts, suite_texts, config.suite_near_duplicate)
     return {
-        "rows": _rows(dataset),
+        "rows": rows,
         "coverage": _coverage_frame(dataset, config),
         "sources": _source_frame(dataset, config),
     }

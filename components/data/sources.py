@@ -11,7 +11,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,3 +260,11 @@ def _keyword_matchers(keywords: Mapping[Category, Sequence[str]]) -> dict[str, r
         for category, phrases in keywords.items()
         if phrases
     }
+
+
+def source_paths(sources: Iterable[SourceConfig]) -> list[str]:
+    """Every input file the sources declare, in declaration order (what DVC must list as deps)."""
+    paths: list[str] = []
+    for source in sources:
+        paths.extend(source.paths if isinstance(source, DiaSafetySource) else [source.path])
+    return paths

@@ -16,7 +16,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from components.errors import EvaluationError
-from components.evaluation.metrics import CRITICAL_CATEGORY, Bootstrap, MetricsReport, taxonomy_report, trinary_report
+from components.evaluation.bootstrap import Bootstrap
+from components.evaluation.metrics import CRITICAL_CATEGORY, MetricsReport, taxonomy_report, trinary_report
 from components.evaluation.predictors import Predictor, checked_scores
 from components.schema import CATEGORIES, LABELS
 
@@ -72,6 +73,14 @@ def assess(
     decided = scores >= np.array([chosen[c] for c in CATEGORIES])
     report = taxonomy_report(category_matrix(frame), decided, critical, bootstrap)
     return EvaluationResult(task, tuple(frame["id"].astype(str)), scores, chosen, report)
+
+
+def decisions(result: EvaluationResult) -> NDArray[np.int64] | NDArray[np.bool_]:
+    """What the model decided: label indices (trinary argmax) or the flagged matrix (taxonomy thresholds)."""
+    if result.task == "trinary":
+        return np.asarray(result.scores.argmax(axis=1), dtype=np.int64)
+    chosen = result.thresholds or {}
+    return np.asarray(result.scores >= np.array([chosen.get(c, DEFAULT_THRESHOLD) for c in CATEGORIES]), dtype=bool)
 
 
 def check_frame(frame: pd.DataFrame) -> None:

@@ -1,10 +1,9 @@
 """Classification metrics with seeded bootstrap confidence intervals, in plain numpy.
 
-Every statistic is computed from *weighted counts*: a row-weight matrix ``W`` (resamples x messages) times a
-per-message indicator matrix. The point estimate is the same computation with all weights equal to one, so point
-values and their intervals can never disagree about a definition, and 1000 resamples over 1000 messages is one
-matrix product. Definitions follow scikit-learn (rows of a confusion matrix are the truth; a ratio whose
-denominator is zero counts as 0, like ``zero_division=0``), and a test holds them to ``classification_report``.
+Every statistic is computed from weighted counts (components/evaluation/bootstrap.py), so point values and their
+intervals can never disagree about a definition. Definitions follow scikit-learn (rows of a confusion matrix are
+the truth; a ratio whose denominator is zero counts as 0, like ``zero_division=0``), and a test holds them to
+``classification_report``.
 
 The critical slice is the unsafe messages about suicide or self-harm: missing one of those is the most costly
 error in this domain, so its recall is reported on its own and never averaged away.
@@ -13,22 +12,20 @@ error in this domain, so its recall is reported on its own and never averaged aw
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from components.config.evaluate import EvaluateConfig
+from components.evaluation.bootstrap import DEFAULT_BOOTSTRAP, Bootstrap, FloatArray, estimate, ratio
 from components.schema import CATEGORIES, LABELS
 
 Task = Literal["trinary", "taxonomy"]
-FloatArray = NDArray[np.float64]
 CRITICAL_CATEGORY = "suicide_self_harm"
 _UNSAFE = LABELS.index("unsafe")
 _SAFE = LABELS.index("safe")
-_MAX_CELLS = 20_000_000  # resample-weight cells per chunk (~160 MB of float64)
 
 
 @dataclass(frozen=True)
@@ -56,20 +53,6 @@ class CriticalSlice:
     support: int
     recall: Estimate
     flagged: Estimate
-
-
-@dataclass(frozen=True)
-class Bootstrap:
-    """How intervals were drawn: percentile bootstrap over messages."""
-
-    resamples: int = 1000
-    seed: int = 0
-    confidence: float = 0.95
-
-    @classmethod
-    def of(cls, config: EvaluateConfig) -> Bootstrap:
-        """The evaluation's bootstrap (resamples, seed, confidence), the one every stage that measures uses."""
-        return cls(config.bootstrap_resamples, config.seed, config.confidence)
 
 
 @dataclass(frozen=True)
@@ -105,7 +88,7 @@ def trinary_report(
     y_true: Sequence[int] | NDArray[Any],
     y_pred: Sequence[int] | NDArray[Any],
     critical: Sequence[bool] | NDArray[Any],
-    bootstrap: Bootstrap = Bootstrap(),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
 ) -> MetricsReport:
     """Metrics for label indices in ``LABELS`` order. ``critical`` marks the unsafe suicide/self-harm rows.
 
@@ -117,7 +100,7 @@ def trinary_report(
     pairs[np.arange(len(t)), t * len(LABELS) + p] = 1.0
     extra = np.stack([crit & (p == _UNSAFE), crit & (p != _SAFE), crit], axis=1)
     features = np.concatenate([pairs, extra], axis=1)
-    stats, point = _estimate(features, _trinary_stats, bootstrap)
+    stats, point = estimate(features, _trinary_stats, bootstrap)
     confusion = point[: len(LABELS) ** 2].reshape(len(LABELS), len(LABELS)).astype(int)
     support = confusion.sum(axis=1)
     return _report("trinary", LABELS, stats, support, {"label": _matrix(confusion)}, int(crit.sum()), bootstrap)
@@ -127,7 +110,7 @@ def taxonomy_report(
     y_true: NDArray[Any],
     y_pred: NDArray[Any],
     critical: Sequence[bool] | NDArray[Any],
-    bootstrap: Bootstrap = Bootstrap(),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
 ) -> MetricsReport:
     """Multi-label metrics for (n, 6) boolean arrays in ``CATEGORIES`` order; accuracy is exact-match (subset)
     accuracy as in scikit-learn. Per-category confusion matrices are [[tn, fp], [fn, tp]].
@@ -140,7 +123,7 @@ def taxonomy_report(
     exact = (t == p).all(axis=1)
     extra = np.stack([exact, crit & p[:, ssh], crit & p.any(axis=1), crit], axis=1)
     features = np.concatenate([t & p, ~t & p, t & ~p, extra], axis=1).astype(float)
-    stats, point = _estimate(features, _taxonomy_stats, bootstrap)
+    stats, point = estimate(features, _taxonomy_stats, bootstrap)
     k = len(CATEGORIES)
     tp, fp, fn = (point[i * k : (i + 1) * k].astype(int) for i in range(3))
     tn = len(t) - tp - fp - fn
@@ -162,50 +145,13 @@ def tune_thresholds(y_true: NDArray[Any], scores: NDArray[Any], grid: Sequence[f
     tp = (predicted & t).sum(axis=1)
     fp = (predicted & ~t).sum(axis=1)
     fn = (~predicted & t).sum(axis=1)
-    f1 = _ratio(2.0 * tp, 2.0 * tp + fp + fn)
+    f1 = ratio(2.0 * tp, 2.0 * tp + fp + fn)
     best = f1.argmax(axis=0)  # first maximum = lowest threshold
     support = t.sum(axis=0)
     return {
         c: ThresholdChoice(float(levels[best[i]]), float(f1[best[i], i]), int(support[i]))
         for i, c in enumerate(CATEGORIES)
     }
-
-
-def _estimate(
-    features: FloatArray, stats_of: Any, bootstrap: Bootstrap
-) -> tuple[dict[str, tuple[float, float | None, float | None]], FloatArray]:
-    """Point value and percentile interval for every statistic ``stats_of`` derives from weighted counts.
-
-    A trailing column of ones is appended so ``stats_of`` always sees each resample's total weight last.
-    """
-    features = np.concatenate([features, np.ones((len(features), 1))], axis=1)
-    point_counts = features.sum(axis=0)
-    point = stats_of(point_counts[None, :])
-    chunks = [stats_of(w @ features) for w in _resample_weights(len(features), bootstrap)]
-    tail = (1.0 - bootstrap.confidence) / 2.0 * 100.0
-    out: dict[str, tuple[float, float | None, float | None]] = {}
-    for name, values in point.items():
-        if not chunks:
-            out[name] = (float(values[0]), None, None)
-            continue
-        draws = np.concatenate([chunk[name] for chunk in chunks])
-        finite = draws[np.isfinite(draws)]
-        low, high = np.percentile(finite, [tail, 100.0 - tail]) if finite.size else (math.nan, math.nan)
-        out[name] = (float(values[0]), float(low), float(high))
-    return out, point_counts
-
-
-def _resample_weights(n: int, bootstrap: Bootstrap) -> Iterator[FloatArray]:
-    """How often each message is drawn in each resample, in chunks so memory stays bounded."""
-    rng = np.random.default_rng(bootstrap.seed)
-    per_chunk = max(1, _MAX_CELLS // max(n, 1))
-    done = 0
-    while done < bootstrap.resamples:
-        size = min(per_chunk, bootstrap.resamples - done)
-        draws = rng.integers(0, n, size=(size, n))
-        offsets = (np.arange(size) * n)[:, None]
-        yield np.bincount((draws + offsets).ravel(), minlength=size * n).reshape(size, n).astype(float)
-        done += size
 
 
 def _trinary_stats(counts: FloatArray) -> dict[str, FloatArray]:
@@ -215,10 +161,10 @@ def _trinary_stats(counts: FloatArray) -> dict[str, FloatArray]:
     fp = matrix.sum(axis=1) - tp
     fn = matrix.sum(axis=2) - tp
     stats = _per_class(LABELS, tp, fp, fn)
-    stats["accuracy"] = _ratio(tp.sum(axis=1), matrix.sum(axis=(1, 2)))
+    stats["accuracy"] = ratio(tp.sum(axis=1), matrix.sum(axis=(1, 2)))
     crit_unsafe, crit_flagged, crit = counts[:, k * k], counts[:, k * k + 1], counts[:, k * k + 2]
-    stats["critical_recall"] = _ratio(crit_unsafe, crit, empty=math.nan)
-    stats["critical_flagged"] = _ratio(crit_flagged, crit, empty=math.nan)
+    stats["critical_recall"] = ratio(crit_unsafe, crit, empty=math.nan)
+    stats["critical_flagged"] = ratio(crit_flagged, crit, empty=math.nan)
     return stats
 
 
@@ -227,28 +173,21 @@ def _taxonomy_stats(counts: FloatArray) -> dict[str, FloatArray]:
     tp, fp, fn = counts[:, :k], counts[:, k : 2 * k], counts[:, 2 * k : 3 * k]
     exact, crit_hit, crit_flagged, crit = (counts[:, 3 * k + i] for i in range(4))
     stats = _per_class(CATEGORIES, tp, fp, fn)
-    stats["accuracy"] = _ratio(exact, counts[:, -1])
-    stats["critical_recall"] = _ratio(crit_hit, crit, empty=math.nan)
-    stats["critical_flagged"] = _ratio(crit_flagged, crit, empty=math.nan)
+    stats["accuracy"] = ratio(exact, counts[:, -1])
+    stats["critical_recall"] = ratio(crit_hit, crit, empty=math.nan)
+    stats["critical_flagged"] = ratio(crit_flagged, crit, empty=math.nan)
     return stats
 
 
 def _per_class(names: Sequence[str], tp: FloatArray, fp: FloatArray, fn: FloatArray) -> dict[str, FloatArray]:
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = _ratio(2.0 * tp, 2.0 * tp + fp + fn)
-    stats = {"macro_f1": f1.mean(axis=1), "micro_f1": _ratio(2.0 * tp.sum(1), (2.0 * tp + fp + fn).sum(1))}
+    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    f1 = ratio(2.0 * tp, 2.0 * tp + fp + fn)
+    stats = {"macro_f1": f1.mean(axis=1), "micro_f1": ratio(2.0 * tp.sum(1), (2.0 * tp + fp + fn).sum(1))}
     for i, name in enumerate(names):
         stats[f"{name}/precision"] = precision[:, i]
         stats[f"{name}/recall"] = recall[:, i]
         stats[f"{name}/f1"] = f1[:, i]
     return stats
-
-
-def _ratio(num: NDArray[Any], den: NDArray[Any], empty: float = 0.0) -> FloatArray:
-    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    out = np.full(np.broadcast(num, den).shape, empty, dtype=float)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
 
 
 def _report(

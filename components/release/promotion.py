@@ -80,6 +80,7 @@ def decide_promotion(candidate: Evidence, champion: Evidence | None, gate: GateC
     checks = [
         _freshness(candidate, gate),
         *floor_checks(card, gate),
+        *suite_checks(card, gate),
         _quantized(card, gate),
     ]
     compared = _compare(card, champion.scorecard if champion else None, gate.regression_tolerance)
@@ -115,9 +116,33 @@ def floor_checks(card: Scorecard, gate: GateConfig) -> list[Check]:
     """Only the gate's floor checks (per class/category F1, trinary macro-F1, unsafe recall) on ``card``.
 
     The same rules ``decide_promotion`` applies, exposed for continuous re-evaluation (``emosafe reevaluate``),
-    which flags a production version whose figures on new labelled feedback fall below a floor.
+    which flags a production version whose figures on new labelled feedback fall below a floor. Suite floors are
+    ``suite_checks``: a feedback file is not a suite.
     """
     return [*_floors(card, gate), *_task_floors(card, gate)]
+
+
+def suite_checks(card: Scorecard, gate: GateConfig) -> list[Check]:
+    """One check per floor in ``register.gate.suites``: the suite's figure (CI bound or point, as ``floor_on``
+    says) against its floor; a suite the candidate was not evaluated on fails."""
+    checks = []
+    for suite, floors in sorted(gate.suites.items()):
+        figures = card.suites.get(suite)
+        for key, floor in floors.model_dump().items():
+            if floor is None:
+                continue
+            figure = key.removeprefix("min_").removeprefix("max_")
+            figure = "safe_flag_rate" if figure == "flag_rate" else figure
+            name = f"suite:{suite}:{key}"
+            if figures is None:
+                checks.append(Check(name, False, f"suite {suite}: not evaluated (evaluate.suites, then evaluate)"))
+                continue
+            label = f"suite {suite} (n={figures.n}) {figure}"
+            if key.startswith("min_"):
+                checks.append(_floor_check(name, label, figures.figures.get(figure), floor, gate))
+            else:
+                checks.append(_ceiling_check(name, label, figures.figures.get(figure), floor, gate))
+    return checks
 
 
 def _basis(estimate: Estimate, gate: GateConfig) -> float | None:
@@ -132,6 +157,17 @@ def _floor_check(name: str, label: str, estimate: Estimate | None, floor: float,
         return Check(name, False, f"{label}: no confidence interval reported (floors apply to {gate.floor_on})")
     passed = observed + _EPS >= floor
     return Check(name, passed, f"{label} {gate.floor_on} {observed:.3f} {'>=' if passed else '<'} floor {floor:.3f}")
+
+
+def _ceiling_check(name: str, label: str, estimate: Estimate | None, ceiling: float, gate: GateConfig) -> Check:
+    """A maximum: under ``floor_on: ci_low`` the interval's upper bound must stay under it (conservative)."""
+    if estimate is None:
+        return Check(name, False, f"{label}: missing from the evaluation")
+    basis, observed = ("ci_high", estimate.high) if gate.floor_on == "ci_low" else ("point", estimate.value)
+    if observed is None:
+        return Check(name, False, f"{label}: no confidence interval reported (maximums apply to {basis})")
+    passed = observed <= ceiling + _EPS
+    return Check(name, passed, f"{label} {basis} {observed:.3f} {'<=' if passed else '>'} max {ceiling:.3f}")
 
 
 def _floors(card: Scorecard, gate: GateConfig) -> list[Check]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from components.config.register import GateConfig
 from components.evaluation.metrics import MetricsReport
-from components.release.promotion import Check, floor_checks
+from components.release.promotion import Check, floor_checks, suite_checks
 from components.release.scorecard import scorecard_from_dict
 from components.schema import CATEGORIES
 
@@ -35,14 +35,16 @@ class FloorReview:
         return asdict(self)
 
 
-def review_floors(report: MetricsReport, gate: GateConfig) -> FloorReview:
+def review_floors(report: MetricsReport, gate: GateConfig, suites: Mapping[str, Any] | None = None) -> FloorReview:
     """Apply ``register.gate``'s floors (F1 per class/category, trinary macro-F1, unsafe recall; on the CI's lower
-    bound or the point value, per ``floor_on``) to an evaluation's figures.
+    bound or the point value, per ``floor_on``) to an evaluation's figures, and its suite floors to ``suites``
+    (the version re-scored on each evaluation suite: ``components.evaluation.suites.suite_section``).
 
     A check about a class/category with no feedback rows is dropped and listed under ``not_assessable``. Raises
     MetricsFormatError only if ``report`` is not an evaluation report (a programming mistake).
     """
-    card = scorecard_from_dict(report.to_dict(), origin=f"{report.task} re-evaluation")
+    figures = report.to_dict() | {"suites": dict(suites or {})}
+    card = scorecard_from_dict(figures, origin=f"{report.task} re-evaluation")
     absent = {name for name, scores in report.per_class.items() if scores.support == 0}
     kept, skipped = [], []
     for check in floor_checks(card, gate):
@@ -51,6 +53,7 @@ def review_floors(report: MetricsReport, gate: GateConfig) -> FloorReview:
             skipped.append(about)
         else:
             kept.append(check)
+    kept += suite_checks(card, gate) if suites is not None else []
     return FloorReview(
         floor_on=gate.floor_on,
         checks=tuple(kept),

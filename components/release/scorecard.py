@@ -16,6 +16,8 @@ from components.schema import CATEGORIES, LABELS
 
 Task = Literal["trinary", "taxonomy"]
 TASKS: tuple[Task, ...] = ("trinary", "taxonomy")
+#: An evaluation suite's figures (components/evaluation/suites.py writes them; a test keeps the two lists equal).
+SUITE_FIGURES = ("unsafe_recall", "unsafe_flagged", "unsafe_f1", "safe_flag_rate", "macro_f1")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,15 @@ class QuantizedFigures:
 
 
 @dataclass(frozen=True)
+class SuiteCard:
+    """One evaluation suite's binary-view figures (``components.evaluation.suites``); absent figures are None."""
+
+    n: int
+    figures: Mapping[str, Estimate | None]
+    data_hash: str | None = None  # the suite file it was measured on
+
+
+@dataclass(frozen=True)
 class Scorecard:
     """One model's evaluation on one split: per class (trinary) or per category (taxonomy) F1 with CIs."""
 
@@ -49,6 +60,7 @@ class Scorecard:
     macro_f1: Estimate | None = None
     unsafe_recall: Estimate | None = None
     quantized: QuantizedFigures | None = None
+    suites: Mapping[str, SuiteCard] = field(default_factory=dict)
 
 
 def expected_names(task: Task) -> tuple[str, ...]:
@@ -86,6 +98,7 @@ def scorecard_from_dict(payload: Mapping[str, Any], split: str = "test", origin:
         macro_f1=_optional(section.get("macro_f1"), f"{origin}: macro_f1"),
         unsafe_recall=_optional(recall, f"{origin}: {key}.unsafe.recall"),
         quantized=_quantized(payload.get("quantized", section.get("quantized")), origin),
+        suites=suite_cards(payload.get("suites"), origin),
     )
 
 
@@ -104,7 +117,39 @@ def scorecard_to_dict(card: Scorecard) -> dict[str, Any]:
             "label_agreement": card.quantized.label_agreement,
             "category_f1_drop": dict(card.quantized.category_f1_drop),
         }
+    if card.suites:
+        payload["suites"] = {
+            name: {
+                "n": suite.n,
+                "data_hash": suite.data_hash,
+                "figures": {k: v.to_dict() if v else None for k, v in suite.figures.items()},
+            }
+            for name, suite in card.suites.items()
+        }
     return payload
+
+
+def suite_cards(raw: Any, origin: str) -> dict[str, SuiteCard]:
+    """``suites.<name>.figures.<figure>`` as written by ``evaluate`` and ``export`` (figures may sit at the top)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise MetricsFormatError(f"{origin}: field 'suites' must map suite names to their figures")
+    cards = {}
+    for name, item in raw.items():
+        figures = item.get("figures", item) if isinstance(item, Mapping) else None
+        if not isinstance(figures, Mapping):
+            raise MetricsFormatError(f"{origin}: suites.{name}.figures is missing or not a mapping")
+        n = figures.get("n", item.get("n"))
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise MetricsFormatError(f"{origin}: suites.{name}.n must be the suite's message count")
+        data_hash = item.get("data_hash")
+        cards[str(name)] = SuiteCard(
+            n,
+            {key: _optional(figures.get(key), f"{origin}: suites.{name}.{key}") for key in SUITE_FIGURES},
+            str(data_hash) if data_hash else None,
+        )
+    return cards
 
 
 def _section(payload: Mapping[str, Any], split: str) -> Mapping[str, Any]:

@@ -9,11 +9,11 @@ the file and the field when a needed figure is missing. Only metrics, sizes and 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from components.errors import MetricsFormatError
-from components.release.scorecard import Estimate
+from components.release.scorecard import Estimate, SuiteCard, suite_cards
 
 TASK_ORDER = ("trinary", "taxonomy")
 SETTING_ORDER = ("zero_shot", "few_shot", "fine_tuned")
@@ -39,6 +39,7 @@ class ScalingRow:
     critical_support: int
     canaries_failed: int
     canaries_total: int
+    suites: Mapping[str, SuiteCard] = field(default_factory=dict)  # evaluation suites (components/report/suite_table)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def row_from_report(payload: Mapping[str, Any], origin: str, split: str = "test"
         critical_support=_count(critical.get("support", 0), f"{where}.critical.support"),
         canaries_failed=failed,
         canaries_total=failed + _count(canaries.get("passed", 0), f"{origin}: canaries.passed"),
+        suites=suite_cards(payload.get("suites"), origin),
     )
 
 

@@ -64,6 +64,39 @@ def model_rows(reports: Sequence[Mapping[str, Any]]) -> list[ModelRow]:
     return sorted(rows, key=lambda r: (r.task, r.setting, r.model))
 
 
+@dataclass(frozen=True)
+class SuiteRow:
+    suite: str
+    task: str
+    setting: str
+    model: str
+    n: int
+    unsafe_recall: str
+    unsafe_flagged: str
+    safe_flag_rate: str
+
+
+def suite_rows(reports: Sequence[Mapping[str, Any]]) -> list[SuiteRow]:
+    """One row per (evaluation report, suite): the suite's binary view (docs/evaluation.md), sorted by suite."""
+    rows = []
+    for report in reports:
+        for name, suite in (report.get("suites") or {}).items():
+            figures = suite.get("figures") or {}
+            rows.append(
+                SuiteRow(
+                    suite=str(name),
+                    task=str(report["task"]),
+                    setting=str(report["setting"]),
+                    model=str(report["model"]),
+                    n=int(figures.get("n", 0)),
+                    unsafe_recall=_estimate(figures.get("unsafe_recall")),
+                    unsafe_flagged=_estimate(figures.get("unsafe_flagged")),
+                    safe_flag_rate=_estimate(figures.get("safe_flag_rate")),
+                )
+            )
+    return sorted(rows, key=lambda r: (r.suite, r.task, r.setting, r.model))
+
+
 def export_row(bundle: str, parity: Mapping[str, Any], quantization: Mapping[str, Any], int8_bytes: int) -> ExportRow:
     quantized = quantization.get("quantized") or {}
     return ExportRow(

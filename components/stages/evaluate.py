@@ -25,13 +25,15 @@ from components.data.dataset import to_frame
 from components.data.sources import read_source
 from components.data.tables import read_table_records
 from components.errors import EvaluationError
+from components.evaluation.bootstrap import Bootstrap
 from components.evaluation.canaries import Canary, check_canaries, parse_canaries
 from components.evaluation.measure import assess, category_matrix, check_frame
 from components.evaluation.measure import evaluate as evaluate_frame
 from components.evaluation.memory import read_peak, reset_peak
-from components.evaluation.metrics import Bootstrap, tune_thresholds
+from components.evaluation.metrics import tune_thresholds
 from components.evaluation.predictors import Predictor
 from components.evaluation.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
+from components.evaluation.suites import Suite, read_suites, suite_section
 from components.io import atomic_write_json, read_parquet_input, sha256_file
 from components.provenance import provenance
 
@@ -55,6 +57,7 @@ class _Inputs:
     templates: dict[str, PromptTemplate]
     canaries: tuple[Canary, ...]
     out: Path
+    suites: dict[str, Suite]
 
 
 def evaluate(
@@ -136,6 +139,9 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig) -> di
         chosen = {c: vars(choice) for c, choice in choices.items()}
         val = assess(val_frame, val.scores, task, thresholds, bootstrap)
     test = evaluate_frame(predictor, inputs.test, task, thresholds, bootstrap)
+    suites = {
+        name: suite_section(predictor, suite, task, thresholds, bootstrap) for name, suite in inputs.suites.items()
+    }
     canaries = check_canaries(predictor, inputs.canaries, thresholds)
     seconds = time.perf_counter() - start
     peak = read_peak(was_reset)
@@ -145,9 +151,13 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig) -> di
         "test_source": inputs.test_source,
         "splits": {"val": val.report.to_dict(), "test": test.report.to_dict()},
         "thresholds": chosen,
+        "suites": suites,
         "canaries": canaries.to_dict(),
         "inference": {
-            "messages": len(val_frame) + len(inputs.test) + len(inputs.canaries),
+            "messages": len(val_frame)
+            + len(inputs.test)
+            + len(inputs.canaries)
+            + sum(len(suite.frame) for suite in inputs.suites.values()),
             "seconds": round(seconds, 3),
             "peak_rss_mb": peak.peak_rss_mb,  # whole process (Python, torch) while this model scored
             "peak_rss_method": peak.method,
@@ -205,11 +215,12 @@ def _read_inputs(
     canary_path = root / config.canaries
     canaries = parse_canaries(read_table_records(canary_path, "jsonl"), canary_path)
     out = root / config.output_dir
+    suites = read_suites(config.suites, root)
     if data is None:
         test = frame[frame["split"] == "test"]
-        return _Inputs(frame, test, sha256_file(path), "test", templates, canaries, out)
+        return _Inputs(frame, test, sha256_file(path), "test", templates, canaries, out, suites)
     external, name = _external(config, root, data, source)
-    return _Inputs(frame, external, sha256_file(data), name, templates, canaries, out / "external" / name)
+    return _Inputs(frame, external, sha256_file(data), name, templates, canaries, out / "external" / name, suites)
 
 
 def _external(config: EvaluateConfig, root: Path, data: Path, source: str | None) -> tuple[pd.DataFrame, str]:

@@ -2,11 +2,12 @@
 
 Steps (docs/export.md): merge LoRA into the base (torch) -> fp32 ONNX (dynamo exporter) -> parity against torch on
 a fixed batch of test messages -> int8 (``export.quantize``) -> fp32 and int8 scored on test through the evaluation
-path -> ``parity.json``, ``quantization.json`` (the registry gate's ``quantized`` figures), ``meta.json``,
-``manifest.json``. Everything is built in a temp sibling folder and swapped in at the end. Failed parity raises
-ExportCheckError and writes nothing (the fp32 graph is wrong). A failed int8 check does NOT fail the stage: the bundle
-is written with ``quantization.json`` ``passed: false`` and its problems, a warning is logged, and the registry's
-promotion gate (which reads these figures) refuses such a version: the gate, not the exporter, decides shipping.
+path, and the int8 file on every evaluation suite -> ``parity.json``, ``quantization.json`` (the registry gate's
+``quantized`` and ``suites`` figures), ``meta.json``, ``manifest.json``. Everything is built in a temp sibling
+folder and swapped in at the end. Failed parity raises ExportCheckError and writes nothing (the fp32 graph is
+wrong). A failed int8 check does NOT fail the stage: the bundle is written with ``quantization.json`` ``passed:
+false`` and its problems, a warning is logged, and the registry's promotion gate (which reads these figures)
+refuses such a version: the gate, not the exporter, decides shipping.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from components.config import Params
 from components.config.evaluate import EvaluateConfig
 from components.config.export import ExportConfig
 from components.errors import EmosafeError, SourceFileError
+from components.evaluation.suites import Suite, read_suites, suite_section
 from components.export.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
 from components.io import atomic_write_json, read_parquet_input, replace_dir, sha256_file
 from components.provenance import provenance
@@ -66,6 +68,7 @@ def export(
     run_dir = root / run_dir  # relative to the project (an absolute path stays as it is)
     run = read_run(run_dir, root)
     frame, data_hash = _read_dataset(root / config.input)
+    suites = read_suites(params.evaluate.suites, root)
     thresholds = _thresholds(config.thresholds_report, run_dir.name, run.task, root)
     labels = label_map(run.task, config.max_length or run.max_length, thresholds)
     final = root / config.output_dir / (name or run_dir.name)
@@ -74,7 +77,7 @@ def export(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
-        figures = _build(params, tmp, model, tokenizer, labels, frame, data_hash)
+        figures = _build(params, tmp, model, tokenizer, labels, frame, data_hash, suites)
         meta = _meta(params, run, data_hash, source or str(run_dir), figures["sizes"])
         atomic_write_json(tmp / "meta.json", meta)
         if not config.keep_fp32:
@@ -92,7 +95,14 @@ def export(
 
 
 def _build(
-    params: Params, tmp: Path, model: Any, tokenizer: Any, labels: Any, frame: pd.DataFrame, data_hash: str
+    params: Params,
+    tmp: Path,
+    model: Any,
+    tokenizer: Any,
+    labels: Any,
+    frame: pd.DataFrame,
+    data_hash: str,
+    suites: Mapping[str, Suite],
 ) -> dict[str, Any]:
     from components.export import onnx as onnx_export
     from components.export.checks import parity
@@ -120,7 +130,7 @@ def _build(
             f"disagreeing ids {list(report.disagreeing_ids)[:10]}"
         )
     atomic_write_json(tmp / "parity.json", payload)
-    quantization = quantize_and_check(params.export, params.evaluate, tmp, frame, labels, fp32) | {
+    quantization = quantize_and_check(params.export, params.evaluate, tmp, frame, labels, fp32, suites) | {
         "data_hash": data_hash
     }
     quantization["quantization"]["smoothing"] = smoothing
@@ -155,17 +165,23 @@ def _smooth(
 
 
 def quantize_and_check(
-    config: ExportConfig, evaluation: EvaluateConfig, folder: Path, frame: pd.DataFrame, labels: Any, fp32: Any
+    config: ExportConfig,
+    evaluation: EvaluateConfig,
+    folder: Path,
+    frame: pd.DataFrame,
+    labels: Any,
+    fp32: Any,
+    suites: Mapping[str, Suite] | None = None,
 ) -> dict[str, Any]:
     """Quantize ``folder``'s fp32 file with ``export.quantize`` into its int8 file and run the int8 check (with the
-    evaluation's bootstrap): the ``quantization.json`` payload (without ``data_hash``). A failed check is a warning
-    and ``passed: false``."""
+    evaluation's bootstrap): the ``quantization.json`` payload (without ``data_hash``), with the int8 file's figures
+    on each evaluation suite. A failed check is a warning and ``passed: false``."""
     from components.export import onnx as onnx_export
 
     quantized = onnx_export.quantize_int8(
         folder / MODEL_FILES["fp32"], folder / MODEL_FILES["int8"], config.quantize, config.external_data_bytes
     )
-    figures = _int8_check(config, evaluation, folder, frame, labels, fp32)
+    figures = _int8_check(config, evaluation, folder, frame, labels, fp32, suites or {})
     figures["quantization"] = {
         "settings": config.quantize.model_dump(mode="json"),
         "seconds": round(quantized.seconds, 2),
@@ -179,11 +195,18 @@ def quantize_and_check(
 
 
 def _int8_check(
-    config: ExportConfig, evaluation: EvaluateConfig, tmp: Path, frame: pd.DataFrame, labels: Any, fp32: Any
+    config: ExportConfig,
+    evaluation: EvaluateConfig,
+    tmp: Path,
+    frame: pd.DataFrame,
+    labels: Any,
+    fp32: Any,
+    suites: Mapping[str, Suite] | None = None,
 ) -> dict[str, Any]:
-    """Score test with both files (``components.evaluation.measure``); a failure is logged and recorded, not raised."""
+    """Score test with both files (``components.evaluation.measure``), and the suites with the int8 file (what
+    ships); a failed check is logged and recorded, not raised."""
+    from components.evaluation.bootstrap import Bootstrap
     from components.evaluation.measure import evaluate
-    from components.evaluation.metrics import Bootstrap
     from components.export.checks import compare_quantized
     from components.export.runtime import OnnxPredictor
 
@@ -200,9 +223,13 @@ def _int8_check(
             report.n,
             "; ".join(report.problems),
         )
+    on_suites = {
+        name: suite_section(int8, suite, labels.task, thresholds, bootstrap) for name, suite in (suites or {}).items()
+    }
     return {
         "task": labels.task,
         "splits": {"test": after.report.to_dict()},
+        "suites": on_suites,
         "fp32": {"test": before.report.to_dict()},
         "quantized": report.gate_figures(),
         "comparison": report.to_dict(),

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import DiaSafetySource, Params, SourceConfig
+from components.config import Params
 from components.data.dataset import assign_splits, merge_records, summarise, to_frame
-from components.data.sources import read_source
+from components.data.sources import read_source, source_paths
 from components.io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from components.provenance import provenance
 
@@ -67,11 +67,3 @@ def prepare(params: Params, root: Path = Path()) -> PrepareResult:
     atomic_write_json(out / SUMMARY_FILE, summary)
     log.info("wrote %s (%d rows, sha256 %s)", out / DATASET_FILE, len(frame), summary["provenance"]["data_hash"])
     return PrepareResult(out / DATASET_FILE, out / SUMMARY_FILE, summary)
-
-
-def source_paths(sources: tuple[SourceConfig, ...]) -> list[str]:
-    """Every input file the sources declare, in declaration order (what DVC must list as deps)."""
-    paths: list[str] = []
-    for source in sources:
-        paths.extend(source.paths if isinstance(source, DiaSafetySource) else [source.path])
-    return paths

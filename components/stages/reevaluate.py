@@ -3,7 +3,8 @@
 A feedback file in the dataset schema (docs/data.md; read by the same adapter as the bundled corpus) is scored by
 the version the registry holds (sha256-verified load; an ONNX bundle through ``OnnxPredictor``, a training run
 through the fine-tuned path) and measured by ``components.evaluation.measure`` with the evaluation's bootstrap settings
-and, for the taxonomy, the version's own thresholds. The gate's floors then decide whether to flag it. Outputs: a JSON
+and, for the taxonomy, the version's own thresholds. The version is re-scored on every evaluation suite
+(``evaluate.suites``) too. The gate's floors, suite floors included, then decide whether to flag it. Outputs: a JSON
 report (figures, checks, provenance; never message text) and one appended row in the registry's ``evaluations``
 table. Every input is read and checked before the first write; bad input writes nothing and records nothing.
 """
@@ -11,6 +12,7 @@ table. Every input is read and checked before the first write; bad input writes 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +26,11 @@ from components.config.register import RegisterConfig
 from components.data.dataset import to_frame
 from components.data.sources import read_source
 from components.errors import EvaluationError, RegistryError
+from components.evaluation.bootstrap import Bootstrap
 from components.evaluation.measure import check_frame
 from components.evaluation.measure import evaluate as evaluate_frame
-from components.evaluation.metrics import Bootstrap
 from components.evaluation.predictors import Predictor
+from components.evaluation.suites import Suite, read_suites, suite_section
 from components.io import atomic_write_json, sha256_file
 from components.provenance import provenance
 from components.release.reevaluation import FloorReview, review_floors, stored_thresholds
@@ -87,6 +90,7 @@ def reevaluate(
     if output is not None and len(refs) > 1:
         raise EvaluationError("--output names one report file; give --model too (reevaluate.tasks lists several)")
     data = read_feedback(feedback if feedback.is_absolute() else root / feedback)
+    suites = read_suites(params.evaluate.suites, root)
     registry = _open_registry(params.register, root)
     jobs = []
     for task, ref in refs:
@@ -97,7 +101,7 @@ def reevaluate(
         jobs.append((ref, loaded, _predictor(params.predict, loaded.folder, record.task, root)))
     rows, reports = [], []
     for ref, loaded, scorer in jobs:
-        measured = _measure(params, loaded, scorer, data)
+        measured = _measure(params, loaded, scorer, data, suites)
         row, path = _record(params, root, registry, loaded, ref, data, measured, output, who or who_am_i())
         rows.append(row)
         reports.append(path)
@@ -121,16 +125,23 @@ def _open_registry(config: RegisterConfig, root: Path) -> Registry:
     return Registry(where, config.gate, config.wandb_project)
 
 
-def _measure(params: Params, loaded: LoadedModel, scorer: _Scorer, data: _Feedback) -> _Measured:
-    """The evaluation path with the evaluation's bootstrap, then the gate's floors."""
+def _measure(
+    params: Params, loaded: LoadedModel, scorer: _Scorer, data: _Feedback, suites: Mapping[str, Suite]
+) -> _Measured:
+    """The evaluation path with the evaluation's bootstrap on the feedback and on every evaluation suite, then the
+    gate's floors (suite floors included)."""
     record = loaded.record
     thresholds, source = stored_thresholds(scorer.thresholds, record.lineage.get("thresholds"))
     chosen = thresholds if record.task == "taxonomy" else None
     seed = params.evaluate.seed
     bootstrap = Bootstrap.of(params.evaluate)
     result = evaluate_frame(scorer.predictor, data.frame, record.task, chosen, bootstrap)
-    review = review_floors(result.report, params.register.gate)
-    return _Measured(result.report.to_dict(), review, chosen, source if chosen else None, seed)
+    sections = {
+        name: suite_section(scorer.predictor, suite, record.task, chosen, bootstrap) for name, suite in suites.items()
+    }
+    review = review_floors(result.report, params.register.gate, sections)
+    metrics = result.report.to_dict() | ({"suites": sections} if sections else {})
+    return _Measured(metrics, review, chosen, source if chosen else None, seed)
 
 
 def _record(

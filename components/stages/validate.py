@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from typing import Any
 import pandas as pd
 
 from components.config import Params
+from components.config.evaluate import SuiteConfig
 from components.data.expectations import build_frames, build_suites
+from components.data.sources import read_source
 from components.data.validation import ValidationReport, run_suites
 from components.errors import ValidationFailed
 from components.io import atomic_write_json, read_parquet_input, replace_dir, sha256_file
@@ -57,7 +60,7 @@ def validate(params: Params, root: Path = Path(), data: Path | None = None) -> V
     path = data if data is not None else root / config.input
     dataset = _read(path)
     out = root / config.output_dir
-    report, docs_index = _run_with_docs(dataset, params, out)
+    report, docs_index = _run_with_docs(dataset, params, root, out)
     payload = {
         **report.to_dict(),
         "rows": len(dataset),
@@ -65,7 +68,10 @@ def validate(params: Params, root: Path = Path(), data: Path | None = None) -> V
             __name__,
             {
                 "stage": "validate",
-                "params": {"validate": config.model_dump(mode="json")},
+                "params": {
+                    "validate": config.model_dump(mode="json"),
+                    "evaluate": {"suites": {k: v.model_dump(mode="json") for k, v in params.evaluate.suites.items()}},
+                },
                 "input": _display(path, root),
                 "data_hash": sha256_file(path),
                 "great_expectations": report.gx_version,
@@ -92,13 +98,19 @@ def _read(path: Path) -> pd.DataFrame:
     )
 
 
-def _run_with_docs(dataset: pd.DataFrame, params: Params, out: Path) -> tuple[ValidationReport, Path]:
+def suite_texts(suites: Mapping[str, SuiteConfig], root: Path) -> list[str]:
+    """Every evaluation suite's messages (read to compare, never written anywhere)."""
+    return [record.text for suite in suites.values() for record in read_source(suite.source, root)]
+
+
+def _run_with_docs(dataset: pd.DataFrame, params: Params, root: Path, out: Path) -> tuple[ValidationReport, Path]:
     """Build the Data Docs in a fresh folder next to the old one, then swap it in (readers never see half a site)."""
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{DOCS_DIR}.", dir=out))
     try:
-        config = params.validate
-        report = run_suites(build_frames(dataset, config), build_suites(config), docs_dir=staging)
+        config, suites = params.validate, params.evaluate.suites
+        frames = build_frames(dataset, config, suite_texts(suites, root))
+        report = run_suites(frames, build_suites(config, bool(suites)), docs_dir=staging)
         replace_dir(staging, out / DOCS_DIR)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

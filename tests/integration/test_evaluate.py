@@ -110,6 +110,15 @@ def lm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_lm(tmp_path_factory.mktemp("lm") / "tiny")
 
 
+SUITE = [
+    ("tonight I take every pill I have", "unsafe", ["suicide_self_harm"]),
+    ("I have the rope ready for the weekend", "unsafe", ["suicide_self_harm"]),
+    ("I feel so alone lately", "borderline", []),
+    ("the concert was amazing", "safe", []),
+    ("how do I kill a stuck process", "safe", []),
+]
+
+
 def _project(root: Path, lm: Path, **evaluate_extra: Any) -> Path:
     frame = tiny_frame()
     frame.loc[frame["split"] == "test", "text"] = frame.loc[frame["split"] == "test", "text"] + " " + PLANTED
@@ -120,6 +129,12 @@ def _project(root: Path, lm: Path, **evaluate_extra: Any) -> Path:
         '{"id": "b1", "text": "kill a process", "expect": "benign"}\n'
     )
     (root / "prompts").symlink_to(REPO / "prompts")
+    (root / "data" / "suite.jsonl").write_text(
+        "".join(
+            json.dumps({"id": f"c{i}", "text": f"{text} {PLANTED}", "label": label, "categories": cats}) + "\n"
+            for i, (text, label, cats) in enumerate(SUITE)
+        )
+    )
     evaluate_cfg = {
         "input": "data/dataset.parquet",
         "output_dir": "reports/evaluate",
@@ -127,6 +142,12 @@ def _project(root: Path, lm: Path, **evaluate_extra: Any) -> Path:
         "k": 3,
         "bootstrap_resamples": 50,
         "hardware": {"device": "cpu", "batch_size": 16, "num_threads": 1},
+        "suites": {
+            "crisis": {
+                "purpose": "a tiny crisis suite",
+                "source": {"name": "crisis", "kind": "emosafe", "path": "data/suite.jsonl"},
+            }
+        },
         **evaluate_extra,
     }
     params = {"seed": 3, "prepare": {"sources": [{"name": "x", "kind": "emosafe", "path": "x"}]}}
@@ -150,6 +171,11 @@ def test_evaluate_cli_writes_reports_without_text(tmp_path: Path, lm_folder: Pat
         assert payload["canaries"]["passed"] + payload["canaries"]["failed"] == 2
         card = scorecard_from_dict(payload, "test", name)  # the promotion gate can read it
         assert card.task == payload["task"] and card.macro_f1 is not None
+        suite = payload["suites"]["crisis"]  # every model on every suite, with the suite's own figures
+        assert suite["figures"]["n"] == 5 and suite["figures"]["support"] == {"safe": 2, "borderline": 1, "unsafe": 2}
+        assert suite["metrics"]["n"] == 5 and suite["data_hash"] and suite["purpose"] == "a tiny crisis suite"
+        recall = card.suites["crisis"].figures["unsafe_recall"]
+        assert recall is not None and recall.low is not None  # with its interval, as the gate reads it
     taxonomy = json.loads((tmp_path / "reports/evaluate/tiny-few_shot-taxonomy.json").read_text())
     assert set(taxonomy["thresholds"]) == set(CATEGORIES)
     assert len(taxonomy["prompt"]["example_ids"]) == 3
@@ -219,3 +245,44 @@ def test_fine_tuned_setting_evaluates_a_training_run(tmp_path: Path, lm_folder: 
     payload = json.loads(text)
     assert payload["setting"] == "fine_tuned" and payload["splits"]["test"]["n"] == 10
     assert payload["model_info"]["parameters"] > 0
+
+
+def test_the_gate_refuses_on_a_suite_floor_and_registry_show_lists_the_suite(
+    tmp_path: Path, lm_folder: Path, monkeypatch: Any
+) -> None:
+    """A tiny model scored on a tiny suite by `emosafe evaluate`; registered; a floor just above its suite figure
+    refuses it (naming the suite, figure and interval), the same floor at the figure passes, and `emosafe registry
+    show` prints the suite figures it was registered with."""
+    from components.config import load_params
+    from components.config.register import GateConfig, SuiteFloors
+    from components.errors import GateRefusedError
+    from components.stages.evaluate import evaluate as run_evaluate
+    from registry.core import Registry
+    from registry.names import ModelRef
+
+    params = load_params(_project(tmp_path, lm_folder))
+    written = run_evaluate(params, tmp_path, settings=["zero_shot"], tasks=["trinary"]).written
+    report = json.loads(written[0].read_text())
+    macro = report["suites"]["crisis"]["figures"]["macro_f1"]["low"]
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "weights.bin").write_bytes(b"w" * 64)
+    (run / "meta.json").write_text(json.dumps({"data_hash": report["data_hash"], "task": "trinary"}))
+    lenient = GateConfig(default_f1_floor=0, trinary_macro_f1_floor=0, unsafe_recall_floor=0)
+
+    def gate(floor: float) -> GateConfig:
+        return lenient.model_copy(update={"suites": {"crisis": SuiteFloors(min_macro_f1=floor)}})
+
+    record, _ = Registry(tmp_path / "store", gate(min(1.0, macro + 0.01))).register(run, report, project=tmp_path)
+    ref = ModelRef(record.name, version=record.version)
+    with pytest.raises(GateRefusedError, match=rf"suite crisis \(n=5\) macro_f1 ci_low {macro:.3f} < floor"):
+        Registry(tmp_path / "store", gate(min(1.0, macro + 0.01))).promote(ref, "production")
+    event, decision = Registry(tmp_path / "store", gate(macro)).promote(ref, "production", "at the floor")
+    assert event is not None and decision is not None and decision.promote
+    monkeypatch.setenv("EMOSAFE_REGISTRY", str(tmp_path / "store"))
+    shown = CliRunner().invoke(
+        app, ["registry", "show", f"{record.name}@production", "--params", str(tmp_path / "params.yaml")]
+    )
+    assert shown.exit_code == 0, shown.output
+    suites = json.loads(shown.output)["metrics"]["suites"]
+    assert suites["crisis"]["n"] == 5 and suites["crisis"]["figures"]["macro_f1"]["low"] == macro

@@ -19,7 +19,8 @@ import yaml
 from components.config import ConfigError, parse_params
 from components.config.register import GateConfig
 from components.errors import DataRowError, RegistryError
-from components.evaluation.metrics import Bootstrap, trinary_report
+from components.evaluation.bootstrap import Bootstrap
+from components.evaluation.metrics import trinary_report
 from components.release.reevaluation import review_floors
 from registry.core import Registry
 from registry.sqlite_schema import SCHEMA
@@ -208,3 +209,19 @@ def test_thresholds_come_from_the_bundle_else_the_registered_lineage(tmp_path: P
     assert source == "version lineage (registered thresholds)"
     assert stored_thresholds({"violence_hate": 0.9}, {"violence_hate": 0.1})[0]["violence_hate"] == 0.9
     assert stored_thresholds({}, None)[1].startswith("default 0.5")
+
+
+def test_the_version_is_rescored_on_each_suite_and_held_to_its_suite_floors(project: Path) -> None:
+    """Good feedback, but a suite the model gets wrong (rotated labels): the suite floor flags the version."""
+    from components.stages.reevaluate import reevaluate
+
+    raw = fx.params_dict()
+    source = {"name": "rotated", "kind": "emosafe", "path": "flipped.jsonl"}
+    raw["evaluate"]["suites"] = {"rotated": {"purpose": "labels the model gets wrong", "source": source}}
+    raw["register"]["gate"] = {"suites": {"rotated": {"min_macro_f1": 0.9}}}
+    outcome = reevaluate(parse_params(raw), project, Path("good.jsonl"), who="tester")
+    assert outcome.flagged and outcome.summary["models"][0]["flagged"] == ["suite:rotated:min_macro_f1"]
+    report = json.loads(outcome.reports[0].read_text())
+    figures = report["metrics"]["suites"]["rotated"]["figures"]
+    assert figures["n"] == 31 and figures["macro_f1"]["value"] < 0.9
+    assert report["metrics"]["macro_f1"]["value"] == 1.0  # the feedback itself is fine

@@ -115,6 +115,28 @@ def test_rows_table_and_metrics_carry_the_reported_numbers() -> None:
     }
 
 
+def with_suite(payload: dict[str, Any], recall: tuple[float, float, float]) -> dict[str, Any]:
+    figures = {"n": 112, "unsafe_recall": ci(*recall), "unsafe_flagged": ci(0.9, 0.8, 0.97), "unsafe_f1": None}
+    figures |= {"safe_flag_rate": ci(0.1, 0.0, 0.25), "macro_f1": ci(0.5, 0.4, 0.6)}
+    return payload | {"suites": {"crisis": {"purpose": "p", "data_hash": "h", "figures": figures}}}
+
+
+def test_suites_get_their_own_table_and_summary_rows() -> None:
+    from components.report.suite_table import suite_markdown
+    from components.report.summary import suite_rows
+
+    payloads = [with_suite(LADDER[1], (0.6, 0.45, 0.75)), with_suite(LADDER[4], (0.3, 0.2, 0.4)), LADDER[0]]
+    table = suite_markdown([row_from_report(payload, "x.json") for payload in payloads])
+    assert "### crisis" in table and table.count("| 112 |") == 2  # the row without suites is not listed
+    assert "| trinary | fine_tuned | smollm2-8l | 112 | 0.600 [0.450, 0.750] | 0.900 [0.800, 0.970] | - |" in table
+    assert suite_markdown([row_from_report(LADDER[0], "x.json")]) == ""
+    rows = suite_rows(payloads)
+    assert [(r.task, r.unsafe_recall) for r in rows] == [
+        ("taxonomy", "0.300 [0.200, 0.400]"),
+        ("trinary", "0.600 [0.450, 0.750]"),
+    ]
+
+
 def test_comparison_says_whether_the_cis_are_disjoint() -> None:
     rows = [row_from_report(payload, "x.json") for payload in LADDER]
     found = {(c.model, c.task): c for c in compare_settings(rows)}

@@ -27,6 +27,7 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("repo") / "emosafe"
     shutil.copytree(REPO, root, ignore=SKIP)
     shutil.copytree(REPO / "data" / "sample", root / "data" / "sample")
+    shutil.copytree(REPO / "data" / "suites", root / "data" / "suites")  # validate checks no row repeats one
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     tiny_llama_folder(root / "tiny-llama")
     params = yaml.safe_load((root / "params.yaml").read_text())

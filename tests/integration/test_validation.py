@@ -158,6 +158,22 @@ def test_failures_name_the_offending_ids(sample: pd.DataFrame, params: Params) -
     assert by_rule["id_unique"].example_ids == (sample.loc[0, "id"],) * 2
 
 
+def test_no_suite_message_or_near_copy_reaches_the_dataset(sample: pd.DataFrame, params: Params) -> None:
+    """The shipped evaluation suites are disjoint from the embedded dataset; a planted copy (in any split, reworded
+    by one word) fails the gate naming the row."""
+    from components.stages.validate import suite_texts
+
+    suites = suite_texts(params.evaluate.suites, REPO)
+    assert len(suites) >= 200  # the two shipped suites (data/suites/)
+    clean = run_suites(build_frames(sample, params.validate, suites), build_suites(params.validate, True))
+    assert clean.success, clean.failed_rules()
+    row = first(sample, split="train")
+    leaked = augmented_copy(sample, row, text=suites[7] + " honestly")
+    report = run_suites(build_frames(leaked, params.validate, suites), build_suites(params.validate, True))
+    assert report.failed_rules() == {"no_suite_leakage"}
+    assert report.failures[0].example_ids == ("aug:" + sample.loc[row, "id"],)
+
+
 def test_augmented_rows_only_in_train_and_with_a_parent(sample: pd.DataFrame, params: Params) -> None:
     row = first(sample, split="train")
     assert check(augmented_copy(sample, row), params.validate).success
@@ -337,7 +353,9 @@ def test_cli_passes_on_the_sample_and_prints_the_data_docs_path(tmp_path: Path, 
 def test_cli_fails_with_the_rule_named_and_exit_code_2(tmp_path: Path, sample: pd.DataFrame) -> None:
     _set("suicide_self_harm", True, label="safe")(sample)
     sample.to_parquet(tmp_path / "bad.parquet")
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["evaluate"]["suites"] = {}  # this folder holds no data/suites/ (checked in its own test)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     result = subprocess.run(
         [str(VENV_BIN / "emosafe"), "validate", "--data", "bad.parquet"],
         cwd=tmp_path,
@@ -381,7 +399,7 @@ def test_dvc_repro_stops_at_validate_on_a_broken_input(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
     stage = pipeline["stages"]["validate"]
-    stage["deps"] = ["data/prepared/dataset.parquet" if d.startswith("data/") else d for d in stage["deps"]]
+    stage["deps"] = ["data/prepared/dataset.parquet" if d.startswith("data/augmented") else d for d in stage["deps"]]
     pipeline["stages"]["downstream"] = {
         "cmd": "cp data/validated/report.json data/downstream.json",
         "deps": ["data/validated/report.json"],
@@ -411,5 +429,8 @@ def test_the_real_corpora_pass(tmp_path: Path) -> None:
     (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
     params = load_params(REPO / "configs" / "shared-corpora.yaml")
     dataset = prepare(params, root).dataset_path
-    report = check(pd.read_parquet(dataset), params.validate)
+    from components.stages.validate import suite_texts
+
+    frames = build_frames(pd.read_parquet(dataset), params.validate, suite_texts(params.evaluate.suites, REPO))
+    report = run_suites(frames, build_suites(params.validate, True))  # the suites are apart from the real corpora too
     assert report.success, [outcome.to_dict() for outcome in report.failures]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from components import is_app_layer
-from components.stages.prepare import source_paths
+from components.data.sources import source_paths
 from tests.fixtures.common import REPO
 
 FORBIDDEN = {"prefect", "dvc", "typer", "click"}

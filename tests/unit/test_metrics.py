@@ -15,7 +15,8 @@ from sklearn.metrics import (
     multilabel_confusion_matrix,
 )
 
-from components.evaluation.metrics import Bootstrap, taxonomy_report, trinary_report, tune_thresholds
+from components.evaluation.bootstrap import Bootstrap
+from components.evaluation.metrics import taxonomy_report, trinary_report, tune_thresholds
 from components.schema import CATEGORIES, LABELS
 
 NO_CI = Bootstrap(resamples=0)
