@@ -266,7 +266,7 @@ def test_the_gate_refuses_on_a_suite_floor_and_registry_show_lists_the_suite(
     macro = report["suites"]["crisis"]["figures"]["macro_f1"]["low"]
     run = tmp_path / "run"
     (run / "adapter").mkdir(parents=True)
-    (run / "adapter" / "weights.bin").write_bytes(b"w" * 64)
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 4}))
     (run / "meta.json").write_text(json.dumps({"data_hash": report["data_hash"], "task": "trinary"}))
     lenient = GateConfig(default_f1_floor=0, trinary_macro_f1_floor=0, unsafe_recall_floor=0)
 

@@ -31,7 +31,10 @@ CANARY = "zq-canary-7f3a91-do-not-leak"
 
 @pytest.fixture(scope="module")
 def params() -> Params:
-    return load_params(REPO / "params.yaml")
+    """The shipped params without evaluation suites: these tests run validate in folders that hold no
+    data/suites/ (the suite leakage rule has its own test, on the shipped params)."""
+    shipped = load_params(REPO / "params.yaml")
+    return shipped.model_copy(update={"evaluate": shipped.evaluate.model_copy(update={"suites": {}})})
 
 
 @pytest.fixture(scope="module")
@@ -158,11 +161,12 @@ def test_failures_name_the_offending_ids(sample: pd.DataFrame, params: Params) -
     assert by_rule["id_unique"].example_ids == (sample.loc[0, "id"],) * 2
 
 
-def test_no_suite_message_or_near_copy_reaches_the_dataset(sample: pd.DataFrame, params: Params) -> None:
+def test_no_suite_message_or_near_copy_reaches_the_dataset(sample: pd.DataFrame) -> None:
     """The shipped evaluation suites are disjoint from the embedded dataset; a planted copy (in any split, reworded
     by one word) fails the gate naming the row."""
     from components.stages.validate import suite_texts
 
+    params = load_params(REPO / "params.yaml")
     suites = suite_texts(params.evaluate.suites, REPO)
     assert len(suites) >= 200  # the two shipped suites (data/suites/)
     clean = run_suites(build_frames(sample, params.validate, suites), build_suites(params.validate, True))
@@ -370,8 +374,9 @@ def test_cli_fails_with_the_rule_named_and_exit_code_2(tmp_path: Path, sample: p
 
 def test_dvc_stage_lists_its_modules_input_and_params(params: Params) -> None:
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["validate"]
-    assert set(stage["deps"]) == set(stage_code_deps("validate")) | {params.validate.input}
-    assert stage["params"] == ["validate"]
+    suites = {"data/suites/benign_lookalikes.jsonl", "data/suites/crisis.jsonl"}  # no row may repeat theirs
+    assert set(stage["deps"]) == set(stage_code_deps("validate")) | {params.validate.input} | suites
+    assert stage["params"] == ["validate", "evaluate.suites"]
     assert stage["cmd"] == "emosafe validate --params params.yaml"
     assert [next(iter(out)) for out in stage["outs"]] == [f"{params.validate.output_dir}/{REPORT_FILE}"]
 
