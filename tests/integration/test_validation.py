@@ -359,6 +359,7 @@ def test_cli_fails_with_the_rule_named_and_exit_code_2(tmp_path: Path, sample: p
     sample.to_parquet(tmp_path / "bad.parquet")
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["evaluate"]["suites"] = {}  # this folder holds no data/suites/ (checked in its own test)
+    raw["register"]["gate"]["suites"] = {}  # nor gate floors on them
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     result = subprocess.run(
         [str(VENV_BIN / "emosafe"), "validate", "--data", "bad.parquet"],
