@@ -386,10 +386,10 @@ _SKIP = repo_ignore("models", "reports", "outputs")
 
 
 def _skip(directory: str, names: list[str]) -> set[str]:
-    """What the project copy leaves out: caches, run outputs, and every data folder but the bundled sample."""
+    """What the project copy leaves out: caches, run outputs, and every data folder but the sample and the suites."""
     skipped = set(_SKIP(directory, names))
     if Path(directory).resolve() == REPO / "data":
-        skipped |= {name for name in names if name != "sample"}
+        skipped |= {name for name in names if name not in ("sample", "suites")}
     return skipped
 
 
