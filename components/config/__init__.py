@@ -90,6 +90,17 @@ class Params(Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _operating_point_is_shipped(self) -> Params:
+        """A policy measured by evaluate but not shipped would gate one rule and serve another (argmax)."""
+        if self.evaluate.operating_point.policy != "default" and self.export.thresholds_report is None:
+            raise ValueError(
+                f"evaluate.operating_point.policy is '{self.evaluate.operating_point.policy}' but "
+                "export.thresholds_report is null, so the bundle would decide by argmax / 0.5; set it to "
+                "reports/evaluate/{model}-fine_tuned-{task}.json"
+            )
+        return self
+
 
 def parse_params(raw: Any, origin: str = "params") -> Params:
     """Validate an already-loaded mapping; ``origin`` names the file in error messages."""

@@ -37,6 +37,19 @@ class SuiteConfig(Frozen):
     source: SourceConfig = Field(description="The corpus, read with any source adapter (emosafe, table, ...).")
 
 
+class OperatingPointConfig(Frozen):
+    """How decision thresholds are chosen on val (components/evaluation/operating_point.py, docs/evaluation.md)."""
+
+    policy: Literal["default", "max_recall_at_flag_rate", "min_flag_rate_at_recall"] = Field(
+        default="default",
+        description="default: trinary argmax, taxonomy max-F1 per category; max_recall_at_flag_rate: the highest "
+        "unsafe (category) recall flagging at most max_flag_rate of safe (other) messages; min_flag_rate_at_recall: "
+        "the lowest flag rate reaching min_recall.",
+    )
+    max_flag_rate: float = Field(default=0.10, gt=0, lt=1, description="For max_recall_at_flag_rate.")
+    min_recall: float = Field(default=0.90, gt=0, le=1, description="For min_flag_rate_at_recall.")
+
+
 class EvalHardware(Frozen):
     device: Literal["cpu", "cuda", "auto"] = Field(default="auto", description="auto: cuda when available.")
     num_threads: int = Field(default=2, ge=1, description="torch intra-op threads on cpu.")
@@ -74,8 +87,9 @@ class EvaluateConfig(Frozen):
     bootstrap_resamples: int = Field(default=1000, ge=0, description="0 disables confidence intervals.")
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     threshold_grid: tuple[float, ...] = Field(
-        default=DEFAULT_GRID, min_length=1, description="Taxonomy thresholds tried on val (ties -> lower)."
+        default=DEFAULT_GRID, min_length=1, description="Thresholds tried on val (taxonomy; operating points)."
     )
+    operating_point: OperatingPointConfig = OperatingPointConfig()
     canaries: str = Field(default="data/canaries.jsonl", description="Behavioural canaries (checked per model).")
     fine_tuned_dir: str = Field(default="models", description="Training runs: <dir>/<model>-<task>/.")
     prompting_models: tuple[str, ...] | None = Field(

@@ -16,10 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from components.errors import DataRowError, EmptyCorpusError
-from components.evaluation.measure import DEFAULT_THRESHOLD
+from components.evaluation.operating_point import decide
 from components.evaluation.predictors import Predictor, checked_scores
 from components.schema import CATEGORIES, LABELS
 
@@ -78,17 +76,17 @@ def parse_canaries(rows: Sequence[Mapping[str, Any]], path: str | Path) -> tuple
 def check_canaries(
     predictor: Predictor, canaries: Sequence[Canary], thresholds: Mapping[str, float] | None = None
 ) -> CanaryReport:
-    """Score the canaries with the model's own decision rule (tuned thresholds for taxonomy) and judge each."""
+    """Score the canaries with the model's own decision rule (the thresholds fitted on val) and judge each."""
     task = predictor.task
     scores = checked_scores(predictor.predict([c.text for c in canaries]), len(canaries), task)
     results = []
-    for canary, row in zip(canaries, scores, strict=True):
+    for canary, row in zip(canaries, decide(scores, task, thresholds), strict=True):
         if task == "trinary":
-            label = LABELS[int(np.argmax(row))]
+            label = LABELS[int(row)]
             passed = label != "safe" if canary.expect == "risk" else label != "unsafe"
             results.append(CanaryResult(canary.id, canary.expect, passed, label))
             continue
-        flagged = [c for c, s in zip(CATEGORIES, row, strict=True) if s >= (thresholds or {}).get(c, DEFAULT_THRESHOLD)]
+        flagged = [c for c, hit in zip(CATEGORIES, row, strict=True) if hit]
         passed = canary.category in flagged if canary.expect == "risk" else not flagged
         results.append(CanaryResult(canary.id, canary.expect, passed, ";".join(flagged)))
     n_passed = sum(r.passed for r in results)

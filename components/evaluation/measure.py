@@ -1,8 +1,9 @@
 """The one evaluation path: predictor scores -> decisions -> metrics with intervals, for any setting.
 
 Zero-shot, few-shot, fine-tuned and exported (ONNX) models differ only in how they produce scores; everything
-after ``Predictor.predict`` happens here, once. Decisions: trinary = the most probable label; taxonomy = score >=
-the category's threshold (0.5 unless thresholds tuned on val are given, which are then applied unchanged to test).
+after ``Predictor.predict`` happens here, once. Decisions follow ``operating_point.decide``: trinary = the most
+probable label, or the (unsafe, flagged) thresholds of an operating-point policy; taxonomy = score >= the category's
+threshold (0.5 unless thresholds fitted on val are given, which are then applied unchanged to test).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from numpy.typing import NDArray
 from components.errors import EvaluationError
 from components.evaluation.bootstrap import Bootstrap
 from components.evaluation.metrics import CRITICAL_CATEGORY, MetricsReport, taxonomy_report, trinary_report
+from components.evaluation.operating_point import DEFAULT_THRESHOLD, TRINARY_KEYS, decide
 from components.evaluation.predictors import Predictor, checked_scores
 from components.schema import CATEGORIES, LABELS
 
 log = logging.getLogger(__name__)
-DEFAULT_THRESHOLD = 0.5
 REQUIRED = ("id", "text", "label", *CATEGORIES)
 NO_INTERVALS = Bootstrap(resamples=0)
 
@@ -66,21 +67,23 @@ def assess(
     check_frame(frame)
     scores = checked_scores(scores, len(frame), task)
     critical = critical_mask(frame)
+    ids = tuple(frame["id"].astype(str))
     if task == "trinary":
-        report = trinary_report(label_indices(frame), scores.argmax(axis=1), critical, bootstrap)
-        return EvaluationResult(task, tuple(frame["id"].astype(str)), scores, None, report)
+        chosen = {k: float(thresholds[k]) for k in TRINARY_KEYS} if thresholds and _has_trinary(thresholds) else None
+        report = trinary_report(label_indices(frame), decide(scores, task, chosen), critical, bootstrap)
+        return EvaluationResult(task, ids, scores, chosen, report)
     chosen = {c: float((thresholds or {}).get(c, DEFAULT_THRESHOLD)) for c in CATEGORIES}
-    decided = scores >= np.array([chosen[c] for c in CATEGORIES])
-    report = taxonomy_report(category_matrix(frame), decided, critical, bootstrap)
-    return EvaluationResult(task, tuple(frame["id"].astype(str)), scores, chosen, report)
+    report = taxonomy_report(category_matrix(frame), decide(scores, task, chosen), critical, bootstrap)
+    return EvaluationResult(task, ids, scores, chosen, report)
+
+
+def _has_trinary(thresholds: Mapping[str, float] | None) -> bool:
+    return thresholds is not None and all(key in thresholds for key in TRINARY_KEYS)
 
 
 def decisions(result: EvaluationResult) -> NDArray[np.int64] | NDArray[np.bool_]:
-    """What the model decided: label indices (trinary argmax) or the flagged matrix (taxonomy thresholds)."""
-    if result.task == "trinary":
-        return np.asarray(result.scores.argmax(axis=1), dtype=np.int64)
-    chosen = result.thresholds or {}
-    return np.asarray(result.scores >= np.array([chosen.get(c, DEFAULT_THRESHOLD) for c in CATEGORIES]), dtype=bool)
+    """What the model decided: label indices (trinary) or the flagged matrix (taxonomy), by the result's thresholds."""
+    return decide(result.scores, result.task, result.thresholds)
 
 
 def check_frame(frame: pd.DataFrame) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import EmosafeError
+from components.evaluation.operating_point import TRINARY_KEYS
 from components.io import sha256_file
 from components.schema import CATEGORIES, LABELS
 
@@ -35,7 +36,8 @@ class BundleError(EmosafeError):
 
 @dataclass(frozen=True)
 class LabelMap:
-    """How scores become decisions: trinary = softmax then argmax; taxonomy = sigmoid then >= threshold."""
+    """How scores become decisions (``components.evaluation.operating_point.decide``): trinary = softmax, then argmax,
+    or the operating point's ``unsafe``/``flagged`` thresholds when present; taxonomy = sigmoid then >= threshold."""
 
     task: str
     labels: tuple[str, ...]
@@ -58,11 +60,17 @@ class LabelMap:
 
 
 def label_map(task: str, max_length: int, thresholds: dict[str, float] | None = None) -> LabelMap:
-    """The label map of ``task``; taxonomy thresholds default to 0.5 and must name known categories."""
+    """The label map of ``task``. Taxonomy thresholds default to 0.5 and must name known categories; trinary
+    thresholds are both of ``unsafe`` and ``flagged`` (an operating point) or none (argmax)."""
     if task not in TASKS:
         raise BundleError(f"unknown task '{task}' (rule: one of {list(TASKS)})")
     if task == "trinary":
-        return LabelMap(task, LABELS, {}, max_length)
+        given = dict(thresholds or {})
+        if given and sorted(given) != sorted(TRINARY_KEYS):
+            raise BundleError(f"trinary thresholds {sorted(given)} must be exactly {list(TRINARY_KEYS)} or none")
+        if any(not 0.0 < float(v) <= 1.0 for v in given.values()):
+            raise BundleError(f"trinary thresholds {given} must lie in (0, 1]")
+        return LabelMap(task, LABELS, {k: float(v) for k, v in given.items()}, max_length)
     unknown = sorted(set(thresholds or {}) - set(CATEGORIES))
     if unknown:
         raise BundleError(f"thresholds name unknown categories {unknown} (rule: one of {list(CATEGORIES)})")

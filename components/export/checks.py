@@ -18,9 +18,7 @@ from numpy.typing import NDArray
 from components.config.export import QuantizedLimits
 from components.evaluation.measure import EvaluationResult
 from components.evaluation.metrics import MetricsReport
-from components.schema import CATEGORIES
-
-DEFAULT_THRESHOLD = 0.5
+from components.evaluation.operating_point import decide, probabilities
 
 
 @dataclass(frozen=True)
@@ -79,12 +77,9 @@ class QuantizationReport:
 
 
 def decisions(scores: NDArray[Any], task: str, thresholds: Mapping[str, float] | None = None) -> NDArray[Any]:
-    """Trinary: argmax index per row; taxonomy: (n, 6) booleans at each category's threshold (logits or
-    probabilities alike for trinary; probabilities for taxonomy)."""
-    array = np.asarray(scores, dtype=np.float64)
-    if task == "trinary":
-        return np.asarray(array.argmax(axis=1))
-    return np.asarray(array >= np.array([float((thresholds or {}).get(c, DEFAULT_THRESHOLD)) for c in CATEGORIES]))
+    """Trinary: label index per row; taxonomy: (n, 6) booleans at each category's threshold; from probabilities,
+    by ``operating_point.decide`` (the rule the evaluation and the served bundle use)."""
+    return decide(scores, task, thresholds)
 
 
 def agreement(a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.bool_]:
@@ -106,10 +101,7 @@ def parity(
     if reference.shape != candidate.shape or reference.ndim != 2 or len(ids) != len(reference):
         raise ValueError(f"parity needs equal (n, k) logits and n ids, got {reference.shape}, {candidate.shape}")
     diff = np.abs(reference - candidate)
-    if task == "taxonomy":  # thresholds apply to probabilities
-        reference_scores, candidate_scores = 1 / (1 + np.exp(-reference)), 1 / (1 + np.exp(-candidate))
-    else:
-        reference_scores, candidate_scores = reference, candidate
+    reference_scores, candidate_scores = probabilities(reference, task), probabilities(candidate, task)
     same = agreement(decisions(reference_scores, task, thresholds), decisions(candidate_scores, task, thresholds))
     max_diff = float(diff.max()) if diff.size else 0.0
     return ParityReport(

@@ -133,7 +133,7 @@ class TorchPredictor:
         self.max_length, self.batch_size = max_length, batch_size
 
     def predict(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        from components.export.runtime import probabilities
+        from components.evaluation.operating_point import probabilities
 
         return probabilities(
             torch_logits(self.model, self.tokenizer, texts, self.max_length, self.batch_size), self.task

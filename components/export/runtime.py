@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from components.evaluation.operating_point import decide, probabilities
 from components.export.bundle import MODEL_FILES, BundleError, LabelMap, read_label_map, verify_bundle
 
 
@@ -146,17 +147,10 @@ class OnnxPredictor:
         return probabilities(self.logits(texts), self.task)
 
     def decide(self, scores: NDArray[np.float64]) -> list[Any]:
-        """Trinary: one label per message; taxonomy: the list of categories at or above their threshold."""
+        """Trinary: one label per message; taxonomy: the list of categories at or above their threshold. The rule and
+        thresholds are the bundle's ``labels.json`` (``operating_point.decide``: argmax without trinary thresholds)."""
         names = self.labels.labels
+        decided = decide(scores, self.task, self.labels.thresholds)
         if self.task == "trinary":
-            return [names[i] for i in scores.argmax(axis=1)]
-        limits = np.array([self.labels.thresholds[c] for c in names])
-        return [[names[j] for j in np.flatnonzero(row >= limits)] for row in scores]
-
-
-def probabilities(logits: NDArray[Any], task: str) -> NDArray[np.float64]:
-    values = np.asarray(logits, dtype=np.float64)
-    if task == "taxonomy":
-        return np.asarray(1.0 / (1.0 + np.exp(-values)))
-    shifted = np.exp(values - values.max(axis=1, keepdims=True))
-    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+            return [names[int(i)] for i in decided]
+        return [[names[j] for j in np.flatnonzero(row)] for row in decided]

@@ -15,11 +15,10 @@ from typing import Any
 
 from components.config.register import GateConfig
 from components.evaluation.metrics import MetricsReport
+from components.evaluation.operating_point import DEFAULT_THRESHOLD, TRINARY_KEYS
 from components.release.promotion import Check, floor_checks, suite_checks
 from components.release.scorecard import scorecard_from_dict
 from components.schema import CATEGORIES
-
-DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,24 +68,33 @@ def _subject(check_name: str) -> str:
     return "unsafe" if check_name == "unsafe_recall_floor" else ""
 
 
-def stored_thresholds(bundle_thresholds: Mapping[str, float], lineage_thresholds: Any) -> tuple[dict[str, float], str]:
-    """The taxonomy thresholds a registered version decides with, and where they came from.
+def stored_thresholds(
+    task: str, bundle_thresholds: Mapping[str, float], lineage_thresholds: Any
+) -> tuple[dict[str, float], str]:
+    """The thresholds a registered version decides with, and where they came from.
 
     An exported bundle ships them in labels.json (what serving applies); a registered training run carries them in
-    its lineage (``thresholds``: from meta.json, or the val-tuned ones of the metrics it was registered with;
-    category -> number or -> {threshold: number}). Otherwise every category gets 0.5, the evaluation path's default,
-    and the source says so. Unknown names are ignored, not guessed.
+    its lineage (``thresholds``: from meta.json, or the val-fitted ones of the metrics it was registered with;
+    name -> number or -> {threshold: number}). Taxonomy: one per category, 0.5 where none is stored. Trinary: the
+    operating point's ``unsafe`` and ``flagged`` thresholds, or none (argmax). Unknown names are ignored, not guessed.
     """
+    names = TRINARY_KEYS if task == "trinary" else CATEGORIES
     if bundle_thresholds:
+        if task == "trinary":
+            return dict(bundle_thresholds), "bundle labels.json"
         return {c: float(bundle_thresholds.get(c, DEFAULT_THRESHOLD)) for c in CATEGORIES}, "bundle labels.json"
     found: dict[str, float] = {}
     if isinstance(lineage_thresholds, Mapping):
-        for category in CATEGORIES:
-            value = lineage_thresholds.get(category)
+        for name in names:
+            value = lineage_thresholds.get(name)
             if isinstance(value, Mapping):
                 value = value.get("threshold")
             if isinstance(value, int | float) and 0.0 <= float(value) <= 1.0:
-                found[category] = float(value)
+                found[name] = float(value)
+    if task == "trinary":
+        if len(found) == len(TRINARY_KEYS):
+            return found, "version lineage (registered operating point)"
+        return {}, "argmax (the version stores no operating point)"
     if found:
         return {c: found.get(c, DEFAULT_THRESHOLD) for c in CATEGORIES}, "version lineage (registered thresholds)"
     return {c: DEFAULT_THRESHOLD for c in CATEGORIES}, f"default {DEFAULT_THRESHOLD} (the version stores none)"

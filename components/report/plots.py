@@ -1,9 +1,11 @@
 """The scaling report's figures as PNG bytes (matplotlib, Agg; no pyplot, so no global state or display needed).
 
-Three figures, always drawn (a panel says "no data" rather than the file going missing, because DVC declares fixed
+Four figures, always drawn (a panel says "no data" rather than the file going missing, because DVC declares fixed
 file names): macro-F1 vs parameter count (log x) per task, one line per setting and model family; per-class /
 per-category F1 per model size as grouped bars with CI error bars; macro-F1 vs peak inference memory (the study's
-figure 1B). Every point carries its 95% bootstrap CI. Only metrics and model names are drawn, never text.
+figure 1B); and the trinary operating points (unsafe recall vs safe flag rate over the threshold grid, with the
+applied point). Every point of the first three carries its 95% bootstrap CI. Only metrics and model names are
+drawn, never text.
 """
 
 from __future__ import annotations
@@ -55,6 +57,30 @@ def per_category_png(rows: Sequence[ScalingRow]) -> bytes:
         axes.set_title(f"{task}: {setting.replace('_', '-')}", fontsize=10)
         axes.legend(fontsize=7, ncol=min(len(group), 4), loc="upper center")
         axes.grid(axis="y", alpha=0.3)
+    return _png(figure)
+
+
+def operating_points_png(rows: Sequence[ScalingRow]) -> bytes:
+    """Trinary: each model's unsafe recall against the share of safe messages flagged, over the threshold grid (the
+    frontier), with a marker where its applied thresholds sit (argmax or the operating-point policy)."""
+    shown = [r for r in sort_rows(rows) if r.task == "trinary" and r.curve]
+    figure, axes_list = _figure(1, 1, width=7.0, height=4.5)
+    axes = axes_list[0]
+    if not shown:
+        _empty(axes)
+        return _png(figure)
+    for row in shown:
+        xs, ys = zip(*row.curve, strict=True)
+        (line,) = axes.step(xs, ys, where="post", lw=1.2, label=f"{_label(row)} ({row.policy})")
+        if row.applied is not None:
+            axes.plot(*row.applied, marker="o", ms=7, color=line.get_color(), markeredgecolor="black")
+    axes.set_xlim(-0.02, 1.02)
+    axes.set_ylim(-0.02, 1.05)
+    axes.set_xlabel("safe messages flagged (borderline or unsafe)")
+    axes.set_ylabel("unsafe recall (called unsafe)")
+    axes.set_title("trinary operating points (test; dot = applied thresholds)", fontsize=10)
+    axes.legend(fontsize=7, loc="lower right")
+    axes.grid(alpha=0.3)
     return _png(figure)
 
 

@@ -40,6 +40,10 @@ class ScalingRow:
     canaries_failed: int
     canaries_total: int
     suites: Mapping[str, SuiteCard] = field(default_factory=dict)  # evaluation suites (components/report/suite_table)
+    # trinary: (safe flag rate, unsafe recall) frontier over the threshold grid, and the applied thresholds' point
+    curve: tuple[tuple[float, float], ...] = ()
+    applied: tuple[float, float] | None = None
+    policy: str = "default"
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,24 @@ def row_from_report(payload: Mapping[str, Any], origin: str, split: str = "test"
         canaries_failed=failed,
         canaries_total=failed + _count(canaries.get("passed", 0), f"{origin}: canaries.passed"),
         suites=suite_cards(payload.get("suites"), origin),
+        **_operating_point(_mapping(payload.get("operating_point")), split, f"{origin}: operating_point"),
     )
+
+
+def _operating_point(section: Mapping[str, Any], split: str, where: str) -> dict[str, Any]:
+    """The trinary operating point's curve and applied point on ``split`` (absent in older reports: none)."""
+    curve = []
+    for i, pair in enumerate(_mapping(section.get("curve")).get(split) or []):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise MetricsFormatError(f"{where}.curve.{split}[{i}]: expected [flag_rate, recall]")
+        curve.append((_number(pair[0], where) or 0.0, _number(pair[1], where) or 0.0))
+    applied = _mapping(_mapping(section.get("applied")).get(split))
+    flag, recall = applied.get("flag_rate"), applied.get("recall")
+    point = None
+    if isinstance(flag, int | float) and isinstance(recall, int | float):
+        point = (float(flag), float(recall))
+    policy = section.get("policy", "default")
+    return {"curve": tuple(curve), "applied": point, "policy": policy if isinstance(policy, str) else "default"}
 
 
 def sort_rows(rows: Sequence[ScalingRow]) -> list[ScalingRow]:
@@ -195,7 +216,19 @@ def plot_records(rows: Sequence[ScalingRow]) -> dict[str, list[dict[str, Any]]]:
         for name, est in r.per_category.items()
         if est is not None
     ]
+    curves = [
+        {
+            "model": r.model,
+            "setting": r.setting,
+            "series": f"{r.model} / {r.setting}",
+            "flag_rate": flag_rate,
+            "unsafe_recall": recall,
+        }
+        for r in ordered
+        for flag_rate, recall in r.curve
+    ]
     return {
+        "operating_points": curves,
         "f1_vs_params": [record for record in scatter if record["params_millions"] is not None],
         "f1_vs_memory": [record for record in scatter if record["peak_rss_mb"] is not None],
         "per_category": categories,

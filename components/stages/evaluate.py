@@ -27,10 +27,11 @@ from components.data.tables import read_table_records
 from components.errors import EvaluationError
 from components.evaluation.bootstrap import Bootstrap
 from components.evaluation.canaries import Canary, check_canaries, parse_canaries
-from components.evaluation.measure import assess, category_matrix, check_frame
+from components.evaluation.measure import assess, category_matrix, check_frame, label_indices
 from components.evaluation.measure import evaluate as evaluate_frame
 from components.evaluation.memory import read_peak, reset_peak
 from components.evaluation.metrics import tune_thresholds
+from components.evaluation.operating_point import fit, frontier, measure_point, trinary_candidates
 from components.evaluation.predictors import Predictor
 from components.evaluation.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
 from components.evaluation.suites import Suite, read_suites, suite_section
@@ -131,12 +132,8 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig) -> di
     was_reset = reset_peak()  # the model is loaded: the peak below is weights + inference, not earlier models
     start = time.perf_counter()
     val = evaluate_frame(predictor, val_frame, task, bootstrap=bootstrap)
-    thresholds = None
-    chosen: dict[str, Any] = {}
-    if task == "taxonomy":
-        choices = tune_thresholds(category_matrix(val_frame), val.scores, config.threshold_grid)
-        thresholds = {c: choice.threshold for c, choice in choices.items()}
-        chosen = {c: vars(choice) for c, choice in choices.items()}
+    thresholds, chosen, point = _fit_thresholds(config, val_frame, val.scores, task)
+    if thresholds is not None:
         val = assess(val_frame, val.scores, task, thresholds, bootstrap)
     test = evaluate_frame(predictor, inputs.test, task, thresholds, bootstrap)
     suites = {
@@ -151,6 +148,8 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig) -> di
         "test_source": inputs.test_source,
         "splits": {"val": val.report.to_dict(), "test": test.report.to_dict()},
         "thresholds": chosen,
+        "operating_point": point
+        | _curves(task, config, {"val": (val_frame, val.scores), "test": (inputs.test, test.scores)}, thresholds),
         "suites": suites,
         "canaries": canaries.to_dict(),
         "inference": {
@@ -163,6 +162,54 @@ def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig) -> di
             "peak_rss_method": peak.method,
         },
     }
+
+
+def _fit_thresholds(
+    config: EvaluateConfig, val_frame: pd.DataFrame, scores: Any, task: str
+) -> tuple[dict[str, float] | None, dict[str, Any], dict[str, Any]]:
+    """The decision thresholds fitted on val by ``evaluate.operating_point``: (thresholds to apply, the report's
+    ``thresholds`` section, the report's ``operating_point`` section). Default policy: trinary argmax (None),
+    taxonomy max-F1 per category."""
+    policy = config.operating_point
+    if policy.policy == "default":
+        if task == "trinary":
+            return None, {}, {"policy": "default", "thresholds": {}}
+        choices = tune_thresholds(category_matrix(val_frame), scores, config.threshold_grid)
+        thresholds = {c: choice.threshold for c, choice in choices.items()}
+        return (
+            thresholds,
+            {c: vars(choice) for c, choice in choices.items()},
+            {"policy": "default", "thresholds": thresholds},
+        )
+    fitted = fit(
+        policy.policy,
+        task,
+        label_indices(val_frame),
+        category_matrix(val_frame),
+        scores,
+        config.threshold_grid,
+        policy.max_flag_rate,
+        policy.min_recall,
+    )
+    chosen = {name: {"threshold": value} for name, value in fitted.thresholds.items()}
+    return fitted.thresholds, chosen, fitted.to_dict()
+
+
+def _curves(
+    task: str, config: EvaluateConfig, splits: dict[str, tuple[pd.DataFrame, Any]], thresholds: dict[str, float] | None
+) -> dict[str, Any]:
+    """Trinary: per split, the unsafe-recall vs safe-flag-rate frontier over the threshold grid and where the
+    applied thresholds sit on it (the scaling report draws both). Taxonomy: nothing (per-category figures are in
+    the metrics)."""
+    if task != "trinary":
+        return {}
+    curves, applied = {}, {}
+    for split, (frame, scores) in splits.items():
+        labels = label_indices(frame)
+        curves[split] = frontier(trinary_candidates(labels, scores, config.threshold_grid))
+        point = measure_point(task, labels, category_matrix(frame), scores, thresholds or {})
+        applied[split] = None if point is None else {"recall": point.recall, "flag_rate": point.flag_rate}
+    return {"curve": curves, "applied": applied}
 
 
 # --- fine-tuned setting: training runs (models/<model>-<task>/), LoRA merged, through the same path ----------------

@@ -2,11 +2,12 @@
 
 A feedback file in the dataset schema (docs/data.md; read by the same adapter as the bundled corpus) is scored by
 the version the registry holds (sha256-verified load; an ONNX bundle through ``OnnxPredictor``, a training run
-through the fine-tuned path) and measured by ``components.evaluation.measure`` with the evaluation's bootstrap settings
-and, for the taxonomy, the version's own thresholds. The version is re-scored on every evaluation suite
-(``evaluate.suites``) too. The gate's floors, suite floors included, then decide whether to flag it. Outputs: a JSON
-report (figures, checks, provenance; never message text) and one appended row in the registry's ``evaluations``
-table. Every input is read and checked before the first write; bad input writes nothing and records nothing.
+through the fine-tuned path) and measured by ``components.evaluation.measure`` with the evaluation's bootstrap
+settings and the version's own thresholds (taxonomy: per category; trinary: its operating point, argmax when it has
+none). The version is re-scored on every evaluation suite (``evaluate.suites``) too. The gate's floors, suite floors
+included, then decide whether to flag it. Outputs: a JSON report (figures, checks, provenance; never message text)
+and one appended row in the registry's ``evaluations`` table. Every input is read and checked before the first
+write; bad input writes nothing and records nothing.
 """
 
 from __future__ import annotations
@@ -131,8 +132,8 @@ def _measure(
     """The evaluation path with the evaluation's bootstrap on the feedback and on every evaluation suite, then the
     gate's floors (suite floors included)."""
     record = loaded.record
-    thresholds, source = stored_thresholds(scorer.thresholds, record.lineage.get("thresholds"))
-    chosen = thresholds if record.task == "taxonomy" else None
+    thresholds, source = stored_thresholds(record.task, scorer.thresholds, record.lineage.get("thresholds"))
+    chosen = thresholds or None
     seed = params.evaluate.seed
     bootstrap = Bootstrap.of(params.evaluate)
     result = evaluate_frame(scorer.predictor, data.frame, record.task, chosen, bootstrap)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -286,3 +287,34 @@ def test_the_gate_refuses_on_a_suite_floor_and_registry_show_lists_the_suite(
     assert shown.exit_code == 0, shown.output
     suites = json.loads(shown.output)["metrics"]["suites"]
     assert suites["crisis"]["n"] == 5 and suites["crisis"]["figures"]["macro_f1"]["low"] == macro
+
+
+def test_an_operating_point_policy_is_fitted_on_val_and_applied_everywhere(tmp_path: Path, lm_folder: Path) -> None:
+    """`evaluate.operating_point`: thresholds fitted on val for both tasks, in the report (policy, target, the val
+    point, the curve per split); the test split, the suite and the canaries are decided with them."""
+    from components.config import parse_params
+    from components.stages.evaluate import evaluate as run_evaluate
+
+    path = _project(tmp_path, lm_folder, operating_point={"policy": "max_recall_at_flag_rate", "max_flag_rate": 0.5})
+    raw = yaml.safe_load(path.read_text())
+    raw["export"] = {"thresholds_report": "reports/evaluate/{model}-fine_tuned-{task}.json"}
+    written = run_evaluate(parse_params(raw), tmp_path, settings=["zero_shot"]).written
+    reports = {json.loads(p.read_text())["task"]: json.loads(p.read_text()) for p in written}
+    trinary = reports["trinary"]
+    point = trinary["operating_point"]
+    assert point["policy"] == "max_recall_at_flag_rate" and point["target"] == {"max_flag_rate": 0.5}
+    assert set(point["thresholds"]) == {"unsafe", "flagged"}
+    assert trinary["thresholds"] == {k: {"threshold": v} for k, v in point["thresholds"].items()}
+    val = point["points"]["trinary"]
+    assert point["feasible"]["trinary"] == (val["flag_rate"] <= 0.5)
+    assert point["applied"]["val"] == {"recall": val["recall"], "flag_rate": val["flag_rate"]}
+    for split in ("val", "test"):
+        curve = point["curve"][split]
+        assert curve and all(a[0] < b[0] and a[1] < b[1] for a, b in itertools.pairwise(curve))
+    # the val split's unsafe recall in the metrics is the policy's point: the thresholds were applied
+    assert trinary["splits"]["val"]["per_class"]["unsafe"]["recall"]["value"] == pytest.approx(val["recall"])
+    taxonomy = reports["taxonomy"]
+    assert set(taxonomy["operating_point"]["thresholds"]) == set(CATEGORIES)
+    assert (
+        set(taxonomy["operating_point"]["feasible"]) == set(CATEGORIES) and "curve" not in taxonomy["operating_point"]
+    )

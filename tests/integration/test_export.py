@@ -279,6 +279,35 @@ def test_predict_500_appends_the_log_contract_without_text(exported: Any, projec
     assert len(pd.read_parquet(project / "preds.parquet")) == 500
 
 
+def test_a_shipped_trinary_operating_point_decides_predict(exported: Any, project: Path, tmp_path: Path) -> None:
+    """labels.json with (unsafe, flagged) thresholds: `predict` labels follow the operating-point rule, not argmax,
+    and export reads those thresholds from an evaluate report (``export.thresholds_report``)."""
+    from components.evaluation.operating_point import decide
+    from components.schema import LABELS
+    from components.stages.export import _thresholds
+    from components.stages.predict import predict
+
+    report = project / "reports" / "evaluate" / "tiny-fine_tuned-trinary.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"thresholds": {"unsafe": {"threshold": 0.2}, "flagged": {"threshold": 0.45}}}))
+    template = "reports/evaluate/{model}-fine_tuned-{task}.json"
+    point = _thresholds(template, "tiny-trinary", "trinary", project)
+    assert point == {"unsafe": 0.2, "flagged": 0.45}
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported.folder, bundle)
+    labels = json.loads((bundle / "labels.json").read_text())
+    (bundle / "labels.json").write_text(json.dumps(labels | {"thresholds": point}))
+    (bundle / MANIFEST).write_text(json.dumps(build_manifest(bundle)))
+    source = _messages(tmp_path / "messages.jsonl", 200)
+    params = parse_params(fx.params_dict())
+    predict(params, str(bundle), source, tmp_path / "out.jsonl", root=project)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    scores = np.array([[row["scores"][name] for name in LABELS] for row in rows])
+    assert [row["label"] for row in rows] == [LABELS[i] for i in decide(scores, "trinary", point)]
+    argmax = [LABELS[i] for i in scores.argmax(axis=1)]
+    assert [row["label"] for row in rows] != argmax, "the fixture's scores must make the rule matter"
+
+
 def test_predict_log_text_only_on_request(exported: Any, project: Path) -> None:
     _predict(exported, project, 20, ".jsonl", "with-text.jsonl", log_text=True)
     assert fx.CANARY in (project / "with-text.jsonl").read_text()

@@ -204,11 +204,18 @@ def test_thresholds_come_from_the_bundle_else_the_registered_lineage(tmp_path: P
     (run / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "thresholds"}))  # as train writes
     record, _ = _registry(tmp_path).register(run, {**taxonomy_metrics(), "thresholds": tuned}, project=tmp_path)
     assert record.lineage["thresholds"]["violence_hate"]["threshold"] == 0.65  # evaluate's tuned thresholds kept
-    chosen, source = stored_thresholds({}, {"violence_hate": {"threshold": 0.65}, "nonsense": 0.1})
+    chosen, source = stored_thresholds("taxonomy", {}, {"violence_hate": {"threshold": 0.65}, "nonsense": 0.1})
     assert chosen["violence_hate"] == 0.65 and chosen["sexual_content"] == 0.5 and "nonsense" not in chosen
     assert source == "version lineage (registered thresholds)"
-    assert stored_thresholds({"violence_hate": 0.9}, {"violence_hate": 0.1})[0]["violence_hate"] == 0.9
-    assert stored_thresholds({}, None)[1].startswith("default 0.5")
+    assert stored_thresholds("taxonomy", {"violence_hate": 0.9}, {"violence_hate": 0.1})[0]["violence_hate"] == 0.9
+    assert stored_thresholds("taxonomy", {}, None)[1].startswith("default 0.5")
+    point = {"unsafe": {"threshold": 0.3}, "flagged": {"threshold": 0.45}, "violence_hate": 0.2}
+    assert stored_thresholds("trinary", {}, point) == (
+        {"unsafe": 0.3, "flagged": 0.45},
+        "version lineage (registered operating point)",
+    )
+    assert stored_thresholds("trinary", {"unsafe": 0.2, "flagged": 0.6}, point)[0] == {"unsafe": 0.2, "flagged": 0.6}
+    assert stored_thresholds("trinary", {}, {"unsafe": 0.3}) == ({}, "argmax (the version stores no operating point)")
 
 
 def test_the_version_is_rescored_on_each_suite_and_held_to_its_suite_floors(project: Path) -> None:

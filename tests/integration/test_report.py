@@ -137,6 +137,38 @@ def test_suites_get_their_own_table_and_summary_rows() -> None:
     ]
 
 
+def with_point(payload: dict[str, Any], policy: str, applied: tuple[float, float]) -> dict[str, Any]:
+    curve = [[0.0, 0.2], [0.1, 0.6], [0.3, 0.9], [1.0, 1.0]]
+    point = {"policy": policy, "curve": {"test": curve, "val": curve}}
+    return payload | {"operating_point": point | {"applied": {"test": {"flag_rate": applied[0], "recall": applied[1]}}}}
+
+
+def test_trinary_operating_points_get_a_curve_a_plot_and_a_table(tmp_path: Path) -> None:
+    from components.report.plots import operating_points_png
+    from components.report.suite_table import operating_markdown
+
+    payloads = [
+        with_point(LADDER[1], "default", (0.3, 0.9)),
+        with_point(LADDER[2], "max_recall_at_flag_rate", (0.1, 0.6)),
+        LADDER[0],  # an older report without an operating point: no curve, not in the table
+    ]
+    rows = [row_from_report(payload, "x.json") for payload in payloads]
+    assert rows[1].curve[1] == (0.1, 0.6) and rows[1].applied == (0.1, 0.6) and rows[2].curve == ()
+    table = operating_markdown(rows)
+    assert "| fine_tuned | smollm2-30l | max_recall_at_flag_rate | 0.600 | 0.100 |" in table
+    assert "smollm2-8l | default | 0.900 | 0.300 |" in table and "zero_shot" not in table
+    assert operating_markdown([rows[2]]) == ""
+    records = plot_records(rows)["operating_points"]
+    assert len(records) == 8 and {r["series"] for r in records} == {
+        "smollm2-8l / fine_tuned",
+        "smollm2-30l / fine_tuned",
+    }
+    png = operating_points_png(rows)
+    assert png.startswith(b"\x89PNG") and png != operating_points_png([rows[2]])  # drawn, not the "no data" panel
+    with pytest.raises(MetricsFormatError, match=r"operating_point.curve.test\[0\]"):
+        row_from_report(LADDER[1] | {"operating_point": {"curve": {"test": [[0.1]]}}}, "x.json")
+
+
 def test_comparison_says_whether_the_cis_are_disjoint() -> None:
     rows = [row_from_report(payload, "x.json") for payload in LADDER]
     found = {(c.model, c.task): c for c in compare_settings(rows)}
@@ -152,6 +184,8 @@ def test_stage_writes_report_plots_and_provenance(tmp_path: Path) -> None:
     outcome = report(params(tmp_path), tmp_path)
     out = tmp_path / "reports" / "scaling"
     assert outcome.summary["reports"] == 5 and outcome.summary["comparisons_disjoint"] == 1
+    assert (out / "plots" / "operating_points.png").is_file()  # drawn as "no data": these reports have no curve
+    assert json.loads((out / "plots" / "operating_points.json").read_text()) == []
     for name in ("f1_vs_params", "f1_vs_memory", "per_category"):
         png = (out / "plots" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
@@ -219,7 +253,9 @@ def test_wandb_offline_run_holds_the_table_and_the_plots(tmp_path: Path, monkeyp
     table = json.loads(next((runs[0] / "files" / "media" / "table" / "report").glob("scaling*.table.json")).read_text())
     assert len(table["data"]) == 5 and "macro_f1" in table["columns"]
     images = {p.name.split("_")[0] for p in (runs[0] / "files" / "media" / "images" / "report").glob("*.png")}
-    assert len(list((runs[0] / "files" / "media" / "images" / "report").glob("*.png"))) == 3, images
+    assert len(list((runs[0] / "files" / "media" / "images" / "report").glob("*.png"))) == 4, (
+        images
+    )  # the four figures, operating points included
     log = _settled(next(runs[0].glob("run-*.wandb")), b"report/scaling")
     assert b"scaling-report" in log and b"report/macro_f1" not in log
     assert CANARY.encode() not in log and CANARY.encode() not in json.dumps(table).encode()

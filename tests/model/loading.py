@@ -17,14 +17,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from components.config import Params
-from components.evaluation.measure import DEFAULT_THRESHOLD
+from components.evaluation.operating_point import decide
 from components.evaluation.predictors import Predictor, checked_scores
 from components.schema import CATEGORIES, LABELS
 
 
 @dataclass(frozen=True)
 class ModelUnderTest:
-    """A scorer and its own decision rule (taxonomy: the thresholds it ships or was tuned with; trinary: argmax)."""
+    """A scorer and its own decision rule (the thresholds it ships or was fitted with; trinary without: argmax)."""
 
     name: str
     task: str
@@ -35,12 +35,11 @@ class ModelUnderTest:
         return checked_scores(self.predictor.predict(list(texts)), len(texts), self.task)
 
     def decide(self, texts: Sequence[str]) -> list[str | tuple[str, ...]]:
-        """Trinary: the label; taxonomy: the flagged categories (the rule of components/evaluation/canaries.py)."""
-        rows = self.scores(texts)
+        """Trinary: the label; taxonomy: the flagged categories (``components.evaluation.operating_point.decide``)."""
+        decided = decide(self.scores(texts), self.task, self.thresholds)
         if self.task == "trinary":
-            return [LABELS[int(np.argmax(row))] for row in rows]
-        limits = [(self.thresholds or {}).get(c, DEFAULT_THRESHOLD) for c in CATEGORIES]
-        return [tuple(c for c, s, t in zip(CATEGORIES, row, limits, strict=True) if s >= t) for row in rows]
+            return [LABELS[int(i)] for i in decided]
+        return [tuple(c for c, hit in zip(CATEGORIES, row, strict=True) if hit) for row in decided]
 
 
 def load_model_under_test(reference: str, params_path: Path) -> ModelUnderTest:

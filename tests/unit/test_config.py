@@ -75,6 +75,19 @@ def test_bad_config_names_the_key(edit, key: str, rule: str) -> None:
     assert str(info.value).startswith("params.yaml")
 
 
+def test_an_operating_point_policy_must_be_shipped_with_the_bundle() -> None:
+    raw = base()
+    raw["evaluate"]["operating_point"] = {"policy": "max_recall_at_flag_rate", "max_flag_rate": 0.1}
+    raw["export"]["thresholds_report"] = None
+    with pytest.raises(ConfigError, match=r"export\.thresholds_report is null"):
+        parse_params(raw, "params.yaml")
+    raw["export"]["thresholds_report"] = "reports/evaluate/{model}-fine_tuned-{task}.json"
+    assert parse_params(raw).evaluate.operating_point.max_flag_rate == 0.1
+    raw["evaluate"]["operating_point"]["policy"] = "argmax"
+    with pytest.raises(ConfigError, match=r"evaluate\.operating_point\.policy"):
+        parse_params(raw, "params.yaml")
+
+
 def test_label_mapping_must_be_consistent() -> None:
     raw = base()
     raw["prepare"]["sources"] = [
