@@ -246,8 +246,9 @@ def _read_dataset(path: Path) -> tuple[pd.DataFrame, str]:
 
 
 def _thresholds(template: str | None, run: str, task: str, root: Path) -> dict[str, float] | None:
-    """Taxonomy thresholds tuned on val by ``evaluate`` ({"thresholds": {category: {"threshold": x}}})."""
-    if template is None or task != "taxonomy":
+    """The decision thresholds ``evaluate`` fitted on val ({"thresholds": {name: {"threshold": x}}}): per category
+    (taxonomy), or the trinary operating point (``unsafe``, ``flagged``; empty under the default policy: argmax)."""
+    if template is None:
         return None
     import json
 
@@ -259,7 +260,7 @@ def _thresholds(template: str | None, run: str, task: str, root: Path) -> dict[s
     except FileNotFoundError:
         raise EmosafeError(f"{path}: export.thresholds_report not found; run `emosafe evaluate` first") from None
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-        raise EmosafeError(f"{path}: field 'thresholds' must map categories to thresholds ({exc})") from None
+        raise EmosafeError(f"{path}: field 'thresholds' must map names to thresholds ({exc})") from None
 
 
 def _meta(params: Params, run: Any, data_hash: str, source: str, sizes: dict[str, int]) -> dict[str, Any]:
