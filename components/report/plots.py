@@ -71,7 +71,9 @@ def operating_points_png(rows: Sequence[ScalingRow]) -> bytes:
         return _png(figure)
     for row in shown:
         xs, ys = zip(*row.curve, strict=True)
-        (line,) = axes.step(xs, ys, where="post", lw=1.2, label=f"{_label(row)} ({row.policy})")
+        (line,) = axes.step(
+            xs, ys, where="post", lw=1.2, label=f"{_label(row)}, {row.setting.replace('_', '-')}, {row.policy}"
+        )
         if row.applied is not None:
             axes.plot(*row.applied, marker="o", ms=7, color=line.get_color(), markeredgecolor="black")
     axes.set_xlim(-0.02, 1.02)
