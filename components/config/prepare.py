@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.base import Category, Frozen
+from components.config.base import Category, Frozen, InheritedSeed, inherited_seed
 from components.schema import Label, consistency_problem
 
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -57,6 +57,29 @@ class EmosafeSource(_SourceBase):
     format: FileFormat = "auto"
 
 
+class Replacement(Frozen):
+    """One regular-expression substitution applied to a source's text before it is normalised."""
+
+    pattern: str = Field(min_length=1, description="Python regular expression (re.sub).")
+    repl: str = Field(default="", description="What each match becomes (backreferences allowed).")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class TextCleanup(Frozen):
+    """Source-specific text cleanup, declared beside the mapping (the corpus file itself is never edited)."""
+
+    html_unescape: bool = Field(default=False, description="Turn HTML entities (&amp;, &#8220;) into characters.")
+    replace: tuple[Replacement, ...] = Field(default=(), description="Substitutions, applied in order.")
+
+
 class TableSource(_SourceBase):
     """Any CSV / JSONL / JSON / Parquet corpus, described entirely here so no code is needed."""
 
@@ -69,6 +92,21 @@ class TableSource(_SourceBase):
     default: LabelMapping | None = Field(default=None, description="Mapping for raw labels not in label_map.")
     id_column: str | None = Field(default=None, description="Native id; the 1-based row number if absent.")
     dedupe_column: str | None = Field(default=None, description="Keep only the first row per value.")
+    text_cleanup: TextCleanup = TextCleanup()
+    max_rows_per_label: dict[str, int] = Field(
+        default_factory=dict,
+        description="Raw label -> the most rows kept, a seeded choice by native id (e.g. to balance a large class).",
+    )
+    seed: InheritedSeed = inherited_seed("Seed of the max_rows_per_label choice")
+
+    @model_validator(mode="after")
+    def _quota_labels_known(self) -> TableSource:
+        unknown = sorted(set(self.max_rows_per_label) - set(self.label_map))
+        if unknown:
+            raise ValueError(f"max_rows_per_label names raw label(s) {unknown} that label_map does not map")
+        if any(count < 1 for count in self.max_rows_per_label.values()):
+            raise ValueError("max_rows_per_label counts must be at least 1")
+        return self
 
 
 class DiaSafetySource(_SourceBase):

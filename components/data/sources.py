@@ -7,6 +7,8 @@ unmapped labels and duplicate ids. Text is never put into an error message or a 
 
 from __future__ import annotations
 
+import hashlib
+import html
 import io
 import json
 import math
@@ -25,6 +27,7 @@ from components.config import (
     SourceConfig,
     TableSource,
 )
+from components.config.prepare import TextCleanup
 from components.data.tables import read_table_records
 from components.errors import DataRowError, EmptyCorpusError, SourceFileError
 from components.schema import CATEGORIES, Origin, consistency_problem
@@ -61,7 +64,10 @@ def read_source(config: SourceConfig, root: Path) -> list[Record]:
 
 
 def read_table(path: Path, config: TableSource) -> list[Record]:
-    """Generic adapter: columns and label mapping are all declared in params.yaml."""
+    """Generic adapter: columns, label mapping, text cleanup and per-label quotas are all declared in params.yaml.
+
+    Rows left out by ``max_rows_per_label`` are not read further (not checked either): the choice is made first,
+    by the sha256 of (seed, native id), so it does not depend on the file's row order."""
     raw = read_table_records(path, config.format)
     return _map_records(
         raw,
@@ -73,7 +79,24 @@ def read_table(path: Path, config: TableSource) -> list[Record]:
         config.default,
         config.id_column,
         config.dedupe_column,
+        keep=_quota_rows(raw, config),
     )
+
+
+def _quota_rows(raw: list[dict[str, Any]], config: TableSource) -> set[int] | None:
+    """The 1-based rows kept under ``max_rows_per_label`` (None: every row)."""
+    if not config.max_rows_per_label:
+        return None
+    by_label: dict[str, list[tuple[str, int]]] = {}
+    for row, item in enumerate(raw, start=1):
+        native = str(item.get(config.id_column, "")).strip() if config.id_column else str(row)
+        rank = hashlib.sha256(f"{config.seed}:{native}".encode()).hexdigest()
+        by_label.setdefault(str(item.get(config.label_column)).strip(), []).append((rank, row))
+    keep: set[int] = set()
+    for label, rows in by_label.items():
+        quota = config.max_rows_per_label.get(label)
+        keep.update(row for _, row in (rows if quota is None else sorted(rows)[:quota]))
+    return keep
 
 
 def read_diasafety(path: Path, config: DiaSafetySource) -> list[Record]:
@@ -156,20 +179,24 @@ def _map_records(
     id_column: str | None,
     dedupe_column: str | None,
     id_prefix: str = "",
+    keep: set[int] | None = None,
 ) -> list[Record]:
     _require_columns(raw, path, (*text_columns, label_column, *([id_column] if id_column else [])))
     matchers = _keyword_matchers(config.keywords)
+    cleanup = config.text_cleanup if isinstance(config, TableSource) else None
     seen_dedupe: set[str] = set()
     seen_ids: dict[str, int] = {}
     records: list[Record] = []
     for row, item in enumerate(raw, start=1):
+        if keep is not None and row not in keep:
+            continue
         if dedupe_column is not None:
             key = str(item.get(dedupe_column))
             if key in seen_dedupe:
                 continue
             seen_dedupe.add(key)
         native = _native_id(item[id_column] if id_column else row, path, row, id_column or "(row)", seen_ids)
-        text = _text(item, text_columns, path, row)
+        text = _text(item, text_columns, path, row, cleanup)
         raw_label = str(item[label_column]).strip()
         mapping = label_map.get(raw_label, default)
         if mapping is None:
@@ -208,7 +235,9 @@ def _require_columns(raw: list[dict[str, Any]], path: Path, columns: Sequence[st
         raise SourceFileError(path, f"missing column(s) {missing} (file has: {have})")
 
 
-def _text(item: Mapping[str, Any], columns: Sequence[str], path: Path, row: int) -> str:
+def _text(
+    item: Mapping[str, Any], columns: Sequence[str], path: Path, row: int, cleanup: TextCleanup | None = None
+) -> str:
     parts = []
     for column in columns:
         value = item.get(column)
@@ -216,11 +245,21 @@ def _text(item: Mapping[str, Any], columns: Sequence[str], path: Path, row: int)
             continue
         if not isinstance(value, str):
             raise DataRowError(path, row, column, f"text must be a string, got {type(value).__name__}")
-        if normalise(value):
-            parts.append(normalise(value))
+        cleaned = normalise(_clean(value, cleanup) if cleanup is not None else value)
+        if cleaned:
+            parts.append(cleaned)
     if not parts:
-        raise DataRowError(path, row, "/".join(columns), "text is empty (rule: text must be non-empty)")
+        rule = "text is empty after the source's text_cleanup" if cleanup is not None else "text is empty"
+        raise DataRowError(path, row, "/".join(columns), f"{rule} (rule: text must be non-empty)")
     return "\n".join(parts)
+
+
+def _clean(value: str, cleanup: TextCleanup) -> str:
+    """The source's declared cleanup: HTML entities first, then each substitution in order."""
+    text = html.unescape(value) if cleanup.html_unescape else value
+    for replacement in cleanup.replace:
+        text = re.sub(replacement.pattern, replacement.repl, text)
+    return text
 
 
 def _native_id(value: Any, path: Path, row: int, field: str, seen: dict[str, int]) -> str:

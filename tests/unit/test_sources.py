@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from components.config import CounselChatSource, DiaSafetySource, TableSource
 from components.data.sources import read_counsel_chat, read_diasafety, read_source, read_table
+from components.errors import DataRowError
 
 MAP = {
     "chat": {"label": "safe"},
@@ -69,6 +71,47 @@ def test_table_adapter_default_mapping_and_dedupe(tmp_path: Path) -> None:
     config = table_config(str(path), default={"label": "borderline"}, dedupe_column="pid", id_column="pid")
     records = read_table(path, config)
     assert len(records) == 4  # the repeated pid "a" is dropped before mapping
+
+
+TWEETS = [
+    {"n": 0, "tweet": "RT @someone: look at this &amp; that", "class": 2},
+    {"n": 1, "tweet": "@a @b", "class": 2},
+    *({"n": i, "tweet": f"message {i} from @user{i}", "class": 1} for i in range(2, 40)),
+    {"n": 40, "tweet": "a plain one", "class": 0},
+]
+CLEANUP = {"html_unescape": True, "replace": [{"pattern": r"^RT\s+@\w+:?\s*"}, {"pattern": r"@\w+", "repl": "@user"}]}
+
+
+def tweet_config(path: Path, **extra: object) -> TableSource:
+    label_map = {
+        "0": {"label": "unsafe", "categories": ["violence_hate"]},
+        "1": {"label": "safe"},
+        "2": {"label": "safe"},
+    }
+    raw = {"name": "tweets", "kind": "table", "path": str(path), "text_columns": ["tweet"], "label_column": "class"}
+    return TableSource.model_validate(raw | {"label_map": label_map, "id_column": "n"} | extra, context={"seed": 5})
+
+
+def test_table_text_cleanup_and_per_label_quota(tmp_path: Path) -> None:
+    """Declared cleanup (entities, retweet markers, handles) and a seeded per-label quota, independent of row order."""
+    path = tmp_path / "tweets.csv"
+    pd.DataFrame(TWEETS[:1] + TWEETS[2:]).to_csv(path, index=False)
+    records = read_table(path, tweet_config(path, text_cleanup=CLEANUP, max_rows_per_label={"1": 10}))
+    assert records[0].text == "look at this & that" and records[1].text.endswith("from @user")
+    assert [r.label for r in records].count("safe") == 11 and len(records) == 12  # 10 of 38, plus the two others
+    kept = {r.id for r in records}
+    shuffled = tmp_path / "shuffled.csv"
+    pd.DataFrame(TWEETS[:1] + TWEETS[2:]).sample(frac=1.0, random_state=3).to_csv(shuffled, index=False)
+    assert {r.id for r in read_table(shuffled, tweet_config(shuffled, max_rows_per_label={"1": 10}))} == kept
+    other_seed = tweet_config(path, max_rows_per_label={"1": 10}, seed=6)
+    assert {r.id for r in read_table(path, other_seed)} != kept
+    pd.DataFrame(TWEETS).to_csv(path, index=False)
+    with pytest.raises(DataRowError, match=r"row 2.*empty after the source's text_cleanup"):
+        read_table(path, tweet_config(path, text_cleanup={"replace": [{"pattern": r"@\w+"}]}))
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        tweet_config(path, text_cleanup={"replace": [{"pattern": "(unclosed"}]})
+    with pytest.raises(ValidationError, match="max_rows_per_label names raw label"):
+        tweet_config(path, max_rows_per_label={"7": 3})
 
 
 def test_diasafety_adapter_maps_category_of_user_context(tmp_path: Path) -> None:
