@@ -39,7 +39,7 @@ setup: $(STAMP) ## Create .venv and install the pinned set (constraints.txt)
 
 run: setup ## Set up, run the `pipeline` flow on the embedded default (Prefect, DVC-recorded), print the summary
 	@# The summary is printed even when a stage fails (what was produced so far); make still exits non-zero.
-	python -m flows.pipeline; status=$$?; emosafe summary; exit $$status
+	python -m flows; status=$$?; emosafe summary; exit $$status
 
 export: setup ## dvc repro up to the export stages (int8 ONNX bundles, parity.json, quantization.json)
 	dvc repro export

@@ -2,7 +2,7 @@
 
 Two fresh copies of the tiny project (tests/fixtures/flow_project.py: sample corpus, a tiny LLaMA rung, one task).
 In each,
-a fresh interpreter runs either every stage function in the flow's order, or ``python -m flows.pipeline`` (Prefect's
+a fresh interpreter runs either every stage function in the flow's order, or ``python -m flows`` (Prefect's
 temporary local API, DVC status/commit per stage, ``dvc push``). Figures: both wall times, their ratio, the absolute
 overhead, a second flow run with nothing changed (every stage skipped), an empty flow (the fixed cost of starting
 the temporary API), and what the overhead would be on a 20-minute real run (it is mostly fixed cost: API start-up,
@@ -12,7 +12,7 @@ The machine is shared, so single figures are noisy: compare the absolute overhea
 ``run_real`` (slow; ``python benchmarks/run.py flow_real``) is the acceptance figure: the embedded default
 (params.yaml: augmentation, the SmolLM2 ladder, both tasks, evaluation, register, int8 export, ship) in two fresh
 ``git clone``s of HEAD with empty DVC caches, one driven by the stage functions, the other by ``python -m
-flows.pipeline`` as ``make run`` does, one after the other, with the same environment (W&B offline). The flow
+flows`` as ``make run`` does, one after the other, with the same environment (W&B offline). The flow
 also versions what it made (DVC status and commit per task, ``dvc push`` at the end), which the direct run does
 not: its log gives those seconds, and ``ratio_less_dvc`` is the ratio without them.
 """
@@ -124,8 +124,8 @@ def run() -> dict[str, Any]:
         }
         direct_root, flow_root = make_project(Path(tmp) / "direct"), make_project(Path(tmp) / "flow")
         direct = _timed([sys.executable, "-c", DIRECT], direct_root, env)
-        flow = _timed([sys.executable, "-m", "flows.pipeline"], flow_root, env)
-        unchanged = _timed([sys.executable, "-m", "flows.pipeline"], flow_root, env)
+        flow = _timed([sys.executable, "-m", "flows"], flow_root, env)
+        unchanged = _timed([sys.executable, "-m", "flows"], flow_root, env)
         empty = _timed([sys.executable, "-c", EMPTY_FLOW], flow_root, env)
     overhead = flow - direct
     return {
@@ -178,7 +178,7 @@ def run_real() -> dict[str, Any]:
             roots[name] = Path(tmp) / name
             subprocess.run(["git", "clone", "--quiet", str(REPO), str(roots[name])], check=True)
         env["PREFECT_HOME"] = str(Path(tmp) / "prefect")
-        commands = {"direct": [sys.executable, "-c", DIRECT], "flow": [sys.executable, "-m", "flows.pipeline"]}
+        commands = {"direct": [sys.executable, "-c", DIRECT], "flow": [sys.executable, "-m", "flows"]}
         wall, cpu = {}, {}
         for name in order:  # the machine's speed drifts over 40 minutes: run both orders and compare
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
