@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 
 
 def start_temporary_api() -> threading.Thread | None:
@@ -24,7 +25,12 @@ def start_temporary_api() -> threading.Thread | None:
         return None
     from prefect.server.api.server import SubprocessASGIServer
 
-    starting = threading.Thread(target=SubprocessASGIServer().start, name="prefect-api-start", daemon=True)
+    def start() -> None:
+        began = time.perf_counter()
+        SubprocessASGIServer().start()
+        print(f"Prefect's temporary API started in {time.perf_counter() - began:.1f}s", file=sys.stderr, flush=True)
+
+    starting = threading.Thread(target=start, name="prefect-api-start", daemon=True)
     starting.start()
     return starting
 
@@ -34,7 +40,9 @@ def main() -> int:
     from flows.pipeline import pipeline  # the stages' imports, while the API starts
 
     if starting is not None:
+        waited = time.perf_counter()
         starting.join()
+        print(f"the flow waited {time.perf_counter() - waited:.1f}s for the API", file=sys.stderr, flush=True)
     result = pipeline()
     print(json.dumps({key: result[key] for key in ("ran", "skipped", "data", "pushed")}, indent=1))
     return 0
