@@ -23,7 +23,7 @@ export PREFECT_LOGGING_EXTRA_LOGGERS ?= components,registry,monitoring,flows
 # Stage functions also run outside flow runs (CLI, tests calling a task's .fn): their logs stay local, no warning.
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 
-.PHONY: help setup run export test test-all lint format deps bench repro clean
+.PHONY: help setup run run-real export test test-all lint format deps bench repro clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ setup: $(STAMP) ## Create .venv and install the pinned set (constraints.txt)
 run: setup ## Set up, run the `pipeline` flow on the embedded default (Prefect, DVC-recorded), print the summary
 	@# The summary is printed even when a stage fails (what was produced so far); make still exits non-zero.
 	python -m flows; status=$$?; emosafe summary; exit $$status
+
+run-real: setup ## The real-corpora profile end to end (needs ../shared/data; its own dvc.yaml, dvc.lock, registry)
+	python -m flows --params configs/real/params.yaml; status=$$?; emosafe summary --params configs/real/params.yaml; exit $$status
 
 export: setup ## dvc repro up to the export stages (int8 ONNX bundles, parity.json, quantization.json)
 	dvc repro export
@@ -69,4 +72,4 @@ repro: setup ## dvc repro: the same stages without Prefect (records the same dvc
 	dvc repro
 
 clean: ## Remove generated data (keeps .venv and the DVC cache)
-	rm -rf data/prepared data/prepared-shared
+	rm -rf data/prepared data/prepared-real

@@ -10,6 +10,7 @@ and starts nothing. With ``PREFECT_API_URL`` set, or temporary servers disabled,
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
@@ -35,7 +36,18 @@ def start_temporary_api() -> threading.Thread | None:
     return starting
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows",
+        description="Run the `pipeline` flow (every stage, DVC-recorded, then `dvc push`) on a params file.",
+    )
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params.yaml (the embedded default, recorded in dvc.yaml) or a profile's params file in its own folder "
+        "(e.g. configs/real/params.yaml, recorded in the dvc.yaml beside it); default: %(default)s",
+    )
+    args = parser.parse_args(argv)
     starting = start_temporary_api()
     from flows.pipeline import pipeline  # the stages' imports, while the API starts
 
@@ -43,7 +55,7 @@ def main() -> int:
         waited = time.perf_counter()
         starting.join()
         print(f"the flow waited {time.perf_counter() - waited:.1f}s for the API", file=sys.stderr, flush=True)
-    result = pipeline()
+    result = pipeline(args.params)
     print(json.dumps({key: result[key] for key in ("ran", "skipped", "data", "pushed")}, indent=1))
     return 0
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from components.config import Params, load_params
-from flows.dvc_tasks import StageRun, cached_stage
+from components.errors import ConfigError
+from components.profile_pipeline import pipeline_path
+from flows.dvc_tasks import PIPELINE_FILE, StageRun, cached_stage
 
 #: emosafe's own loggers. PREFECT_LOGGING_EXTRA_LOGGERS (set by the Makefile) gives them Prefect's handlers, but
 #: not a level, so they would inherit the root's WARNING and the stages' INFO lines (counts, timings, where a file
@@ -31,6 +33,22 @@ def read_params(params_path: str, root: str) -> Params:
     return load_params(Path(root) / params_path)
 
 
-def stage(name: str, root: str, run: Callable[[], Any], item: str | None = None) -> StageRun:
-    """The DVC-aware call of one stage function (or of one ``item`` of a matrix stage: ``train@<model>-<task>``)."""
-    return cached_stage(Path(root), name, run, item)
+def stage(
+    name: str, root: str, run: Callable[[], Any], item: str | None = None, pipeline: str = PIPELINE_FILE
+) -> StageRun:
+    """The DVC-aware call of one stage function (or of one ``item`` of a matrix stage: ``train@<model>-<task>``),
+    recorded in ``pipeline``: the root dvc.yaml, or a params profile's own (``pipeline_file``)."""
+    return cached_stage(Path(root), name, run, item, pipeline)
+
+
+def pipeline_file(params_path: str, root: str) -> str:
+    """The DVC pipeline that records a flow run on ``params_path``: dvc.yaml for params.yaml, else the dvc.yaml
+    beside the profile's params file. Raises ConfigError when a profile has none: its stages would otherwise be
+    judged against, and recorded in, the default pipeline's dvc.lock."""
+    pipeline = pipeline_path(PurePosixPath(params_path).as_posix())
+    if pipeline != PIPELINE_FILE and not (Path(root) / pipeline).is_file():
+        raise ConfigError(
+            f"{params_path}: no DVC pipeline of its own ({pipeline}); put the profile in its own folder and run "
+            f"`emosafe pipeline-file --params {params_path}`"
+        )
+    return pipeline

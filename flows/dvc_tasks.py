@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from components.provenance import lock_out_hashes
 
 log = logging.getLogger(__name__)
-LOCK_FILE = "dvc.lock"
+PIPELINE_FILE = "dvc.yaml"
 _SERIAL = threading.Lock()
 T = TypeVar("T")
 
@@ -55,17 +55,24 @@ def _repo(root: Path) -> Iterator[Any]:
         yield repo
 
 
-def _items(repo: Any, stage: str) -> list[str]:
-    return [s.name for s in repo.index.stages if s.name == stage or s.name.startswith(f"{stage}@")]
+def _items(repo: Any, stage: str, pipeline: str) -> list[str]:
+    """The addresses of ``stage``'s items in the ``pipeline`` file (``train`` -> every ``train@<model>-<task>``),
+    loading that file only; none when it does not declare the stage."""
+    from dvc.stage.exceptions import StageNotFound
+
+    try:
+        return [item.addressing for item in repo.stage.load_all(path=pipeline, name=stage, accept_group=True)]
+    except StageNotFound:
+        return []
 
 
-def _pending(root: Path, stage: str, item: str | None) -> tuple[list[str], bool]:
-    """(the targets: ``stage``'s items, or just ``item``, as dvc.yaml names them; whether any differs from dvc.lock:
-    ``dvc status <targets>``), with one DVC index build. No targets (not in dvc.yaml): stale, always runs."""
-    if not (root / "dvc.yaml").is_file():
+def _pending(root: Path, stage: str, item: str | None, pipeline: str) -> tuple[list[str], bool]:
+    """(the targets: ``stage``'s items, or just ``item``, as DVC addresses them; whether any differs from the
+    pipeline's dvc.lock: ``dvc status <targets>``). No targets (no such file or stage): stale, always runs."""
+    if not (root / pipeline).is_file():
         return [], True
     with _repo(root) as repo:
-        names = [name for name in _items(repo, stage) if item in (None, name)]
+        names = [name for name in _items(repo, stage, pipeline) if item in (None, name.rsplit(":", 1)[-1])]
         return names, not names or bool(repo.status(targets=names))
 
 
@@ -76,14 +83,20 @@ def commit(root: Path, targets: Iterable[str]) -> None:
             repo.commit(target, force=True)
 
 
-def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None = None) -> StageRun:
-    """Skip ``run`` when every target is up to date in dvc.lock; otherwise run it and commit the targets.
+def cached_stage(
+    root: Path, stage: str, run: Callable[[], T], item: str | None = None, pipeline: str = PIPELINE_FILE
+) -> StageRun:
+    """Skip ``run`` when every target is up to date in the pipeline's dvc.lock; otherwise run it and commit them.
 
-    The targets are the stage's items in dvc.yaml, or the one ``item`` (``train@<model>-<task>``); a stage or item
-    absent from dvc.yaml always runs, unrecorded.
+    The targets are the stage's items in ``pipeline`` (the root dvc.yaml, or a profile's), or the one ``item``
+    (``train@<model>-<task>``). A stage a profile's file leaves to the root pipeline (``convert`` when the profile
+    shares its base models) is checked there, as ``dvc repro <profile>/dvc.yaml`` would; a stage absent from both
+    always runs, unrecorded.
     """
     start = time.perf_counter()
-    names, stale = _pending(root, stage, item)
+    names, stale = _pending(root, stage, item, pipeline)
+    if not names and pipeline != PIPELINE_FILE:  # e.g. convert: a profile sharing the default's base models
+        names, stale = _pending(root, stage, item, PIPELINE_FILE)
     checked = time.perf_counter()
     if not stale:
         log.info("%s: up to date in dvc.lock (%s), not run", stage, ", ".join(names))
@@ -102,20 +115,25 @@ def cached_stage(root: Path, stage: str, run: Callable[[], T], item: str | None 
     return StageRun(stage, True, tuple(names), summary)
 
 
-def read_lock(root: Path) -> bytes | None:
-    """dvc.lock's bytes (None when absent), to restore it when a flow rolls back what it recorded."""
-    path = root / LOCK_FILE
+def lock_path(root: Path, pipeline: str = PIPELINE_FILE) -> Path:
+    """The dvc.lock that records ``pipeline``'s stages (DVC keeps it beside the dvc.yaml)."""
+    return (root / pipeline).with_name("dvc.lock")
+
+
+def read_lock(root: Path, pipeline: str = PIPELINE_FILE) -> bytes | None:
+    """The pipeline's dvc.lock bytes (None when absent), to restore it when a flow rolls back what it recorded."""
+    path = lock_path(root, pipeline)
     return path.read_bytes() if path.is_file() else None
 
 
-def restore_lock(root: Path, content: bytes | None) -> None:
+def restore_lock(root: Path, content: bytes | None, pipeline: str = PIPELINE_FILE) -> None:
     """Put dvc.lock back as ``read_lock`` saw it (atomic replace), so rolled-back stages run again next time."""
-    path = root / LOCK_FILE
+    path = lock_path(root, pipeline)
     with _SERIAL:
         if content is None:
             path.unlink(missing_ok=True)
             return
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=".dvc.lock.")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dvc.lock.")
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()
@@ -123,9 +141,10 @@ def restore_lock(root: Path, content: bytes | None) -> None:
         os.replace(tmp, path)
 
 
-def data_hashes(root: Path, paths: Iterable[str]) -> dict[str, str]:
-    """The md5 dvc.lock records for each output in ``paths`` (the data the flow ran on); absent ones are left out."""
-    return lock_out_hashes(root / LOCK_FILE, paths)
+def data_hashes(root: Path, paths: Iterable[str], pipeline: str = PIPELINE_FILE) -> dict[str, str]:
+    """The md5 the pipeline's dvc.lock records for each output in ``paths`` (the data the flow ran on); absent
+    ones are left out."""
+    return lock_out_hashes(lock_path(root, pipeline), paths)
 
 
 def push(root: Path) -> int:

@@ -1,4 +1,5 @@
-"""The ``pipeline`` flow: prepare -> augment -> validate -> convert -> train (every ladder entry) -> evaluate ->
+"""The ``pipeline`` flow: prepare -> augment -> validate -> convert -> train (every ladder entry) -> holdout (every
+leave-one-source-out run, when configured) -> evaluate ->
 report -> register -> export -> ship, then the DVC data hash it ran on and one ``dvc push`` of what it recorded.
 
 Each task wraps the stage function the CLI and ``dvc repro`` call, with no logic of its own, and is DVC-aware: a
@@ -28,46 +29,48 @@ from components.stages import prepare as prepare_stage
 from components.stages import report as report_stage
 from components.stages import validate as validate_stage
 from flows import dvc_tasks
-from flows.common import read_params, stage
-from flows.dvc_tasks import StageRun
+from flows.common import pipeline_file, read_params, stage
+from flows.dvc_tasks import PIPELINE_FILE, StageRun
 from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
-from flows.train import convert_task, ladder, run_ladder
+from flows.train import convert_task, holdout_task, holdouts, ladder, run_ladder
 
 
 @task(name="prepare", retries=2, retry_delay_seconds=2)
-def prepare_task(params: Params, root: str = ".") -> StageRun:
+def prepare_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Build the dataset; the summary holds counts and hashes, never text."""
-    return stage("prepare", root, lambda: prepare_stage.prepare(params, Path(root)).summary)
+    return stage("prepare", root, lambda: prepare_stage.prepare(params, Path(root)).summary, pipeline=pipeline)
 
 
 @task(name="augment", retries=2, retry_delay_seconds=5)
-def augment_task(params: Params, root: str = ".") -> StageRun:
+def augment_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Add re-interpretation rewrites (cached; a retry regenerates nothing already done); counts only."""
-    return stage("augment", root, lambda: augment_stage.augment(params, Path(root)).summary)
+    return stage("augment", root, lambda: augment_stage.augment(params, Path(root)).summary, pipeline=pipeline)
 
 
 @task(name="validate")
-def validate_task(params: Params, root: str = ".") -> StageRun:
+def validate_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """The data gate: raises (and so fails the flow) when a Great Expectations suite fails."""
-    return stage("validate", root, lambda: str(validate_stage.validate(params, Path(root)).report_path))
+    return stage(
+        "validate", root, lambda: str(validate_stage.validate(params, Path(root)).report_path), pipeline=pipeline
+    )
 
 
 @task(name="evaluate")
-def evaluate_task(params: Params, root: str = ".") -> StageRun:
-    return stage("evaluate", root, lambda: list(evaluate_stage.evaluate(params, Path(root)).summary))
+def evaluate_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
+    return stage("evaluate", root, lambda: list(evaluate_stage.evaluate(params, Path(root)).summary), pipeline=pipeline)
 
 
 @task(name="report")
-def report_task(params: Params, root: str = ".") -> StageRun:
+def report_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """The scaling report (table and plots over the evaluation reports)."""
-    return stage("report", root, lambda: report_stage.report(params, Path(root)).summary)
+    return stage("report", root, lambda: report_stage.report(params, Path(root)).summary, pipeline=pipeline)
 
 
 @task(name="data")
-def data_task(params: Params, root: str = ".") -> dict[str, str]:
+def data_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> dict[str, str]:
     """Record the dvc.lock hashes of the data the ladder trained (``train.input``) and was evaluated on
     (``evaluate.input``), as the result and as a Prefect artifact (hashes only)."""
-    hashes = dvc_tasks.data_hashes(Path(root), [params.evaluate.input, params.train.input])
+    hashes = dvc_tasks.data_hashes(Path(root), [params.evaluate.input, params.train.input], pipeline)
     rows = "\n".join(f"| `{path}` | `{md5}` |" for path, md5 in hashes.items())
     create_markdown_artifact(
         f"| output | md5 (dvc.lock) |\n|---|---|\n{rows}\n",
@@ -85,23 +88,32 @@ def push_task(root: str = ".") -> int:
 
 @flow(name="pipeline", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
-    """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes."""
-    params = read_params(params_path, root)
+    """Run every stage in order (skipping what DVC says is up to date); return what ran and the data hashes.
+
+    ``params_path`` may be a profile's params file (configs/real/params.yaml): its stages are then checked against
+    and recorded in the profile's own dvc.yaml and dvc.lock beside it (``emosafe pipeline-file``)."""
+    params, dvcfile = read_params(params_path, root), pipeline_file(params_path, root)
     runs = [
-        prepare_task(params, root),
-        augment_task(params, root),
-        validate_task(params, root),
-        convert_task(params, root),
+        prepare_task(params, root, dvcfile),
+        augment_task(params, root, dvcfile),
+        validate_task(params, root, dvcfile),
+        convert_task(params, root, dvcfile),
     ]
-    runs += run_ladder(params, root, ladder(params, root))
-    runs += [evaluate_task(params, root), report_task(params, root)]
-    transaction = checkpoint_task(params, root)
+    runs += run_ladder(params, root, ladder(params, root), dvcfile)
+    runs += [holdout_task(params, model, source, root, dvcfile) for model, source in holdouts(params)]
+    runs += [evaluate_task(params, root, dvcfile), report_task(params, root, dvcfile)]
+    transaction = checkpoint_task(params, root, dvcfile)
     try:
-        runs += [register_task(params, root), export_task(params, root), ship_task(params, root)]
-        data = data_task(params, root)
+        runs += [
+            register_task(params, root, dvcfile),
+            export_task(params, root, dvcfile),
+            ship_task(params, root, dvcfile),
+        ]
+        data = data_task(params, root, dvcfile)
         pushed = push_task(root)
     except BaseException as error:
-        rollback_task(params, root, transaction, f"pipeline flow failed after the checkpoint: {error!r}"[:500])
+        why = f"pipeline flow failed after the checkpoint: {error!r}"[:500]
+        rollback_task(params, root, transaction, why, dvcfile)
         raise
     return {
         "ran": [r.stage for r in runs if r.ran],

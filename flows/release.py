@@ -19,7 +19,7 @@ from components.stages import export as export_stage
 from components.stages import register as register_stage
 from components.stages import ship as ship_stage
 from flows.common import stage
-from flows.dvc_tasks import StageRun, read_lock, restore_lock
+from flows.dvc_tasks import PIPELINE_FILE, StageRun, read_lock, restore_lock
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +47,21 @@ def model_names(params: Params, root: str) -> list[str]:
 
 
 @task(name="checkpoint")
-def checkpoint_task(params: Params, root: str = ".") -> Transaction:
+def checkpoint_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> Transaction:
     """Registry checkpoint + dvc.lock snapshot, taken before ``register``."""
     registry = _registry(params, root)
     if not hasattr(registry, "checkpoint"):
         log.warning("registry.core.Registry has no checkpoint(): a failure after register cannot roll it back")
-        return Transaction(None, read_lock(Path(root)))
-    return Transaction(registry.checkpoint(model_names(params, root)), read_lock(Path(root)))
+        return Transaction(None, read_lock(Path(root), pipeline))
+    return Transaction(registry.checkpoint(model_names(params, root)), read_lock(Path(root), pipeline))
 
 
 @task(name="rollback")
-def rollback_task(params: Params, root: str, transaction: Transaction, why: str) -> list[str]:
+def rollback_task(
+    params: Params, root: str, transaction: Transaction, why: str, pipeline: str = PIPELINE_FILE
+) -> list[str]:
     """Undo the registry changes since the checkpoint (recorded with ``why``) and put dvc.lock back."""
-    restore_lock(Path(root), transaction.lock)
+    restore_lock(Path(root), transaction.lock, pipeline)
     if transaction.checkpoint is None:
         return ["dvc.lock restored; no registry checkpoint to roll back to"]
     done = list(_registry(params, root).rollback_to(transaction.checkpoint, why))
@@ -68,22 +70,22 @@ def rollback_task(params: Params, root: str, transaction: Transaction, why: str)
 
 
 @task(name="register")
-def register_task(params: Params, root: str = ".") -> StageRun:
+def register_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Register every fine-tuned run with its evaluation, gate decided (moves no guarded alias)."""
-    return stage("register", root, lambda: register_stage.register(params, Path(root)).summary)
+    return stage("register", root, lambda: register_stage.register(params, Path(root)).summary, pipeline=pipeline)
 
 
 @task(name="export")
-def export_task(params: Params, root: str = ".") -> StageRun:
+def export_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """The on-device model's runs -> ONNX bundles with parity and int8 proofs (every ``export@<task>``)."""
 
     def run() -> list[str]:
         return [str(outcome.folder) for outcome in export_stage.export_all(params, Path(root))]
 
-    return stage("export", root, run)
+    return stage("export", root, run, pipeline=pipeline)
 
 
 @task(name="ship")
-def ship_task(params: Params, root: str = ".") -> StageRun:
+def ship_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Register the ONNX bundles with their reference profile; the gate decides whether production moves."""
-    return stage("ship", root, lambda: ship_stage.ship(params, Path(root)).summary)
+    return stage("ship", root, lambda: ship_stage.ship(params, Path(root)).summary, pipeline=pipeline)

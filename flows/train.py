@@ -15,19 +15,20 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from components.config import Params
 from components.stages import convert as convert_stage
+from components.stages import holdout as holdout_stage
 from components.stages import train as train_stage
-from flows.common import read_params, stage
-from flows.dvc_tasks import StageRun
+from flows.common import pipeline_file, read_params, stage
+from flows.dvc_tasks import PIPELINE_FILE, StageRun
 
 
 @task(name="convert", retries=1, retry_delay_seconds=5)
-def convert_task(params: Params, root: str = ".") -> StageRun:
+def convert_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Base models -> safetensors folders (once); the summary is the converted model names."""
-    return stage("convert", root, lambda: sorted(convert_stage.convert(params, Path(root)).folders))
+    return stage("convert", root, lambda: sorted(convert_stage.convert(params, Path(root)).folders), pipeline=pipeline)
 
 
 @task(name="train", retries=1, retry_delay_seconds=5)
-def train_task(params: Params, model: str, task_name: str, root: str = ".") -> StageRun:
+def train_task(params: Params, model: str, task_name: str, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Fine-tune one (model, task) = DVC stage ``train@<model>-<task>``; the summary is one line (no text)."""
     target = f"train@{model}-{task_name}"
     run = stage(
@@ -35,8 +36,29 @@ def train_task(params: Params, model: str, task_name: str, root: str = ".") -> S
         root,
         lambda: train_stage.train(params, model, task_name, Path(root)).summary,
         target,
+        pipeline,
     )
     return StageRun(target, run.ran, run.targets, run.summary)
+
+
+@task(name="holdout", retries=1, retry_delay_seconds=5)
+def holdout_task(params: Params, model: str, source: str, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
+    """Train one rung without one source and score it on that source = DVC stage ``holdout@<model>-<source>``."""
+    target = f"holdout@{model}-{source}"
+    run = stage(
+        "holdout",
+        root,
+        lambda: holdout_stage.holdout(params, model, source, Path(root)).summary,
+        target,
+        pipeline,
+    )
+    return StageRun(target, run.ran, run.targets, run.summary)
+
+
+def holdouts(params: Params) -> list[tuple[str, str]]:
+    """(model, held-out source) of every leave-one-source-out run; none when ``holdout.sources`` is empty."""
+    config = params.holdout
+    return [(model, source) for model in config.models or list(params.train.active.models) for source in config.sources]
 
 
 def ladder(params: Params, root: str, models: list[str] | None = None) -> list[tuple[str, str]]:
@@ -51,7 +73,9 @@ def _in_process() -> bool:
     return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
 
 
-def run_ladder(params: Params, root: str, entries: list[tuple[str, str]]) -> list[StageRun]:
+def run_ladder(
+    params: Params, root: str, entries: list[tuple[str, str]], pipeline: str = PIPELINE_FILE
+) -> list[StageRun]:
     """One ``train`` task run per (model, task): inline with the in-process runner, submitted with any other.
 
     Inline because torch threads, accelerate and W&B hold process-wide state, two cores gain nothing from sharing,
@@ -59,17 +83,17 @@ def run_ladder(params: Params, root: str, entries: list[tuple[str, str]]) -> lis
     A Dask or Ray runner (``flow.with_options(task_runner=...)``) gets them submitted, to run on separate workers.
     """
     if _in_process():
-        return [train_task(params, model, name, root) for model, name in entries]
-    runs = [train_task.submit(params, model, name, root) for model, name in entries]
+        return [train_task(params, model, name, root, pipeline) for model, name in entries]
+    runs = [train_task.submit(params, model, name, root, pipeline) for model, name in entries]
     return [run.result() for run in runs]
 
 
 @flow(name="train")
 def train_flow(params_path: str = "params.yaml", root: str = ".", models: list[str] | None = None) -> list[StageRun]:
     """The whole ladder of the active profile (or ``models``) on every task in ``train.tasks``."""
-    params = read_params(params_path, root)
-    convert_task(params, root)
-    return run_ladder(params, root, ladder(params, root, models))
+    params, dvcfile = read_params(params_path, root), pipeline_file(params_path, root)
+    convert_task(params, root, dvcfile)
+    return run_ladder(params, root, ladder(params, root, models), dvcfile)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,47 @@ def check_params(
         typer.echo(f"{file}: ok ({len(loaded.prepare.sources)} source(s), seed {loaded.seed})")
 
 
+@app.command("pipeline-file")
+def pipeline_file(
+    params: Annotated[
+        Path, typer.Option("--params", "-p", help="The profile's params file, e.g. configs/real/params.yaml.")
+    ],
+    check: Annotated[
+        bool, typer.Option("--check", help="Only say whether the written file is current (exit 1 if not).")
+    ] = False,
+) -> None:
+    """Write a params profile's own DVC pipeline (the dvc.yaml beside its params file), derived from the root
+    dvc.yaml: same stages, commands and code deps; the profile's params file, paths, sources, suites and ladder.
+
+    Run it from the project root after editing dvc.yaml or the profile; then `dvc repro <folder>/dvc.yaml` or
+    `python -m flows --params <file>` runs the profile end to end with its own dvc.lock.
+    """
+    import yaml
+
+    from components.config import load_params
+    from components.io import atomic_write_bytes
+    from components.profile_pipeline import pipeline_path, profile_pipeline, render
+
+    relative = params.as_posix()
+    text = render(
+        profile_pipeline(
+            yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8")),
+            load_params("params.yaml"),
+            load_params(params),
+            relative,
+        ),
+        relative,
+    )
+    target = Path(pipeline_path(relative))
+    current = target.is_file() and target.read_text(encoding="utf-8") == text
+    if check:
+        typer.echo(f"{target}: {'current' if current else f'stale; run `emosafe pipeline-file --params {relative}`'}")
+        raise typer.Exit(0 if current else 1)
+    if not current:
+        atomic_write_bytes(target, text.encode("utf-8"))
+    typer.echo(f"{target}: {'unchanged' if current else 'written'}")
+
+
 def _print_release(loaded: Any) -> None:
     """The ship stage's gate decision per task, then where each report lives (paths only)."""
     from components.report.summary import gate_rows, where_lines

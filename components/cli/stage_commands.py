@@ -105,6 +105,26 @@ def train(
 
 
 @app.command()
+def holdout(
+    model: Annotated[str, typer.Option("--model", "-m", help="A ladder rung (holdout.models, or any of the profile).")],
+    source: Annotated[str, typer.Option("--source", "-s", help="The source held out (one of holdout.sources).")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Leave one source out: train the rung without the source (the ladder's recipe), then score it on that source.
+
+    Writes holdout.output_dir/without-<source>/<model>-<task>/ (the run) and
+    holdout.reports_dir/<model>-without-<source>.json (metrics with CIs on the held-out source, the shipped suites,
+    canaries; no text). The scaling report tabulates every holdout report.
+    """
+    passive_omp()
+    from components.config import load_params
+    from components.stages.holdout import holdout as run_holdout
+
+    outcome = run_holdout(load_params(params), model, source)
+    typer.echo(f"{outcome.report}: {outcome.summary}")
+
+
+@app.command()
 def evaluate(
     params: ParamsOption = Path("params.yaml"),
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only these models (repeatable).")] = None,

@@ -19,6 +19,7 @@ from components.config.augment import AugmentConfig
 from components.config.base import DEFAULT_SEED, Category, Frozen, section
 from components.config.evaluate import EvaluateConfig
 from components.config.export import ExportConfig
+from components.config.holdout import HoldoutConfig
 from components.config.monitor import MonitorConfig
 from components.config.predict import PredictConfig
 from components.config.prepare import (
@@ -71,6 +72,7 @@ class Params(Frozen):
     augment: AugmentConfig = section(enabled=False)  # no section: no augmentation
     evaluate: EvaluateConfig = section()
     export: ExportConfig = ExportConfig()
+    holdout: HoldoutConfig = HoldoutConfig()
     monitor: MonitorConfig = MonitorConfig()
     predict: PredictConfig = PredictConfig()
     reevaluate: ReevaluateConfig = ReevaluateConfig()
@@ -88,6 +90,22 @@ class Params(Frozen):
                 f"register.gate.suites names suite(s) {unknown} that evaluate.suites does not define "
                 f"(defined: {sorted(self.evaluate.suites)})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _holdout_names_exist(self) -> Params:
+        sources = [source.name for source in self.prepare.sources]
+        unknown = sorted(set(self.holdout.sources) - set(sources))
+        if unknown:
+            raise ValueError(f"holdout.sources names {unknown}, not in prepare.sources {sources}")
+        if self.holdout.sources and len(sources) < 2:
+            raise ValueError("holdout.sources needs at least two prepare.sources (one to hold out, one to train on)")
+        rungs = list(self.train.active.models)
+        stray = sorted(set(self.holdout.models) - set(rungs))
+        if stray:
+            raise ValueError(f"holdout.models names {stray}, not in train profile '{self.train.profile}' {rungs}")
+        if self.holdout.sources and self.holdout.task not in self.train.tasks:
+            raise ValueError(f"holdout.task '{self.holdout.task}' is not one of train.tasks {list(self.train.tasks)}")
         return self
 
     @model_validator(mode="after")

@@ -25,16 +25,12 @@ from components.data.dataset import to_frame
 from components.data.sources import read_source
 from components.data.tables import read_table_records
 from components.errors import EvaluationError
-from components.evaluation.bootstrap import Bootstrap
-from components.evaluation.canaries import Canary, check_canaries, parse_canaries
-from components.evaluation.measure import assess, category_matrix, check_frame, label_indices
-from components.evaluation.measure import evaluate as evaluate_frame
-from components.evaluation.memory import read_peak, reset_peak
-from components.evaluation.metrics import tune_thresholds
-from components.evaluation.operating_point import fit, frontier, measure_point, trinary_candidates
+from components.evaluation.canaries import parse_canaries
+from components.evaluation.measure import check_frame
+from components.evaluation.model_report import EvalInputs, run_one
 from components.evaluation.predictors import Predictor
-from components.evaluation.prompting import LikelihoodPredictor, PromptTemplate, draw_examples, parse_template, render
-from components.evaluation.suites import Suite, read_suites, suite_section
+from components.evaluation.prompting import LikelihoodPredictor, draw_examples, parse_template, render
+from components.evaluation.suites import read_suites
 from components.io import atomic_write_json, read_parquet_input, sha256_file
 from components.provenance import provenance
 
@@ -47,18 +43,6 @@ PROMPT_SETTINGS = ("zero_shot", "few_shot")
 class EvaluateOutcome:
     written: tuple[Path, ...]
     summary: tuple[dict[str, Any], ...]  # model, setting, task, test accuracy / macro-F1 (for the CLI table)
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    frame: pd.DataFrame
-    test: pd.DataFrame
-    data_hash: str
-    test_source: str
-    templates: dict[str, PromptTemplate]
-    canaries: tuple[Canary, ...]
-    out: Path
-    suites: dict[str, Suite]
 
 
 def evaluate(
@@ -104,7 +88,7 @@ def evaluate(
 def _predictor(
     config: EvaluateConfig,
     root: Path,
-    inputs: _Inputs,
+    inputs: EvalInputs,
     loaded: tuple[Any, Any, dict[str, Any]] | None,
     name: str,
     setting: str,
@@ -122,94 +106,6 @@ def _predictor(
     prompt = render(inputs.templates[task], examples, config.max_example_chars)
     predictor = LikelihoodPredictor(model, tokenizer, prompt, config.hardware.batch_size, config.max_message_tokens)
     return predictor, {"prompt": predictor.describe(), "model_info": info}
-
-
-def run_one(predictor: Predictor, inputs: _Inputs, config: EvaluateConfig) -> dict[str, Any]:
-    """Val (thresholds tuned here), test (thresholds applied unchanged), canaries: one report's figures."""
-    task = predictor.task
-    bootstrap = Bootstrap.of(config)
-    val_frame = inputs.frame[inputs.frame["split"] == "val"]
-    was_reset = reset_peak()  # the model is loaded: the peak below is weights + inference, not earlier models
-    start = time.perf_counter()
-    val = evaluate_frame(predictor, val_frame, task, bootstrap=bootstrap)
-    thresholds, chosen, point = _fit_thresholds(config, val_frame, val.scores, task)
-    if thresholds is not None:
-        val = assess(val_frame, val.scores, task, thresholds, bootstrap)
-    test = evaluate_frame(predictor, inputs.test, task, thresholds, bootstrap)
-    suites = {
-        name: suite_section(predictor, suite, task, thresholds, bootstrap) for name, suite in inputs.suites.items()
-    }
-    canaries = check_canaries(predictor, inputs.canaries, thresholds)
-    seconds = time.perf_counter() - start
-    peak = read_peak(was_reset)
-    return {
-        "task": task,
-        "data_hash": inputs.data_hash,
-        "test_source": inputs.test_source,
-        "splits": {"val": val.report.to_dict(), "test": test.report.to_dict()},
-        "thresholds": chosen,
-        "operating_point": point
-        | _curves(task, config, {"val": (val_frame, val.scores), "test": (inputs.test, test.scores)}, thresholds),
-        "suites": suites,
-        "canaries": canaries.to_dict(),
-        "inference": {
-            "messages": len(val_frame)
-            + len(inputs.test)
-            + len(inputs.canaries)
-            + sum(len(suite.frame) for suite in inputs.suites.values()),
-            "seconds": round(seconds, 3),
-            "peak_rss_mb": peak.peak_rss_mb,  # whole process (Python, torch) while this model scored
-            "peak_rss_method": peak.method,
-        },
-    }
-
-
-def _fit_thresholds(
-    config: EvaluateConfig, val_frame: pd.DataFrame, scores: Any, task: str
-) -> tuple[dict[str, float] | None, dict[str, Any], dict[str, Any]]:
-    """The decision thresholds fitted on val by ``evaluate.operating_point``: (thresholds to apply, the report's
-    ``thresholds`` section, the report's ``operating_point`` section). Default policy: trinary argmax (None),
-    taxonomy max-F1 per category."""
-    policy = config.operating_point
-    if policy.policy == "default":
-        if task == "trinary":
-            return None, {}, {"policy": "default", "thresholds": {}}
-        choices = tune_thresholds(category_matrix(val_frame), scores, config.threshold_grid)
-        thresholds = {c: choice.threshold for c, choice in choices.items()}
-        return (
-            thresholds,
-            {c: vars(choice) for c, choice in choices.items()},
-            {"policy": "default", "thresholds": thresholds},
-        )
-    fitted = fit(
-        policy.policy,
-        task,
-        label_indices(val_frame),
-        category_matrix(val_frame),
-        scores,
-        config.threshold_grid,
-        policy.max_flag_rate,
-        policy.min_recall,
-    )
-    chosen = {name: {"threshold": value} for name, value in fitted.thresholds.items()}
-    return fitted.thresholds, chosen, fitted.to_dict()
-
-
-def _curves(
-    task: str, config: EvaluateConfig, splits: dict[str, tuple[pd.DataFrame, Any]], thresholds: dict[str, float] | None
-) -> dict[str, Any]:
-    """Trinary: per split, the unsafe-recall vs safe-flag-rate frontier over the threshold grid and where the
-    applied thresholds sit on it (the scaling report draws both). Taxonomy: nothing (per-category figures are in
-    the metrics)."""
-    if task != "trinary":
-        return {}
-    curves, applied = {}, {}
-    for split, (frame, scores) in splits.items():
-        labels = label_indices(frame)
-        curves[split] = frontier(trinary_candidates(labels, scores, config.threshold_grid))
-        point = measure_point(task, labels, category_matrix(frame), scores, thresholds or {})
-        applied[split] = None if point is None else {"recall": point.recall, "flag_rate": point.flag_rate}
-    return {"curve": curves, "applied": applied}
 
 
 # --- fine-tuned setting: training runs (models/<model>-<task>/), LoRA merged, through the same path ----------------
@@ -246,7 +142,7 @@ def _selection(
 
 def _read_inputs(
     config: EvaluateConfig, root: Path, tasks: Sequence[str], data: Path | None, source: str | None
-) -> _Inputs:
+) -> EvalInputs:
     path = root / config.input
     frame = read_parquet_input(path, "dataset not found; run `emosafe prepare` (or `dvc repro`) first")
     check_frame(frame)
@@ -265,9 +161,9 @@ def _read_inputs(
     suites = read_suites(config.suites, root)
     if data is None:
         test = frame[frame["split"] == "test"]
-        return _Inputs(frame, test, sha256_file(path), "test", templates, canaries, out, suites)
+        return EvalInputs(frame, test, sha256_file(path), "test", templates, canaries, out, suites)
     external, name = _external(config, root, data, source)
-    return _Inputs(frame, external, sha256_file(data), name, templates, canaries, out / "external" / name, suites)
+    return EvalInputs(frame, external, sha256_file(data), name, templates, canaries, out / "external" / name, suites)
 
 
 def _external(config: EvaluateConfig, root: Path, data: Path, source: str | None) -> tuple[pd.DataFrame, str]:
@@ -325,7 +221,7 @@ def _load(spec: PromptModel, config: EvaluateConfig) -> tuple[Any, Any, dict[str
     return model, tokenizer, info
 
 
-def _provenance(params: Params, inputs: _Inputs, name: str, setting: str, task: str) -> dict[str, Any]:
+def _provenance(params: Params, inputs: EvalInputs, name: str, setting: str, task: str) -> dict[str, Any]:
     return provenance(
         __name__,
         {

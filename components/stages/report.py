@@ -21,6 +21,7 @@ from components.config.report import ReportConfig
 from components.errors import EmosafeError, MetricsFormatError
 from components.io import atomic_write_bytes, replace_dir, sha256_bytes
 from components.provenance import provenance
+from components.report.holdout_table import HoldoutRow, holdout_markdown, holdout_metrics, holdout_row
 from components.report.scaling import ScalingRow, compare_settings, markdown, metrics_summary, plot_records, sort_rows
 
 log = logging.getLogger(__name__)
@@ -56,18 +57,20 @@ def report(params: Params, root: Path = Path()) -> ReportOutcome:
     missing or empty, or a report is not JSON, lacks a needed field or does not match its file name."""
     config = params.report
     inputs = _read_reports(root / config.input_dir, config.split)
+    held = _read_holdouts(root / params.holdout.reports_dir, config.split) if params.holdout.sources else []
     rows = sort_rows([row for _, _, row in inputs])
     comparisons = compare_settings(rows)
     records = plot_records(rows)
-    files = _render(rows, comparisons, records, config.split)
-    files["meta.json"] = _json_bytes(_meta(params, inputs, root))
+    files = _render(rows, comparisons, records, config.split, [row for _, _, row in held])
+    files["meta.json"] = _json_bytes(_meta(params, [*inputs, *held], root))
     out = root / config.output_dir
     _write_folder(out, files)
     images = {Path(name).stem: out / name for name in files if name.endswith(".png")}
-    tracking = _track(params.report, rows, images, root)
+    tracking = _track(params.report, rows, images, root, [row for _, _, row in held])
     disjoint = [c for c in comparisons if c.disjoint]
     summary = {
         "reports": len(rows),
+        "holdout_reports": len(held),
         "models": len({r.model for r in rows}),
         "settings": sorted({r.setting for r in rows}),
         "tasks": sorted({r.task for r in rows}),
@@ -83,6 +86,33 @@ def report(params: Params, root: Path = Path()) -> ReportOutcome:
     return ReportOutcome(out, tuple(sorted(out / name for name in files)), summary)
 
 
+def _read_holdouts(folder: Path, split: str) -> list[tuple[Path, bytes, HoldoutRow]]:
+    """Every ``<model>-without-<source>.json`` of the holdout stage; an error when holdout is on but none exist."""
+    paths = sorted(folder.glob("*-without-*.json")) if folder.is_dir() else []
+    if not paths:
+        raise EmosafeError(f"{folder}: no holdout reports; run `emosafe holdout` (or `dvc repro`) first")
+    found = []
+    for path in paths:
+        data = path.read_bytes()
+        item = holdout_row(_json_object(path, data), str(path), split)
+        expected = f"{item.row.model}-without-{item.source}.json"
+        if path.name != expected:
+            raise MetricsFormatError(f"{path}: model/held-out source inside say {expected} (rule: the name matches)")
+        found.append((path, data, item))
+    return found
+
+
+def _json_object(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise MetricsFormatError(f"{path}: not valid JSON ({where}); rerun the stage that wrote it") from None
+    if not isinstance(payload, dict):
+        raise MetricsFormatError(f"{path}: top level must be an object, got {type(payload).__name__}")
+    return payload
+
+
 def _read_reports(folder: Path, split: str) -> list[tuple[Path, bytes, ScalingRow]]:
     from components.report.scaling import row_from_report
 
@@ -92,14 +122,7 @@ def _read_reports(folder: Path, split: str) -> list[tuple[Path, bytes, ScalingRo
     found = []
     for path in paths:
         data = path.read_bytes()
-        try:
-            payload = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = f"line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-            raise MetricsFormatError(f"{path}: not valid JSON ({where}); rerun `emosafe evaluate`") from None
-        if not isinstance(payload, dict):
-            raise MetricsFormatError(f"{path}: top level must be an object, got {type(payload).__name__}")
-        row = row_from_report(payload, str(path), split)
+        row = row_from_report(_json_object(path, data), str(path), split)
         expected = f"{row.model}-{row.setting}-{row.task}.json"
         if path.name != expected:
             raise MetricsFormatError(f"{path}: model/setting/task inside say {expected} (rule: the name matches)")
@@ -107,13 +130,17 @@ def _read_reports(folder: Path, split: str) -> list[tuple[Path, bytes, ScalingRo
     return found
 
 
-def _render(rows: list[ScalingRow], comparisons: list[Any], records: dict[str, Any], split: str) -> dict[str, bytes]:
+def _render(
+    rows: list[ScalingRow], comparisons: list[Any], records: dict[str, Any], split: str, held: list[HoldoutRow]
+) -> dict[str, bytes]:
     from components.report.plots import f1_vs_memory_png, f1_vs_params_png, operating_points_png, per_category_png
 
     header = "# Scaling report\n\nGenerated by `emosafe report` from the evaluate stage's reports (docs/report.md).\n\n"
+    body = markdown(rows, comparisons, split) + _suites_section(rows) + (f"\n{holdout_markdown(held)}" if held else "")
+    metrics = metrics_summary(rows, comparisons) | ({"holdout": holdout_metrics(held)} if held else {})
     files = {
-        "scaling.md": (header + markdown(rows, comparisons, split) + _suites_section(rows)).encode(),
-        "metrics.json": _json_bytes(metrics_summary(rows, comparisons)),
+        "scaling.md": (header + body).encode(),
+        "metrics.json": _json_bytes(metrics),
         f"{PLOT_DIR}/f1_vs_params.png": f1_vs_params_png(rows),
         f"{PLOT_DIR}/f1_vs_memory.png": f1_vs_memory_png(rows),
         f"{PLOT_DIR}/per_category.png": per_category_png(rows),
@@ -130,7 +157,7 @@ def _suites_section(rows: list[ScalingRow]) -> str:
     return "".join(f"\n{section}" for section in sections)
 
 
-def _meta(params: Params, inputs: list[tuple[Path, bytes, ScalingRow]], root: Path) -> dict[str, Any]:
+def _meta(params: Params, inputs: list[tuple[Path, bytes, Any]], root: Path) -> dict[str, Any]:
     section = params.report.model_dump(mode="json")
     return provenance(
         __name__,
@@ -159,7 +186,9 @@ def _write_folder(out: Path, files: dict[str, bytes]) -> None:
         raise
 
 
-def _track(config: ReportConfig, rows: list[ScalingRow], images: dict[str, Path], root: Path) -> str | None:
+def _track(
+    config: ReportConfig, rows: list[ScalingRow], images: dict[str, Path], root: Path, held: list[HoldoutRow]
+) -> str | None:
     from components.tracking import Tracker
 
     wandb, logged = config.wandb, {"report": config.model_dump(mode="json")}
@@ -167,7 +196,14 @@ def _track(config: ReportConfig, rows: list[ScalingRow], images: dict[str, Path]
     tracker = Tracker.start(
         wandb.enabled, wandb.project, wandb.mode, folder, "scaling-report", "report", logged, "report"
     )
-    tracker.log_report(TABLE_COLUMNS, [_table_row(r) for r in rows], images, _wandb_summary(rows))
+    summary = _wandb_summary(rows) | {
+        f"holdout/{model}/{source}/{figure}": value
+        for model, sources in holdout_metrics(held).items()
+        for source, figures in sources.items()
+        for figure, value in figures.items()
+        if value is not None
+    }
+    tracker.log_report(TABLE_COLUMNS, [_table_row(r) for r in rows], images, summary)
     return tracker.finish().run_dir
 
 

@@ -18,7 +18,7 @@ def test_shared_corpora_merge_into_one_leakage_free_dataset(tmp_path: Path) -> N
     (root / "data" / "sample").mkdir(parents=True)
     shutil.copy(REPO / "data" / "sample" / "messages.jsonl", root / "data" / "sample")
     (tmp_path / "shared").symlink_to(REPO.parent / "shared")
-    result = prepare(load_params(REPO / "configs" / "shared-corpora.yaml"), root)
+    result = prepare(load_params(REPO / "configs" / "real" / "params.yaml"), root)
 
     summary = result.summary
     assert set(summary["source"]) == {"sample", "diasafety", "counsel_chat", "davidson"}

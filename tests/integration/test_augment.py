@@ -291,7 +291,7 @@ def test_bad_augment_params_name_the_key(section: dict[str, Any], key: str) -> N
 
 
 def test_shipped_params_enable_the_local_smollm2_generator() -> None:
-    for name in ("params.yaml", "configs/shared-corpora.yaml"):
+    for name in ("params.yaml", "configs/real/params.yaml"):
         config = parse_params(yaml.safe_load((REPO / name).read_text())).augment
         assert config.enabled and config.generator == "local" and config.label_policy == "inherit"
         assert (REPO / "prompts" / "augment" / f"{config.prompt_version}.txt").is_file()

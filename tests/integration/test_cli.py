@@ -19,6 +19,7 @@ COMMANDS = [
     "validate",
     "convert",
     "train",
+    "holdout",
     "evaluate",
     "report",
     "register",
@@ -30,6 +31,7 @@ COMMANDS = [
     "reevaluate",
     "serve",
     "check-params",
+    "pipeline-file",
     "registry",
 ]
 

@@ -11,7 +11,7 @@ import yaml
 
 from tests.fixtures.common import REPO, VENV_BIN, repo_ignore
 
-SKIP = repo_ignore("prepared", "prepared-shared")
+SKIP = repo_ignore("prepared", "prepared-real")
 
 
 def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

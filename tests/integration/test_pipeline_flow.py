@@ -8,16 +8,17 @@ files): they test the orchestration, not the stages. The slow test runs the real
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import logging.handlers
 import os
+import re
 import subprocess
-import sys
 import types
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -39,6 +40,9 @@ STAGE_MODULES = {  # stage -> (module, function) the flow's task calls
     "export": ("components.stages.export", "export_all"),
     "ship": ("components.stages.ship", "ship"),
 }
+
+
+ALT = "configs/alt/params.yaml"
 
 
 def dvc(root: Path, *args: str) -> str:
@@ -82,16 +86,20 @@ def _fake(stage: str, root: Path, outs: list[str], calls: Counter[str], fail: se
     return run
 
 
+def _install_fakes(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], set[str]]:
+    """Replace every stage function by a fake that writes the outputs of every pipeline in ``root``."""
+    outs, calls, fail = _outs(root), Counter[str](), set[str]()
+    for stage, (module_name, function) in STAGE_MODULES.items():
+        module = importlib.import_module(module_name)  # the real module: flows.pipeline holds it, whatever ran first
+        monkeypatch.setattr(module, function, _fake(stage, root, outs.get(stage, []), calls, fail))
+    return calls, fail
+
+
 @pytest.fixture
 def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Counter[str], set[str]]:
     """A tiny project copy whose stage functions are fakes counting their calls; add a stage to the set to fail it."""
     root = make_project(tmp_path / "emosafe", tiny_model=False)
-    outs, calls, fail = _outs(root), Counter[str](), set[str]()
-    for stage, (module_name, function) in STAGE_MODULES.items():
-        module = sys.modules.get(module_name) or types.ModuleType(module_name)
-        monkeypatch.setitem(sys.modules, module_name, module)
-        monkeypatch.setattr(module, function, _fake(stage, root, outs.get(stage, []), calls, fail), raising=False)
-    return root, calls, fail
+    return (root, *_install_fakes(root, monkeypatch))
 
 
 def test_second_run_runs_no_stage_and_dvc_agrees(harness: None, fakes: tuple[Path, Counter[str], set[str]]) -> None:
@@ -143,6 +151,62 @@ def test_failure_after_register_restores_dvc_lock_and_fails_the_flow(
     result = retrain("emosafe.monitor.drift.alarm on emosafe.model.x", "params.yaml", str(root))
     assert result["reason"].startswith("emosafe.monitor.drift.alarm")
     assert calls["register"] == 1 and calls["export"] == 1 and calls["train"] == 0  # rolled-back part runs again
+
+
+def _moved(path: str) -> str:
+    """A default output path moved to the profile's "-alt" folder (files keep their name)."""
+    pure = PurePosixPath(path)
+    return str(pure.parent.with_name(pure.parent.name + "-alt") / pure.name) if pure.suffix else f"{path}-alt"
+
+
+def _alt_profile(root: Path) -> str:
+    """configs/alt/params.yaml: the tiny params with every output moved, and its generated dvc.yaml."""
+    from components.config import load_params
+    from components.profile_pipeline import PATH_KEYS, pipeline_path, profile_pipeline, render
+
+    base = load_params(root / "params.yaml")
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    for key in set(PATH_KEYS) - {"train.base_dir", "evaluate.canaries"}:  # shared inputs stay
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = _moved(str(getattr(getattr(base, section), name)))
+    raw["register"]["store"] = ".emosafe/registry-alt"
+    (root / "configs" / "alt").mkdir(parents=True)
+    (root / ALT).write_text(yaml.safe_dump(raw, sort_keys=False))
+    main = yaml.safe_load((root / "dvc.yaml").read_text())
+    (root / pipeline_path(ALT)).write_text(render(profile_pipeline(main, base, load_params(root / ALT), ALT), ALT))
+    return ALT
+
+
+def test_a_profile_runs_and_records_in_its_own_pipeline(
+    harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.pipeline import pipeline
+
+    root = make_project(tmp_path / "emosafe", tiny_model=False)
+    profile = _alt_profile(root)
+    calls, _ = _install_fakes(root, monkeypatch)
+    first = pipeline(profile, str(root))
+    assert {s.split("@")[0] for s in first["ran"]} == set(STAGE_MODULES)
+    own = yaml.safe_load((root / "configs" / "alt" / "dvc.lock").read_text())["stages"]
+    assert {"prepare", "train@tiny-trinary", "evaluate", "ship"} <= set(own) and "convert" not in own
+    # The shared base models are the default pipeline's convert stage, recorded where that pipeline keeps it.
+    assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == {"convert"}
+    assert "up to date" in dvc(root, "status", "configs/alt/dvc.yaml")
+    assert set(first["data"]) == {"data/prepared-alt/dataset.parquet", "data/augmented-alt/dataset.parquet"}
+    calls.clear()
+    second = pipeline(profile, str(root))
+    assert second["ran"] == [] and not calls
+    assert "prepare:" in dvc(root, "status", "dvc.yaml")  # the default pipeline itself never ran: still stale
+
+
+def test_a_profile_without_its_own_pipeline_is_refused(tmp_path: Path) -> None:
+    from components.errors import ConfigError
+    from flows.common import pipeline_file
+
+    (tmp_path / "configs").mkdir()
+    assert pipeline_file("params.yaml", str(tmp_path)) == "dvc.yaml"
+    with pytest.raises(ConfigError, match=re.escape("emosafe pipeline-file --params configs/paper.yaml")):
+        pipeline_file("configs/paper.yaml", str(tmp_path))
 
 
 def test_flagged_reevaluation_emits_the_event_the_retrain_trigger_expects(

@@ -433,7 +433,7 @@ def test_the_real_corpora_pass(tmp_path: Path) -> None:
     (root / "data" / "sample").mkdir(parents=True)
     shutil.copy(REPO / "data" / "sample" / "messages.jsonl", root / "data" / "sample")
     (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
-    params = load_params(REPO / "configs" / "shared-corpora.yaml")
+    params = load_params(REPO / "configs" / "real" / "params.yaml")
     dataset = prepare(params, root).dataset_path
     from components.stages.validate import suite_texts
 

@@ -1,0 +1,121 @@
+"""The ``holdout`` stage: leave one source out. Train a ladder rung without source S, then score it on S.
+
+One item per (model, held-out source) of ``holdout``. The fold (``components.data.holdout.leave_out``: the other
+sources' train and val rows, S's human rows as test) is written beside the run, the training recipe is the
+ladder's own (``components.training.runner``, the active profile's hyper-parameters) and the figures come from the
+evaluation path every other report uses (``components.evaluation.model_report``), with the operating point fitted on the
+other sources' val rows. Writes ``<output_dir>/without-<S>/<model>-<task>/`` (the run) and
+``<reports_dir>/<model>-without-<S>.json`` (metrics with CIs on S, no text); the scaling report tabulates them.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.config import Params
+from components.data.holdout import leave_out
+from components.data.tables import read_table_records
+from components.errors import ConfigError
+from components.evaluation.canaries import parse_canaries
+from components.evaluation.model_report import EvalInputs, run_one
+from components.evaluation.suites import read_suites
+from components.io import atomic_write_json, read_parquet_input, sha256_file
+from components.provenance import provenance
+from components.training.runner import run_training
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HoldoutOutcome:
+    run: Path
+    report: Path
+    summary: dict[str, Any]  # model, held-out source, rows, test macro-F1 and unsafe recall (no text)
+
+
+def holdout(params: Params, model: str, source: str, root: Path = Path()) -> HoldoutOutcome:
+    """Train ``model`` without ``source`` and score it on ``source``; checks run before anything is written."""
+    config = params.holdout
+    if source not in config.sources:
+        raise ConfigError(f"holdout: source '{source}' is not in holdout.sources {list(config.sources)}")
+    if model not in (config.models or tuple(params.train.active.models)):
+        raise ConfigError(f"holdout: model '{model}' is not in holdout.models {list(config.models)}")
+    data = root / params.train.input
+    frame = read_parquet_input(data, "training input not found; run `dvc repro` (prepare/augment) first")
+    fold = leave_out(frame, source, config.max_test_rows, params.seed)
+    canary_path = root / params.evaluate.canaries
+    canaries = parse_canaries(read_table_records(canary_path, "jsonl"), canary_path)
+    runs = root / config.output_dir / f"without-{source}"
+    runs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=runs, prefix=".fold-") as tmp:
+        fold_path = Path(tmp) / "dataset.parquet"
+        fold.to_parquet(fold_path, index=False)
+        trained = run_training(_fold_config(params, fold_path, runs, root), model, config.task, root, __name__)
+    from components.export.merged import run_predictor
+
+    predictor, info = run_predictor(trained.folder, config.task, root)
+    test = fold[fold["split"] == "test"]
+    suites = read_suites(params.evaluate.suites, root)  # the shipped suites too: the same yardstick as the ladder
+    inputs = EvalInputs(fold, test, sha256_file(data), f"holdout:{source}", {}, canaries, root, suites)
+    payload = run_one(predictor, inputs, params.evaluate) | {
+        "model": model,
+        "setting": "holdout",
+        "holdout": {"source": source, "rows": _rows(fold), "run": str(trained.folder.relative_to(root))},
+        "model_info": info,
+    }
+    held_out = {  # the held-out source as a suite: the binary view the scaling report's holdout table reads
+        "purpose": f"leave-one-source-out: {source}'s human rows, none trained on",
+        "data_hash": inputs.data_hash,
+        "figures": payload["figures"]["test"],
+        "metrics": payload["splits"]["test"],
+    }
+    payload["suites"] = {f"holdout:{source}": held_out, **payload["suites"]}
+    payload["provenance"] = provenance(
+        __name__,
+        {
+            "stage": "holdout",
+            "seed": params.seed,
+            "params": {"seed": params.seed, "holdout": config.model_dump(mode="json")},
+            "data_hash": inputs.data_hash,
+            "run": {"model": model, "held_out": source, "task": config.task},
+        },
+    )
+    report = root / config.reports_dir / f"{model}-without-{source}.json"
+    atomic_write_json(report, payload)
+    summary = _summary(payload)
+    log.info("holdout %s without %s: %s", model, source, summary)
+    return HoldoutOutcome(trained.folder, report, summary)
+
+
+def _fold_config(params: Params, fold_path: Path, runs: Path, root: Path) -> Any:
+    """The ladder's training section pointed at the fold: its own input, output and checkpoint folders, no W&B
+    artifact (the run is a measurement, never shipped)."""
+    train = params.train
+    return train.model_copy(
+        update={
+            "input": str(fold_path.relative_to(root)),
+            "output_dir": str(runs.relative_to(root)),
+            "checkpoint_dir": str(Path(train.checkpoint_dir) / runs.name),
+            "wandb": train.wandb.model_copy(update={"log_artifact": False}),
+        }
+    )
+
+
+def _rows(fold: Any) -> dict[str, int]:
+    return {str(split): int(count) for split, count in fold["split"].value_counts().sort_index().items()}
+
+
+def _summary(payload: dict[str, Any]) -> dict[str, Any]:
+    test = payload["splits"]["test"]
+    return {
+        "model": payload["model"],
+        "held_out": payload["holdout"]["source"],
+        "test_rows": payload["holdout"]["rows"].get("test", 0),
+        "macro_f1": test["macro_f1"]["value"],
+        "unsafe_recall": payload["figures"]["test"]["unsafe_recall"]["value"],
+        "safe_flag_rate": payload["figures"]["test"]["safe_flag_rate"]["value"],
+    }

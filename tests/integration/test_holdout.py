@@ -1,0 +1,89 @@
+"""The holdout stage on a tiny LLaMA: train without one source (and without its rewrites), score that source
+through the evaluation path, write the run and a text-free report; the scaling report tabulates it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from components.config import load_params
+from components.errors import ConfigError
+from components.provenance import code_hash
+from tests.fixtures.common import REPO
+from tests.fixtures.tiny_training import CANARY, tiny_frame, tiny_llama_folder, write_project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two sources (a: even rows, b: odd rows), one rewrite of a b message, the tiny rung."""
+    root = tmp_path_factory.mktemp("holdout")
+    tiny_llama_folder(root / "tiny-llama")
+    path = write_project(root, {"tiny": {"family": "llama", "source": "tiny-llama"}}, hyper={"epochs": 1})
+    frame = tiny_frame()
+    frame["source"] = ["a" if i % 2 == 0 else "b" for i in range(len(frame))]
+    parent = frame[(frame["source"] == "b") & (frame["split"] == "train")].iloc[0]
+    rewrite = parent.to_frame().T.assign(id=f"{parent['id']}~aug~1", origin="augmented", parent_id=parent["id"])
+    pd.concat([frame, rewrite]).to_parquet(root / "data" / "dataset.parquet", index=False)
+    shutil.copy(REPO / "data" / "canaries.jsonl", root / "data" / "canaries.jsonl")
+    params = yaml.safe_load(path.read_text())
+    params["prepare"]["sources"] = [{"name": name, "kind": "emosafe", "path": f"{name}.jsonl"} for name in ("a", "b")]
+    params["train"]["tasks"] = ["trinary"]
+    params["evaluate"] = {"suites": {}, "bootstrap_resamples": 20, "canaries": "data/canaries.jsonl"}
+    params["register"] = {"gate": {"suites": {}}}
+    params["holdout"] = {"sources": ["b"], "models": ["tiny"], "max_test_rows": 12}
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def outcome(project: Path) -> object:
+    from components.stages.holdout import holdout
+
+    return holdout(load_params(project / "params.yaml"), "tiny", "b", project)
+
+
+def test_the_run_never_saw_the_held_out_source(project: Path, outcome: object) -> None:
+    frame = pd.read_parquet(project / "data" / "dataset.parquet")
+    meta = json.loads((project / "models" / "holdout" / "without-b" / "tiny-trinary" / "meta.json").read_text())
+    others = frame[frame["source"] == "a"]
+    assert meta["rows"] == {
+        "train": int((others["split"] == "train").sum()),
+        "val": int((others["split"] == "val").sum()),
+    }
+    assert meta["code"]["code_hash"] == code_hash("components.stages.holdout")  # the calling stage's closure
+    assert not list((project / "models" / "holdout" / "without-b").glob(".fold-*"))  # the fold file is gone
+
+
+def test_the_report_scores_the_source_with_intervals_and_no_text(project: Path, outcome: object) -> None:
+    path = project / "reports" / "holdout" / "tiny-without-b.json"
+    payload = json.loads(path.read_text())
+    assert payload["setting"] == "holdout" and payload["holdout"]["source"] == "b"
+    assert payload["holdout"]["rows"]["test"] == 12  # the cap: 12 of b's human rows
+    figures = payload["suites"]["holdout:b"]["figures"]
+    assert figures["n"] == 12 and figures["unsafe_recall"]["low"] is not None
+    assert payload["figures"]["test"]["n"] == 12 and payload["splits"]["test"]["n"] == 12
+    assert CANARY not in path.read_text() and "what a lovely morning" not in path.read_text()
+
+
+def test_the_scaling_report_tabulates_it(project: Path, outcome: object) -> None:
+    from components.report.holdout_table import holdout_markdown, holdout_row
+
+    path = project / "reports" / "holdout" / "tiny-without-b.json"
+    table = holdout_markdown([holdout_row(json.loads(path.read_text()), str(path))])
+    assert "| trinary | tiny | b | 12 |" in table
+
+
+def test_a_source_or_rung_outside_the_section_is_refused(project: Path) -> None:
+    from components.stages.holdout import holdout
+
+    params = load_params(project / "params.yaml")
+    with pytest.raises(ConfigError, match=re.escape("not in holdout.sources")):
+        holdout(params, "tiny", "a", project)
+    with pytest.raises(ConfigError, match=re.escape("not in holdout.models")):
+        holdout(params, "other", "b", project)
