@@ -263,3 +263,28 @@ def _get(config: Any, dotted: str) -> Any:
 
 def _norm(path: str) -> str:
     return os.path.normpath(path).replace(os.sep, "/")
+
+
+def missing_params(pipeline: Mapping[str, Any], raw: Mapping[str, Any]) -> list[str]:
+    """The params keys the pipeline's stages list that the profile's file does not write (matrix items expanded).
+
+    DVC reads params from the file itself, not from the typed defaults, so a key left to its default fails the
+    stage's commit ("missing from params file") after the stage has run; the generator refuses it first."""
+    missing: list[str] = []
+    for stage in pipeline["stages"].values():
+        models = (stage.get("matrix") or {}).get("model", [None])
+        for entry in stage.get("params", []):
+            for key in next(iter(entry.values())) if isinstance(entry, Mapping) else [entry]:
+                for model in models:
+                    dotted = key.replace("${item.model}", str(model))
+                    if not _has(raw, dotted) and dotted not in missing:
+                        missing.append(dotted)
+    return missing
+
+
+def _has(raw: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(raw, Mapping) or part not in raw:
+            return False
+        raw = raw[part]
+    return True

@@ -177,18 +177,19 @@ def pipeline_file(
 
     from components.config import load_params
     from components.io import atomic_write_bytes
-    from components.profile_pipeline import pipeline_path, profile_pipeline, render
+    from components.profile_pipeline import missing_params, pipeline_path, profile_pipeline, render
 
     relative = params.as_posix()
-    text = render(
-        profile_pipeline(
-            yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8")),
-            load_params("params.yaml"),
-            load_params(params),
-            relative,
-        ),
+    pipeline = profile_pipeline(
+        yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8")),
+        load_params("params.yaml"),
+        load_params(params),
         relative,
     )
+    missing = missing_params(pipeline, yaml.safe_load(params.read_text(encoding="utf-8")))
+    if missing:  # DVC reads the file, not the typed defaults: a stage would run, then fail to record
+        raise EmosafeError(f"{relative}: write these keys out (DVC records them from the file): {', '.join(missing)}")
+    text = render(pipeline, relative)
     target = Path(pipeline_path(relative))
     current = target.is_file() and target.read_text(encoding="utf-8") == text
     if check:

@@ -13,7 +13,7 @@ import yaml
 
 from components.config import Params, load_params, parse_params
 from components.errors import ConfigError
-from components.profile_pipeline import pipeline_path, profile_pipeline, render
+from components.profile_pipeline import missing_params, pipeline_path, profile_pipeline, render
 from components.provenance import stage_code_deps
 from tests.fixtures.common import REPO, VENV_BIN
 
@@ -62,6 +62,15 @@ def test_every_stage_runs_the_profile_on_its_own_paths() -> None:
     }
     assert holdout["outs"] == ["models-real/holdout/without-${item.source}/${item.model}-trinary"]
     assert "reports/holdout-real" in stages["report"]["deps"]  # the scaling report waits for every holdout item
+
+
+def test_the_real_profile_writes_every_params_key_its_stages_record() -> None:
+    """DVC reads params from the file, not from the typed defaults: a key left out fails the commit after a run."""
+    pipeline = profile_pipeline(_main(), load_params(REPO / "params.yaml"), load_params(REPO / REAL), REAL)
+    assert missing_params(pipeline, _raw(REAL)) == []
+    raw = _raw(REAL)
+    del raw["train"]["save_merged"]
+    assert missing_params(pipeline, raw) == ["train.save_merged"]
 
 
 def test_a_profile_in_the_root_folder_is_refused() -> None:
