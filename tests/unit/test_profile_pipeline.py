@@ -54,10 +54,10 @@ def test_every_stage_runs_the_profile_on_its_own_paths() -> None:
     assert "../shared/data/davidson_hate/labeled_data.csv" in stages["prepare"]["deps"]
     assert stages["train"]["outs"] == ["models-real/${item.model}-${item.task}"]
     assert "models/base/${item.model}" in stages["train"]["deps"]
-    assert "exports-real/smollm2-30l-trinary" in stages["ship"]["deps"]
+    assert "exports-real/smollm2-15l-trinary" in stages["ship"]["deps"]  # the profile ships its largest rung
     holdout = stages["holdout"]
     assert holdout["matrix"] == {
-        "model": ["smollm2-8l", "smollm2-15l", "smollm2-30l", "minilm"],
+        "model": ["smollm2-8l", "smollm2-15l", "minilm"],  # the 2-core ladder leaves out 30 layers
         "source": ["sample", "diasafety", "counsel_chat", "davidson"],
     }
     assert holdout["outs"] == ["models-real/holdout/without-${item.source}/${item.model}-trinary"]
