@@ -106,9 +106,19 @@ def train(
 
 @app.command()
 def holdout(
-    model: Annotated[str, typer.Option("--model", "-m", help="A ladder rung (holdout.models, or any of the profile).")],
     source: Annotated[str, typer.Option("--source", "-s", help="The source held out (one of holdout.sources).")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="A ladder rung (holdout.models, or any of the profile).")
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
+    write_rows: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-rows",
+            help="Train nothing: write the source's held-out rows (JSONL, with text) here, for `emosafe evaluate "
+            "--data` with another model.",
+        ),
+    ] = None,
 ) -> None:
     """Leave one source out: train the rung without the source (the ladder's recipe), then score it on that source.
 
@@ -118,8 +128,15 @@ def holdout(
     """
     passive_omp()
     from components.config import load_params
+    from components.stages.holdout import held_out_rows
     from components.stages.holdout import holdout as run_holdout
 
+    if write_rows is not None:
+        count = held_out_rows(load_params(params), source, write_rows)
+        typer.echo(f"{write_rows}: {count} held-out rows of {source}")
+        return
+    if model is None:
+        raise typer.BadParameter("--model is required unless --write-rows is given", param_hint="--model")
     outcome = run_holdout(load_params(params), model, source)
     typer.echo(f"{outcome.report}: {outcome.summary}")
 

@@ -74,6 +74,16 @@ class Hyper(Frozen):
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps (caps epochs).")
     batch_size: int = Field(default=16, ge=1, description="Global batch (split across processes).")
     max_length: int = Field(default=64, ge=8, description="Tokens per message; batches pad to their longest.")
+    length_buckets: bool = Field(
+        default=False,
+        description="Draw each batch from messages of similar length (seeded pools), so short messages stay cheap "
+        "when max_length is long; false: a plain seeded shuffle.",
+    )
+    long_messages: Literal["truncate", "windows"] = Field(
+        default="truncate",
+        description="Scoring of messages longer than max_length: truncate (the first max_length tokens) or "
+        "windows (overlapping windows, the riskiest decides; recorded in the run and its exported bundle).",
+    )
     lr: float = Field(default=2e-3, gt=0, description="Peak learning rate (AdamW), linear warmup then decay.")
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)

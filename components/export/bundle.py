@@ -21,6 +21,7 @@ from typing import Any
 
 from components.errors import EmosafeError
 from components.evaluation.operating_point import TRINARY_KEYS
+from components.export.windows import LONG_MESSAGES
 from components.io import sha256_file
 from components.schema import CATEGORIES, LABELS
 
@@ -43,6 +44,7 @@ class LabelMap:
     labels: tuple[str, ...]
     thresholds: dict[str, float]
     max_length: int
+    long_messages: str = "truncate"  # windows: longer messages scored by their riskiest window (export.windows)
 
     @property
     def multi_label(self) -> bool:
@@ -56,26 +58,31 @@ class LabelMap:
             "activation": "sigmoid" if self.multi_label else "softmax",
             "thresholds": self.thresholds,
             "max_length": self.max_length,
+            "long_messages": self.long_messages,
         }
 
 
-def label_map(task: str, max_length: int, thresholds: dict[str, float] | None = None) -> LabelMap:
+def label_map(
+    task: str, max_length: int, thresholds: dict[str, float] | None = None, long_messages: str = "truncate"
+) -> LabelMap:
     """The label map of ``task``. Taxonomy thresholds default to 0.5 and must name known categories; trinary
     thresholds are both of ``unsafe`` and ``flagged`` (an operating point) or none (argmax)."""
     if task not in TASKS:
         raise BundleError(f"unknown task '{task}' (rule: one of {list(TASKS)})")
+    if long_messages not in LONG_MESSAGES:
+        raise BundleError(f"long_messages '{long_messages}' (rule: one of {list(LONG_MESSAGES)})")
     if task == "trinary":
         given = dict(thresholds or {})
         if given and sorted(given) != sorted(TRINARY_KEYS):
             raise BundleError(f"trinary thresholds {sorted(given)} must be exactly {list(TRINARY_KEYS)} or none")
         if any(not 0.0 < float(v) <= 1.0 for v in given.values()):
             raise BundleError(f"trinary thresholds {given} must lie in (0, 1]")
-        return LabelMap(task, LABELS, {k: float(v) for k, v in given.items()}, max_length)
+        return LabelMap(task, LABELS, {k: float(v) for k, v in given.items()}, max_length, long_messages)
     unknown = sorted(set(thresholds or {}) - set(CATEGORIES))
     if unknown:
         raise BundleError(f"thresholds name unknown categories {unknown} (rule: one of {list(CATEGORIES)})")
     chosen = {c: float((thresholds or {}).get(c, 0.5)) for c in CATEGORIES}
-    return LabelMap(task, CATEGORIES, chosen, max_length)
+    return LabelMap(task, CATEGORIES, chosen, max_length, long_messages)
 
 
 def read_label_map(folder: Path) -> LabelMap:
@@ -83,9 +90,13 @@ def read_label_map(folder: Path) -> LabelMap:
     try:
         task, max_length = str(raw["task"]), int(raw["max_length"])
         thresholds = {str(k): float(v) for k, v in dict(raw.get("thresholds") or {}).items()}
+        long_messages = str(raw.get("long_messages", "truncate"))  # bundles exported before windows truncate
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{folder / LABELS_FILE}: needs task, max_length (and thresholds); problem: {exc}") from None
-    mapped = label_map(task, max_length, thresholds)
+    try:
+        mapped = label_map(task, max_length, thresholds, long_messages)
+    except BundleError as exc:
+        raise BundleError(f"{folder / LABELS_FILE}: {exc}") from None
     if list(raw.get("labels", [])) != list(mapped.labels):
         raise BundleError(f"{folder / LABELS_FILE}: field 'labels' must be {list(mapped.labels)} in that order")
     return mapped

@@ -34,6 +34,7 @@ class RunInfo:
     base_path: str
     num_layers: int | None
     max_length: int
+    long_messages: str  # truncate | windows (components.export.windows)
     meta: dict[str, Any]
 
     @property
@@ -66,6 +67,7 @@ def read_run(folder: Path, root: Path = Path()) -> RunInfo:
         base_path=base_path,
         num_layers=None if spec.get("convert", True) else spec.get("num_layers"),
         max_length=int((params.get("hyper") or {}).get("max_length", 64)),
+        long_messages=str((params.get("hyper") or {}).get("long_messages", "truncate")),
         meta=meta,
     )
 
@@ -92,8 +94,10 @@ def load_merged(run: RunInfo) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids as training produced them (truncation, special tokens, no padding)."""
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int | None) -> list[list[int]]:
+    """Token ids as training produced them (truncation, special tokens, no padding); ``None``: no truncation."""
+    if max_length is None:
+        return [list(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
     return [list(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
 
 
@@ -110,34 +114,61 @@ def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
     return ids, mask
 
 
+def ids_logits(model: Any, encoded: Sequence[Sequence[int]], pad_id: int, batch_size: int = 32) -> NDArray[np.float32]:
+    """Logits of the torch model for tokenised messages, in input order. Batches are cut from the messages sorted
+    by length, so a long message never pads a batch of short ones (real corpora mix tweets and forum posts)."""
+    import torch
+
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out = np.zeros((len(encoded), int(model.config.num_labels)), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, mask = pad([encoded[i] for i in rows], pad_id)
+            out[rows] = model(input_ids=ids, attention_mask=mask).logits.float().numpy()
+    return out
+
+
 def torch_logits(
     model: Any, tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int = 32
 ) -> NDArray[np.float32]:
-    """Logits of the torch model in input order (one batch at a time, in the order given)."""
-    import torch
-
-    encoded = encode(tokenizer, texts, max_length)
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(encoded), batch_size):
-            ids, mask = pad(encoded[start : start + batch_size], int(tokenizer.pad_token_id))
-            chunks.append(model(input_ids=ids, attention_mask=mask).logits.float().numpy())
-    return np.concatenate(chunks).astype(np.float32)
+    """Logits of the torch model in input order, each message truncated to ``max_length`` tokens."""
+    return ids_logits(model, encode(tokenizer, texts, max_length), int(tokenizer.pad_token_id), batch_size)
 
 
 class TorchPredictor:
-    """The merged torch model behind the evaluation ``Predictor`` protocol (benchmarks compare it with ONNX)."""
+    """The merged torch model behind the evaluation ``Predictor`` protocol (benchmarks compare it with ONNX).
 
-    def __init__(self, model: Any, tokenizer: Any, task: str, max_length: int, batch_size: int = 32) -> None:
+    ``long_messages="windows"`` scores a message longer than ``max_length`` as overlapping windows, by its
+    riskiest window (``components.export.windows``); ``truncate`` keeps its first ``max_length`` tokens."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        task: str,
+        max_length: int,
+        batch_size: int = 32,
+        long_messages: str = "truncate",
+    ) -> None:
         self.model, self.tokenizer, self.task = model, tokenizer, task
-        self.max_length, self.batch_size = max_length, batch_size
+        self.max_length, self.batch_size, self.long_messages = max_length, batch_size, long_messages
 
     def predict(self, texts: Sequence[str]) -> NDArray[np.float64]:
         from components.evaluation.operating_point import probabilities
 
-        return probabilities(
-            torch_logits(self.model, self.tokenizer, texts, self.max_length, self.batch_size), self.task
+        pad_id = int(self.tokenizer.pad_token_id)
+        if self.long_messages != "windows":
+            encoded = encode(self.tokenizer, texts, self.max_length)
+            return probabilities(ids_logits(self.model, encoded, pad_id, self.batch_size), self.task)
+        from components.export import windows as w
+
+        layout = w.special_layout(
+            self.tokenizer(w.PROBE)["input_ids"], self.tokenizer(w.PROBE, add_special_tokens=False)["input_ids"]
         )
+        pieces, owners = w.windows(encode(self.tokenizer, texts, None), self.max_length, *layout)
+        scores = probabilities(ids_logits(self.model, pieces, pad_id, self.batch_size), self.task)
+        return w.riskiest(scores, owners, len(texts), self.task)
 
 
 def run_predictor(run_dir: Path, task: str, root: Path = Path()) -> tuple[Predictor, dict[str, Any]]:
@@ -155,4 +186,4 @@ def run_predictor(run_dir: Path, task: str, root: Path = Path()) -> tuple[Predic
         "weights_mb": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
         "device": "cpu",
     }
-    return TorchPredictor(model, tokenizer, task, run.max_length), info
+    return TorchPredictor(model, tokenizer, task, run.max_length, long_messages=run.long_messages), info

@@ -112,14 +112,19 @@ class OnnxPredictor:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.labels.max_length)
+        self.whole = Tokenizer.from_file(str(folder / "tokenizer.json"))  # no truncation: windows split it
+        self.whole.no_padding()
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def logits(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Raw logits in input order, (n, number of labels)."""
-        encoded = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        """Raw logits in input order, (n, number of labels); each message truncated to the bundle's max_length."""
+        return self.ids_logits([e.ids for e in self.tokenizer.encode_batch(list(texts))])
+
+    def ids_logits(self, encoded: Sequence[Sequence[int]]) -> NDArray[np.float32]:
+        """Logits for tokenised messages in input order, batched by length."""
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = np.zeros((len(encoded), len(self.labels.labels)), dtype=np.float32)
         starts = range(0, len(order), self.batch_size)
@@ -144,7 +149,17 @@ class OnnxPredictor:
         return result
 
     def predict(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        return probabilities(self.logits(texts), self.task)
+        """Probabilities per message; with the bundle's ``long_messages: windows``, a message longer than
+        max_length is scored by its riskiest window (``components.export.windows``), as the torch scorer does."""
+        if self.labels.long_messages != "windows":
+            return probabilities(self.logits(texts), self.task)
+        from components.export import windows as w
+
+        probe = self.whole.encode(w.PROBE).ids, self.whole.encode(w.PROBE, add_special_tokens=False).ids
+        layout = w.special_layout(*probe)
+        encoded = [e.ids for e in self.whole.encode_batch(list(texts))]
+        pieces, owners = w.windows(encoded, self.labels.max_length, *layout)
+        return w.riskiest(probabilities(self.ids_logits(pieces), self.task), owners, len(texts), self.task)
 
     def decide(self, scores: NDArray[np.float64]) -> list[Any]:
         """Trinary: one label per message; taxonomy: the list of categories at or above their threshold. The rule and

@@ -70,7 +70,7 @@ def export(
     frame, data_hash = _read_dataset(root / config.input)
     suites = read_suites(params.evaluate.suites, root)
     thresholds = _thresholds(config.thresholds_report, run_dir.name, run.task, root)
-    labels = label_map(run.task, config.max_length or run.max_length, thresholds)
+    labels = label_map(run.task, config.max_length or run.max_length, thresholds, run.long_messages)
     final = root / config.output_dir / (name or run_dir.name)
     torch.set_num_threads(config.num_threads)
     model, tokenizer = load_merged(run)

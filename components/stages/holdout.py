@@ -6,10 +6,13 @@ ladder's own (``components.training.runner``, the active profile's hyper-paramet
 evaluation path every other report uses (``components.evaluation.model_report``), with the operating point fitted on the
 other sources' val rows. Writes ``<output_dir>/without-<S>/<model>-<task>/`` (the run) and
 ``<reports_dir>/<model>-without-<S>.json`` (metrics with CIs on S, no text); the scaling report tabulates them.
+``held_out_rows`` writes a fold's test rows as a corpus, so any other model (the embedded default's, a registry
+version) can be scored on exactly the rows a holdout report used, with ``emosafe evaluate --data``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -23,8 +26,9 @@ from components.errors import ConfigError
 from components.evaluation.canaries import parse_canaries
 from components.evaluation.model_report import EvalInputs, run_one
 from components.evaluation.suites import read_suites
-from components.io import atomic_write_json, read_parquet_input, sha256_file
+from components.io import atomic_write_bytes, atomic_write_json, read_parquet_input, sha256_file
 from components.provenance import provenance
+from components.schema import CATEGORIES
 from components.training.runner import run_training
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,33 @@ def holdout(params: Params, model: str, source: str, root: Path = Path()) -> Hol
     summary = _summary(payload)
     log.info("holdout %s without %s: %s", model, source, summary)
     return HoldoutOutcome(trained.folder, report, summary)
+
+
+def held_out_rows(params: Params, source: str, output: Path, root: Path = Path()) -> int:
+    """Write ``source``'s held-out rows (the fold's test split: same cap, same seeded choice) to ``output`` as
+    emosafe-schema JSONL; returns the row count. The file holds message text: it belongs beside the data, not in
+    reports."""
+    config = params.holdout
+    if source not in config.sources:
+        raise ConfigError(f"holdout: source '{source}' is not in holdout.sources {list(config.sources)}")
+    data = root / params.train.input
+    frame = read_parquet_input(data, "training input not found; run `dvc repro` (prepare/augment) first")
+    test = leave_out(frame, source, config.max_test_rows, params.seed)
+    test = test[test["split"] == "test"]
+    lines = [
+        json.dumps(
+            {
+                "id": str(row["id"]),
+                "text": str(row["text"]),
+                "label": str(row["label"]),
+                "categories": [name for name in CATEGORIES if bool(row[name])],
+            },
+            ensure_ascii=False,
+        )
+        for _, row in test.iterrows()
+    ]
+    atomic_write_bytes(output, ("\n".join(lines) + "\n").encode())
+    return len(lines)
 
 
 def _fold_config(params: Params, fold_path: Path, runs: Path, root: Path) -> Any:

@@ -8,6 +8,7 @@ an equal slice of the same global batch (DDP then averages to the single-process
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,14 +69,28 @@ def encode(frame: pd.DataFrame, tokenizer: Any, task: Task, max_length: int) -> 
     return Encoded(input_ids=list(tokens["input_ids"]), targets=targets(frame, task), ids=list(frame["id"]))
 
 
-def epoch_batches(n_rows: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+POOL_BATCHES = 32  # length buckets: each pool of 32 batches is sorted by length before it is cut into batches
+
+
+def epoch_batches(
+    n_rows: int, batch_size: int, seed: int, epoch: int, lengths: Sequence[int] | None = None
+) -> list[list[int]]:
     """Row indices per global batch for one epoch: a seeded permutation; the last short batch is dropped when
-    there is more than one batch, so every step has the same size (and DDP shards stay equal)."""
+    there is more than one batch, so every step has the same size (and DDP shards stay equal).
+
+    With ``lengths`` (token counts per row; ``hyper.length_buckets``) the permutation is cut into pools of
+    ``POOL_BATCHES`` batches, each pool sorted by length before it is cut, and the batches are then shuffled:
+    a batch pads to messages of similar length, and every row is still seen once per epoch in a seeded order."""
     generator = torch.Generator().manual_seed(seed * 1000 + epoch)
     order = torch.randperm(n_rows, generator=generator).tolist()
+    if lengths is not None:
+        pool = batch_size * POOL_BATCHES
+        order = [i for s in range(0, n_rows, pool) for i in sorted(order[s : s + pool], key=lambda i: lengths[i])]
     batches = [order[i : i + batch_size] for i in range(0, n_rows, batch_size)]
     if len(batches) > 1 and len(batches[-1]) < batch_size:
         batches.pop()
+    if lengths is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     return batches
 
 

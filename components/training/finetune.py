@@ -233,7 +233,9 @@ def _step(
     """One optimizer step on this process's shard of global batch ``step`` (a function of seed and epoch)."""
     acc = loop.accelerator
     epoch, index = divmod(step, loop.per_epoch)
-    batch = epoch_batches(len(data), run.profile.hyper.batch_size, run.seed, epoch)[index]
+    hyper = run.profile.hyper
+    lengths = [len(ids) for ids in data.input_ids] if hyper.length_buckets else None
+    batch = epoch_batches(len(data), hyper.batch_size, run.seed, epoch, lengths)[index]
     inputs = {
         k: v.to(acc.device)
         for k, v in collate(data, shard(batch, acc.process_index, acc.num_processes), pad_id).items()

@@ -348,3 +348,31 @@ def test_cli_predict_and_export_errors_are_one_line(exported: Any, project: Path
         [str(env_bin), "export", "--run", "models/nothing"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "emosafe: error:" in bad.stderr
+
+
+def test_long_messages_are_scored_by_their_riskiest_window_in_torch_and_onnx(
+    exported: Any, project: Path, tmp_path: Path
+) -> None:
+    """A bundle with ``long_messages: windows`` (max_length cut to 8 tokens so the fixture's messages are long):
+    ONNX Runtime and the torch scorer split and aggregate alike; a message that fits keeps its truncated scores,
+    and a long one is at least as risky as its first window (what truncation kept)."""
+    from components.export.merged import TorchPredictor, load_merged, read_run
+    from components.export.runtime import OnnxPredictor
+    from components.schema import LABELS
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported.folder, bundle)
+    labels = json.loads((bundle / "labels.json").read_text())
+    (bundle / "labels.json").write_text(json.dumps(labels | {"max_length": 8, "long_messages": "windows"}))
+    (bundle / MANIFEST).write_text(json.dumps(build_manifest(bundle)))
+    texts = ["calm walk", "tired exam " * 12 + "hurt alone gun night " * 6, "pizza friends " * 20 + "help"]
+    onnx = OnnxPredictor(bundle, "fp32").predict(texts)
+    model, tokenizer = load_merged(read_run(project / "models" / "tiny-trinary", project))
+    windows = TorchPredictor(model, tokenizer, "trinary", 8, long_messages="windows").predict(texts)
+    truncated = TorchPredictor(model, tokenizer, "trinary", 8).predict(texts)
+    assert np.allclose(onnx, windows, atol=1e-4) and np.allclose(onnx.sum(axis=1), 1.0)
+    assert np.allclose(windows[0], truncated[0], atol=1e-6)
+    unsafe, safe = LABELS.index("unsafe"), LABELS.index("safe")
+    assert (windows[1:, unsafe] >= truncated[1:, unsafe] - 1e-6).all()
+    assert (windows[1:, safe] <= truncated[1:, safe] + 1e-6).all()
+    assert not np.allclose(windows[1:], truncated[1:], atol=1e-3), "the windows past the first must count"

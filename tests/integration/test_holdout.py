@@ -87,3 +87,20 @@ def test_a_source_or_rung_outside_the_section_is_refused(project: Path) -> None:
         holdout(params, "tiny", "a", project)
     with pytest.raises(ConfigError, match=re.escape("not in holdout.models")):
         holdout(params, "other", "b", project)
+
+
+def test_the_held_out_rows_are_the_reports_rows_and_read_back_as_a_corpus(project: Path, outcome: object) -> None:
+    """`--write-rows` gives another model the exact rows of the report: the ids its provenance hashed."""
+    from components.config import EmosafeSource
+    from components.data.sources import read_source
+    from components.stages.holdout import held_out_rows
+
+    path = project / "held-out-b.jsonl"
+    assert held_out_rows(load_params(project / "params.yaml"), "b", path, project) == 12
+    records = read_source(EmosafeSource(name="b", kind="emosafe", path=str(path)), project)
+    frame = pd.read_parquet(project / "data" / "dataset.parquet")
+    human_b = frame[(frame["source"] == "b") & (frame["origin"] == "human")]
+    ids = [r.id.removeprefix("b:") for r in records]  # the adapter prefixes the source name
+    assert len(records) == 12 and set(ids) <= set(human_b["id"])
+    labels = dict(zip(human_b["id"], human_b["label"], strict=True))
+    assert [r.label for r in records] == [labels[i] for i in ids]
