@@ -1,7 +1,8 @@
 """Run every benchmark and print (and save) its figures. Speed and memory live here, never in tests.
 
 Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, export, flow, prepare, prompting,
-registry, train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real)
+registry, train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real,
+long_messages)
 Results go to benchmarks/results/<name>.json (git-ignored) and stdout.
 """
 
@@ -19,6 +20,7 @@ import bench_drift
 import bench_export
 import bench_export_1b
 import bench_flow
+import bench_long_messages
 import bench_prepare
 import bench_prompting
 import bench_registry
@@ -34,9 +36,10 @@ BENCHMARKS = {
     "registry": bench_registry.run,
     "train": bench_train.run,
 }
-#: Minutes and ~15 GB of RAM (the Llama-3.2-1B-shaped export and quantization), and the 40-minute real-input
+#: Minutes and ~15 GB of RAM (the Llama-3.2-1B-shaped export and quantization), the 15-minute long-message
+#: comparison on the real corpora, and the 40-minute real-input
 #: flow overhead (direct vs flow on the embedded default): only when asked for.
-SLOW = {"export_1b": bench_export_1b.run, "flow_real": bench_flow.run_real}
+SLOW = {"export_1b": bench_export_1b.run, "flow_real": bench_flow.run_real, "long_messages": bench_long_messages.run}
 
 
 def main(args: list[str]) -> None:

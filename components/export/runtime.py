@@ -150,10 +150,10 @@ class OnnxPredictor:
 
     def predict(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """Probabilities per message; with the bundle's ``long_messages: windows``, a message longer than
-        max_length is scored by its riskiest window (``components.export.windows``), as the torch scorer does."""
+        max_length is scored by its riskiest window (``components.export.long_messages``), as the torch scorer does."""
         if self.labels.long_messages != "windows":
             return probabilities(self.logits(texts), self.task)
-        from components.export import windows as w
+        from components.export import long_messages as w
 
         probe = self.whole.encode(w.PROBE).ids, self.whole.encode(w.PROBE, add_special_tokens=False).ids
         layout = w.special_layout(*probe)

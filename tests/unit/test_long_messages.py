@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from components.export.windows import MAX_WINDOWS, riskiest, special_layout, split, windows
+from components.export.long_messages import MAX_WINDOWS, riskiest, special_layout, split, windows
 from components.schema import LABELS
 from components.training.batches import epoch_batches
 
@@ -28,8 +30,9 @@ def test_windows_cover_every_content_token_within_the_limit(length: int) -> None
     if len(ids) <= 10:
         assert pieces == [ids]
     else:
-        assert pieces[0] == ids[:9] + [102]  # the first window is what truncation keeps  # consecutive windows overlap by a quarter of their 8 content tokens
-        assert all(set(a[1:-1]) & set(b[1:-1]) for a, b in zip(pieces, pieces[1:], strict=False))
+        assert pieces[0] == [*ids[:9], 102]  # the first window is what truncation keeps
+        # consecutive windows overlap by a quarter of their 8 content tokens
+        assert all(set(a[1:-1]) & set(b[1:-1]) for a, b in itertools.pairwise(pieces))
 
 
 def test_a_very_long_message_keeps_a_bounded_number_of_windows() -> None:
