@@ -112,8 +112,11 @@ class OnnxPredictor:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.labels.max_length)
-        self.whole = Tokenizer.from_file(str(folder / "tokenizer.json"))  # no truncation: windows split it
+        # The whole message for `long_messages: windows`: tokenizer.json carries the export's truncation setting,
+        # which would silently cut every message to its first window.
+        self.whole = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.whole.no_padding()
+        self.whole.no_truncation()
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1

@@ -47,7 +47,7 @@ def damaged(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from components.stages.export import export
 
     root = tmp_path_factory.mktemp("quant")
-    fx.tiny_run(root, fx.save_tokenizer(root / "tokenizer"))
+    fx.tiny_run(root, fx.save_tokenizer(root / "tokenizer"), decisive=True)
     plant_outliers(root / "models" / "base" / "tiny")
     fx.tiny_dataset(root / "data" / "dataset.parquet")
     params = parse_params(fx.params_dict(quantize=DAMAGING))
@@ -83,7 +83,6 @@ def test_per_channel_dynamic_with_the_outliers_excluded_passes(damaged: Any, tmp
 
     root, outcome = damaged
     folder = shutil.copytree(outcome.folder, tmp_path / "bundle")
-    # dynamic pinned: on this random fixture a pass is luck of its margins (test_export.py `exported`)
     fix = {"method": "dynamic", "exclude_modules": ["model.layers.*.mlp.down_proj"], "exclude_reason": "outliers"}
     params = parse_params(fx.params_dict(quantize=fix))
     frame = pd.read_parquet(root / "data" / "dataset.parquet")
