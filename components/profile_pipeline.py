@@ -28,9 +28,12 @@ PATH_KEYS = (
     "augment.input_dir",
     "augment.output_dir",
     "augment.cache_dir",
+    "curate.input",
+    "curate.output_dir",
     "validate.input",
     "validate.output_dir",
     "train.input",
+    "train.weights",
     "train.output_dir",
     "train.base_dir",
     "evaluate.input",
@@ -84,6 +87,8 @@ def profile_pipeline(main: Mapping[str, Any], base: Params, profile: Params, par
         }
         if name == "train" and profile.holdout.sources:
             stages["holdout"] = _holdout_stage(stages["train"], profile, params_file, wdir)
+    if profile.curate.enabled and profile.curate.audit and "curate" in stages:  # the audit the report measures
+        stages["curate"]["deps"] = [_norm(profile.curate.audit), *stages["curate"]["deps"]]
     if profile.holdout.sources and "report" in stages:  # the scaling report tabulates the holdout reports
         stages["report"]["deps"] = [*stages["report"].get("deps", []), _norm(profile.holdout.reports_dir)]
     _check_outputs_apart(main["stages"], stages)

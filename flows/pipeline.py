@@ -1,6 +1,6 @@
-"""The ``pipeline`` flow: prepare -> augment -> validate -> convert -> train (every ladder entry) -> holdout (every
-leave-one-source-out run, when configured) -> evaluate ->
-report -> register -> export -> ship, then the DVC data hash it ran on and one ``dvc push`` of what it recorded.
+"""The ``pipeline`` flow: prepare -> augment -> validate -> convert -> curate -> train (every ladder entry) ->
+holdout (every leave-one-source-out run, when configured) -> evaluate -> report -> register -> export -> ship,
+then the DVC data hash it ran on and one ``dvc push`` of what it recorded.
 
 Each task wraps the stage function the CLI and ``dvc repro`` call, with no logic of its own, and is DVC-aware: a
 stage that dvc.lock records as up to date is not run (an unchanged input re-runs nothing and registers nothing),
@@ -24,6 +24,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from components.config import Params
 from components.stages import augment as augment_stage
+from components.stages import curate as curate_stage
 from components.stages import evaluate as evaluate_stage
 from components.stages import prepare as prepare_stage
 from components.stages import report as report_stage
@@ -53,6 +54,12 @@ def validate_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE
     return stage(
         "validate", root, lambda: str(validate_stage.validate(params, Path(root)).report_path), pipeline=pipeline
     )
+
+
+@task(name="curate")
+def curate_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
+    """Row weights from confident learning (``train.weights``); the summary is counts only."""
+    return stage("curate", root, lambda: curate_stage.curate(params, Path(root)).report["totals"], pipeline=pipeline)
 
 
 @task(name="evaluate")
@@ -98,6 +105,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
         augment_task(params, root, dvcfile),
         validate_task(params, root, dvcfile),
         convert_task(params, root, dvcfile),
+        curate_task(params, root, dvcfile),
     ]
     runs += run_ladder(params, root, ladder(params, root), dvcfile)
     runs += [holdout_task(params, model, source, root, dvcfile) for model, source in holdouts(params)]

@@ -86,6 +86,26 @@ def convert(
 
 
 @app.command()
+def curate(params: ParamsOption = Path("params.yaml")) -> None:
+    """Weigh every train row by how trustworthy its label looks (confident learning on a frozen-encoder probe).
+
+    Reads the `curate` section; writes <output_dir>/weights.parquet (what train.weights reads), report.json,
+    report.md and meta.json. With `audit`, reports each source's agreement with hand-audited labels; with
+    `enabled: false` every weight is 1. Ids, counts and figures only, never text.
+    """
+    passive_omp()
+    from components.config import load_params
+    from components.stages.curate import curate as run_curate
+
+    result = run_curate(load_params(params))
+    totals = result.report["totals"]
+    typer.echo(
+        f"{result.weights_path}: {totals['rows']} train rows, {totals['flagged']} flagged, weight {totals['weight']}"
+    )
+    typer.echo(f"report: {result.weights_path.parent / 'report.md'}")
+
+
+@app.command()
 def train(
     model: Annotated[str, typer.Option("--model", "-m", help="A model of the active train profile.")],
     task: Annotated[str, typer.Option("--task", "-t", help="trinary or taxonomy.")],

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from components.config.augment import AugmentConfig
 from components.config.base import DEFAULT_SEED, Category, Frozen, section
+from components.config.curate import CurateConfig
 from components.config.evaluate import EvaluateConfig
 from components.config.export import ExportConfig
 from components.config.holdout import HoldoutConfig
@@ -70,6 +71,7 @@ class Params(Frozen):
     )
     prepare: PrepareConfig
     augment: AugmentConfig = section(enabled=False)  # no section: no augmentation
+    curate: CurateConfig = section()
     evaluate: EvaluateConfig = section()
     export: ExportConfig = ExportConfig()
     holdout: HoldoutConfig = HoldoutConfig()

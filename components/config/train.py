@@ -172,6 +172,10 @@ class TrainConfig(Frozen):
     output_dir: str = Field(default="models", description="Runs go to <output_dir>/<model>-<task>/.")
     base_dir: str = Field(default="models/base", description="Converted base models: <base_dir>/<name>/.")
     checkpoint_dir: str = Field(default="models/.checkpoints", description="Resumable checkpoints (not DVC outs).")
+    weights: str | None = Field(
+        default=None,
+        description="Per-row loss weights (the curate stage's weights.parquet: id, weight); null: every row 1.",
+    )
     save_merged: bool = Field(default=False, description="Also save LoRA-merged full weights (merged/).")
     wandb: WandbSettings = WandbSettings()
 

@@ -28,6 +28,7 @@ class Encoded:
     input_ids: list[list[int]]
     targets: torch.Tensor  # long [n] (trinary) or float [n, 6] (taxonomy)
     ids: list[str]
+    row_weights: torch.Tensor | None = None  # float [n]: each row's loss weight (train.weights); None: all 1
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -108,7 +109,10 @@ def collate(data: Encoded, rows: list[int], pad_id: int) -> dict[str, torch.Tens
     for i, seq in enumerate(seqs):
         ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[i, : len(seq)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": data.targets[rows]}
+    out = {"input_ids": ids, "attention_mask": mask, "labels": data.targets[rows]}
+    if data.row_weights is not None:
+        out["row_weights"] = data.row_weights[rows]
+    return out
 
 
 def loss_fn(logits: torch.Tensor, y: torch.Tensor, task: Task, weights: torch.Tensor | None) -> torch.Tensor:

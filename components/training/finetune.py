@@ -240,11 +240,14 @@ def _step(
         k: v.to(acc.device)
         for k, v in collate(data, shard(batch, acc.process_index, acc.num_processes), pad_id).items()
     }
-    labels = inputs.pop("labels")
+    labels, row_weights = inputs.pop("labels"), inputs.pop("row_weights", None)
     with acc.autocast():
         logits = loop.model(**inputs).logits
+    per_row = loss_fn(logits, labels, run.task, weights)
+    if row_weights is not None:  # train.weights (curate): a suspect label counts less, the batch size does not change
+        per_row = per_row * row_weights
     # Sum over the shard / global batch size, times world size: DDP's gradient mean then equals the global mean.
-    loss = loss_fn(logits, labels, run.task, weights).sum() * acc.num_processes / len(batch)
+    loss = per_row.sum() * acc.num_processes / len(batch)
     acc.backward(loss)
     loop.optimizer.step()
     loop.scheduler.step()

@@ -10,6 +10,7 @@ never reaches logs, W&B or these files.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -23,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from components.config.train import TrainConfig
-from components.errors import ConfigError, EmosafeError, SourceFileError
+from components.errors import ConfigError, DataRowError, EmosafeError, SourceFileError
 from components.io import atomic_write_json, read_parquet_input, sha256_file, write_folder
 from components.models import ModelSource, load_tokenizer, resolve
 from components.provenance import provenance
@@ -88,6 +89,8 @@ def run_training(config: TrainConfig, model: str, task: str, root: Path, module:
 
 def _plan(config: TrainConfig, model: str, task: str, root: Path) -> tuple[Any, dict[str, Any], Any, Any, str]:
     """Validate the request, read and tokenise the data, and describe the run (nothing heavy is loaded yet)."""
+    import torch
+
     from components.training import batches as td
     from components.training.finetune import RunSpec
 
@@ -109,15 +112,45 @@ def _plan(config: TrainConfig, model: str, task: str, root: Path) -> tuple[Any, 
         "spec": spec.model_dump(mode="json"),
     }
     run_params |= profile.model_dump(mode="json", exclude={"models"})
+    parts = {s: frame[frame["split"] == s].reset_index(drop=True) for s in ("train", "val")}
+    row_weights = None
+    if config.weights is not None:
+        row_weights, run_params["row_weights"] = _row_weights(root / config.weights, parts["train"])
     fingerprint = hashlib.sha256(json.dumps([run_params, data_hash], sort_keys=True).encode()).hexdigest()
     tokenizer = load_tokenizer(ModelSource(base_path))
-    parts = {s: frame[frame["split"] == s].reset_index(drop=True) for s in ("train", "val")}
     encoded = {s: td.encode(part, tokenizer, task, hyper.max_length) for s, part in parts.items()}
+    if row_weights is not None:
+        encoded["train"] = dataclasses.replace(encoded["train"], row_weights=torch.tensor(row_weights))
     weights = td.imbalance_weights(encoded["train"].targets, task, hyper.imbalance, hyper.pos_weight_cap)
     checkpoints = root / config.checkpoint_dir / f"{model}-{task}"
     n_labels = len(td.label_names(task))
     run = RunSpec(model, task, spec, profile, seed, base_path, n_labels, fingerprint, checkpoints, run_params)
     return run, encoded, weights, tokenizer, data_hash
+
+
+def _row_weights(path: Path, train: pd.DataFrame) -> tuple[list[float], dict[str, Any]]:
+    """Each train row's loss weight from ``train.weights`` (the curate stage's weights.parquet), and what the run
+    records of it. Every train row must have one: weights written for another dataset are refused, not guessed."""
+    table = read_parquet_input(path, "row weights not found; run `emosafe curate` (or `dvc repro`) first")
+    if not {"id", "weight"} <= set(table.columns):
+        raise SourceFileError(path, "missing column(s) id/weight (the curate stage writes them)")
+    bad = table[~table["weight"].between(0.0, 1.0)]
+    if len(bad):
+        raise DataRowError(path, int(bad.index[0]) + 1, "weight", "must be a number in [0, 1]")
+    weights = dict(zip(table["id"].astype(str), table["weight"].astype(float), strict=True))
+    missing = [i for i in train["id"].astype(str) if i not in weights]
+    if missing:
+        raise SourceFileError(
+            path, f"{len(missing)} train row(s) have no weight (e.g. id {missing[0]!r}); re-run `emosafe curate`"
+        )
+    values = [weights[i] for i in train["id"].astype(str)]
+    record = {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "rows_below_1": sum(v < 1.0 for v in values),
+        "total": round(sum(values), 4),
+    }
+    return values, record
 
 
 def _read(path: Path) -> tuple[pd.DataFrame, str]:

@@ -17,6 +17,7 @@ COMMANDS = [
     "prepare",
     "augment",
     "validate",
+    "curate",
     "convert",
     "train",
     "holdout",

@@ -33,6 +33,7 @@ STAGE_MODULES = {  # stage -> (module, function) the flow's task calls
     "augment": ("components.stages.augment", "augment"),
     "validate": ("components.stages.validate", "validate"),
     "convert": ("components.stages.convert", "convert"),
+    "curate": ("components.stages.curate", "curate"),
     "train": ("components.stages.train", "train"),
     "evaluate": ("components.stages.evaluate", "evaluate"),
     "report": ("components.stages.report", "report"),
@@ -80,7 +81,9 @@ def _fake(stage: str, root: Path, outs: list[str], calls: Counter[str], fail: se
             target = path if path.suffix else path / (MODEL if out == "models/base" else ".") / "part.json"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps({"stage": stage, "n": calls[stage]}))
-        result = types.SimpleNamespace(summary={"stage": stage}, report_path=root / "r.json", folders={}, folder=root)
+        result = types.SimpleNamespace(
+            summary={"stage": stage}, report={"totals": {}}, report_path=root / "r.json", folders={}, folder=root
+        )
         return [result] if stage == "export" else result
 
     return run

@@ -1,4 +1,4 @@
-"""`dvc repro` runs convert and the train@<model>-<task> stages; a second repro trains nothing (tiny LLaMA)."""
+"""`dvc repro` runs convert, curate and the train@<model>-<task> stages; a second repro trains nothing (tiny LLaMA)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny_llama_folder(root / "tiny-llama")
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"]["input"] = "data/prepared/dataset.parquet"
+    params["curate"]["input"] = "data/prepared/dataset.parquet"
     params["train"]["wandb"]["enabled"] = False
     params["train"]["profiles"]["cpu"] = {
         "models": {"tiny": {"family": "llama", "source": "tiny-llama", "convert": True}},
@@ -42,14 +43,14 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
     stages = pipeline["stages"]
-    train = stages["train"]
-    train["matrix"] = {"model": ["tiny"], "task": ["trinary"]}
-    train["deps"] = [
-        "data/prepared/dataset.parquet" if d == "data/augmented/dataset.parquet" else d
-        for d in train["deps"]
-        if d != "data/validated/report.json"
-    ]
-    pipeline["stages"] = {name: stages[name] for name in ("prepare", "convert", "train")}
+    stages["train"]["matrix"] = {"model": ["tiny"], "task": ["trinary"]}
+    for name in ("curate", "train"):
+        stages[name]["deps"] = [
+            "data/prepared/dataset.parquet" if d == "data/augmented/dataset.parquet" else d
+            for d in stages[name]["deps"]
+            if d != "data/validated/report.json"
+        ]
+    pipeline["stages"] = {name: stages[name] for name in ("prepare", "convert", "curate", "train")}
     (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     return root
 
@@ -57,6 +58,7 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_repro_converts_and_trains_then_second_repro_trains_nothing(copy: Path) -> None:
     first = dvc(copy, "repro")
     assert "Running stage 'convert'" in first and "Running stage 'train@tiny-trinary'" in first
+    assert "Running stage 'curate'" in first
     assert (copy / "models" / "base" / "tiny" / "model.safetensors").is_file()
     assert (copy / "models" / "tiny-trinary" / "adapter" / "adapter_model.safetensors").is_file()
     assert "up to date" in dvc(copy, "status")
@@ -72,9 +74,8 @@ def test_shipped_train_stages_declare_their_params_and_match_the_cpu_ladder() ->
     assert stage["matrix"]["model"] == list(ladder.models)
     assert stage["matrix"]["task"] == ["trinary", "taxonomy"]
     assert "train.profiles.cpu.models.${item.model}" in stage["params"]
-    assert {"data/augmented/dataset.parquet", "data/validated/report.json", "models/base/${item.model}"} <= set(
-        stage["deps"]
-    )
+    data = {"data/augmented/dataset.parquet", "data/validated/report.json", "data/curated/weights.parquet"}
+    assert data | {"models/base/${item.model}"} <= set(stage["deps"]) and "train.weights" in stage["params"]
     from components.provenance import stage_code_deps
 
     assert set(stage_code_deps("train")) <= set(stage["deps"])
