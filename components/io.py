@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.errors import SourceFileError
+from components.errors import EmosafeError, SourceFileError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,6 +34,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def refuse_overwriting_inputs(output: Path, *inputs: Path) -> None:
+    """The one output-path guard: a command never writes over a file it reads (``predict --input x --output x``
+    would replace the messages with predictions). Raises EmosafeError naming both paths and the rule."""
+    for source in inputs:
+        same = output.exists() and source.exists() and os.path.samefile(output, source)
+        if same or output.resolve() == source.resolve():
+            raise EmosafeError(f"{output}: is also the input {source} (rule: an output never replaces an input)")
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:

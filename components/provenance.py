@@ -216,11 +216,38 @@ def code_block(module: str) -> dict[str, Any]:
     return {"emosafe": __version__, "commit": closure_commit(module), "code_hash": code_hash(module)}
 
 
+#: Keys whose values are credentials (a webhook URL carries its token in the path): only the origin is kept.
+SECRET_KEYS = frozenset({"webhook_url", "token", "secret", "password", "api_key", "authorization"})
+REDACTED = "<redacted>"
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """The one secret-redaction rule for anything written as provenance: a secret key's value keeps only its URL
+    origin (``https://hooks.example.com/<redacted>``) or becomes ``<redacted>``; any other URL loses its user info
+    and query string (where tokens ride). Recurses into mappings and lists."""
+    from urllib.parse import urlsplit
+
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, key) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    url = urlsplit(value) if "://" in value else None
+    origin = f"{url.scheme}://{url.hostname}" + (f":{url.port}" if url.port else "") if url and url.hostname else None
+    if key.lower() in SECRET_KEYS:
+        return f"{origin}/{REDACTED}" if origin else REDACTED
+    if url and origin and (url.username or url.password or url.query):
+        return f"{origin}{url.path}" + (f"?{REDACTED}" if url.query else "")
+    return value
+
+
 def provenance(module: str, fields: dict[str, Any]) -> dict[str, Any]:
     """The provenance block every artifact carries: the stage's own fields (stage, params, seed, inputs, data hash,
     base model, ...) plus ``code`` (version, git commit, closure hash). ``module`` is the stage module (the
-    caller's ``__name__``) whose closure is hashed. The one place a block is completed, so none lacks the commit."""
-    return {**fields, "code": code_block(module)}
+    caller's ``__name__``) whose closure is hashed. The one place a block is completed, so none lacks the commit,
+    and the one place secrets are redacted (``redact``), so no params section leaks a token into a report."""
+    return {**redact(fields), "code": code_block(module)}
 
 
 def _is_code(dep: Any) -> bool:

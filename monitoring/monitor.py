@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
+import sqlite3
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +24,7 @@ from components.config import Params
 from components.drift.reference import DriftReference, parse_reference
 from components.drift.statistics import Verdict, WindowAssessment, assess_windows
 from components.errors import EmosafeError, SourceFileError
-from components.io import atomic_write_bytes, atomic_write_json, sha256_file
+from components.io import atomic_write_bytes, atomic_write_json, replace_dir, sha256_file
 from components.provenance import provenance
 from components.schema import CATEGORIES, LABELS
 from monitoring.alerts import Alert, build_sinks, dispatch
@@ -135,22 +138,41 @@ def monitor(
         window_report(i, *windows.bounds(i), a.to_json(), _counts(windows, i)) for i, a in enumerate(assessments)
     ]
     report = _summary_report(params, reference, log_path, reference_path, verdict, summary, reports)
-    for window in reports:
-        atomic_write_json(out / "windows" / f"{window['index']:05d}.json", window)
-    atomic_write_json(out / "report.json", report)
-    atomic_write_bytes(out / "report.html", render_html(report, reports, reference).encode())
-    history = Path(config.history_db)
-    record_windows(history, _history_rows(reference, config.window.by, config.window, reports, report))
+    # Alerts first: an alarm must not be lost because a report or the history cannot be written afterwards.
     alerts = [
         Alert(reference.model, reference.version, _window_id(w), a, str(out / "windows" / f"{w['index']:05d}.json"))
         for w, a in zip(reports, assessments, strict=True)
         if a.verdict == Verdict.ALARM
     ]
-    failures = dispatch(alerts, build_sinks(config.alerts))
+    failures = list(dispatch(alerts, build_sinks(config.alerts)))
+    history = Path(config.history_db)
+    try:
+        _write_reports(out, report, reports, reference)
+        record_windows(history, _history_rows(reference, config.window.by, config.window, reports, report))
+    except (OSError, sqlite3.Error) as exc:
+        if verdict != Verdict.ALARM:
+            raise EmosafeError(f"monitor: could not write the reports or the history ({exc})") from None
+        failures.append(f"bookkeeping: {type(exc).__name__}: {exc}"[:300])  # the alarm was sent; still exit 3
+        log.error("monitor: the alarm was sent, but writing its reports or history failed: %s", exc)
     log.info("monitor %s@%s: %s", reference.model, reference.version, summary)
     return MonitorResult(
         verdict, summary, tuple(reports), out / "report.json", out / "report.html", history, tuple(failures)
     )
+
+
+def _write_reports(out: Path, report: dict[str, Any], reports: list[dict[str, Any]], reference: DriftReference) -> None:
+    """windows/ as a unit (written aside, then swapped in: a shorter run leaves no stale window files), then the
+    summary and the HTML page."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".windows.", dir=out))
+    try:
+        for window in reports:
+            atomic_write_json(staging / f"{window['index']:05d}.json", window)
+        replace_dir(staging, out / "windows")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    atomic_write_json(out / "report.json", report)
+    atomic_write_bytes(out / "report.html", render_html(report, reports, reference).encode())
 
 
 def _window_id(window: dict[str, Any]) -> dict[str, Any]:

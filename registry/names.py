@@ -11,7 +11,8 @@ from typing import Final
 
 from components.errors import RegistryError
 
-_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")  # whole string (fullmatch): `$` would accept a final newline
+_VERSION = re.compile(r"v?([0-9]{1,9})")  # ASCII digits only: str.isdigit accepts '²' and '٣'; 9 digits fit SQLite
 ALIASES: Final[tuple[str, ...]] = ("candidate", "staging", "production")
 #: Aliases that only a passing gate decision (or ``--force --reason``) may move.
 GUARDED_ALIASES: Final[frozenset[str]] = frozenset({"staging", "production"})
@@ -25,7 +26,7 @@ def default_name(task: str) -> str:
 
 
 def validate_name(name: str) -> str:
-    if len(name) > 64 or not _NAME.match(name):
+    if len(name) > 64 or not _NAME.fullmatch(name):
         raise RegistryError(
             f"model name {name!r}: must be a lower-case slug of letters, digits and single hyphens (max 64), "
             "e.g. emosafe-trinary"
@@ -59,11 +60,11 @@ def parse_ref(text: str, default_alias: str = "production") -> ModelRef:
     name, _, tail = text.partition("@")
     validate_name(name)
     tail = tail or default_alias
-    digits = tail[1:] if tail.startswith("v") else tail
-    if digits.isdigit():
-        if int(digits) < 1:
+    version = _VERSION.fullmatch(tail)
+    if version:
+        if int(version.group(1)) < 1:
             raise RegistryError(f"reference {text!r}: versions start at 1")
-        return ModelRef(name, version=int(digits))
+        return ModelRef(name, version=int(version.group(1)))
     if tail not in ALIASES:
         raise RegistryError(f"reference {text!r}: after '@' give a version number or one of {', '.join(ALIASES)}")
     return ModelRef(name, alias=tail)

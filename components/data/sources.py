@@ -12,6 +12,7 @@ import html
 import io
 import json
 import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -263,6 +264,14 @@ def _clean(value: str, cleanup: TextCleanup) -> str:
 
 
 def _native_id(value: Any, path: Path, row: int, field: str, seen: dict[str, int]) -> str:
+    """A row's own id as text. A number is its integer value when it has one (1 and 1.0 are the same id); a null,
+    NaN, boolean or structured value is no id."""
+    if value is None or isinstance(value, bool) or (isinstance(value, numbers.Real) and math.isnan(float(value))):
+        raise DataRowError(path, row, field, "id is missing (null), or a boolean")
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and float(value).is_integer():
+        value = int(float(value))
+    if not isinstance(value, str | numbers.Real):
+        raise DataRowError(path, row, field, f"id must be a string or a number, got {type(value).__name__}")
     native = str(value).strip()
     if not native:
         raise DataRowError(path, row, field, "id is empty")

@@ -46,7 +46,7 @@ def read_table_records(path: Path, fmt: str = "auto") -> list[dict[str, Any]]:
             raise SourceFileError(path, f"not a readable CSV file ({exc})".splitlines()[0]) from None
         return [{str(key): value for key, value in row.items()} for row in frame.to_dict(orient="records")]
     if fmt == "jsonl":
-        return [_json_object(path, number, line) for number, line in _jsonl_lines(text)]
+        return [_json_object(path, number, line) for number, line in jsonl_lines(text)]
     try:
         loaded = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -70,8 +70,11 @@ def _decode(path: Path, header_lines: int) -> str:
         ) from None
 
 
-def _jsonl_lines(text: str) -> list[tuple[int, str]]:
-    return [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+def jsonl_lines(text: str) -> list[tuple[int, str]]:
+    """The one way a JSON-lines file is cut into (1-based line number, line): on "\n" (and "\r\n") only.
+    ``str.splitlines`` also splits on U+2028/U+2029 and other separators that JSON allows inside a string, which
+    cut a valid message in two."""
+    return [(number, line.removesuffix("\r")) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
 
 
 def _json_object(path: Path, number: int, line: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from components.data.generators import Generation, GenerationRequest, Generator, Sampling
+from components.data.tables import jsonl_lines
 
 log = logging.getLogger(__name__)
 CACHE_FILE = "generations.jsonl"
@@ -44,7 +45,7 @@ class GenerationCache:
 
     def _load(self) -> None:
         torn = 0
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for _, line in jsonl_lines(self.path.read_text(encoding="utf-8")):
             try:
                 entry = json.loads(line)
                 self._entries[entry["key"]] = Generation(str(entry["text"]), bool(entry["truncated"]))

@@ -27,6 +27,7 @@ import pandas as pd
 
 from components.config import Params
 from components.config.curate import CurateConfig
+from components.data.tables import jsonl_lines
 from components.errors import DataRowError, SourceFileError
 from components.evaluation.bootstrap import Bootstrap
 from components.io import atomic_write_bytes, atomic_write_json, read_parquet_input, sha256_file, write_folder
@@ -89,9 +90,7 @@ def read_audit(path: Path, train: pd.DataFrame) -> pd.DataFrame:
         raise SourceFileError(path, "audit file not found (curate.audit)")
     hashes = dict(zip(train["id"].astype(str), train.get("text_hash", pd.Series(dtype=str)), strict=False))
     rows: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(path.read_text(encoding="utf-8")):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:

@@ -21,7 +21,7 @@ import pandas as pd
 from components.config import Params
 from components.config.register import RegisterConfig
 from components.errors import EmosafeError, SourceFileError
-from components.io import atomic_write_bytes
+from components.io import atomic_write_bytes, refuse_overwriting_inputs
 
 log = logging.getLogger(__name__)
 FORMATS = (".jsonl", ".csv", ".parquet")
@@ -50,6 +50,7 @@ def predict(
     config = params.predict
     if output.suffix.lower() not in FORMATS:
         raise EmosafeError(f"{output}: unknown output format (rule: one of {list(FORMATS)})")
+    refuse_overwriting_inputs(output, source, root / config.log)
     ids, texts = read_messages(source, config.id_column, config.text_column)
     folder, name, version = resolve_model(params.register, model, root)
     predictor = OnnxPredictor(folder, config.variant, config.batch_size, config.num_threads, progress=True)

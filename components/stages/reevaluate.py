@@ -32,7 +32,7 @@ from components.evaluation.measure import check_frame
 from components.evaluation.measure import evaluate as evaluate_frame
 from components.evaluation.predictors import Predictor
 from components.evaluation.suites import Suite, read_suites, suite_section
-from components.io import atomic_write_json, sha256_file
+from components.io import atomic_write_json, refuse_overwriting_inputs, sha256_file
 from components.provenance import provenance
 from components.release.reevaluation import FloorReview, review_floors, stored_thresholds
 from registry.core import LoadedModel, Registry, registry_root, who_am_i
@@ -90,7 +90,10 @@ def reevaluate(
     refs = [("", model_ref)] if model_ref else params.reevaluate.refs()
     if output is not None and len(refs) > 1:
         raise EvaluationError("--output names one report file; give --model too (reevaluate.tasks lists several)")
-    data = read_feedback(feedback if feedback.is_absolute() else root / feedback)
+    feedback = feedback if feedback.is_absolute() else root / feedback
+    if output is not None:
+        refuse_overwriting_inputs(output, feedback)
+    data = read_feedback(feedback)
     suites = read_suites(params.evaluate.suites, root)
     registry = _open_registry(params.register, root)
     jobs = []

@@ -375,3 +375,16 @@ def test_long_messages_are_scored_by_their_riskiest_window_in_torch_and_onnx(
     assert (windows[1:, unsafe] >= truncated[1:, unsafe] - 1e-6).all()
     assert (windows[1:, safe] <= truncated[1:, safe] + 1e-6).all()
     assert not np.allclose(windows[1:], truncated[1:], atol=1e-3), "the windows past the first must count"
+
+
+def test_predict_never_writes_over_its_input_or_the_production_log(exported: Any, project: Path) -> None:
+    """`--input x.jsonl --output x.jsonl` once replaced the messages with predictions (issue: hardening, item 2)."""
+    from components.stages.predict import predict
+
+    source = _messages(project / "same.jsonl", 20)
+    before = source.read_bytes()
+    params = parse_params(fx.params_dict())
+    for output in (source, project / "." / "same.jsonl", project / "logs" / "predictions.jsonl"):
+        with pytest.raises(EmosafeError, match="an output never replaces an input"):
+            predict(params, str(exported.folder), source, output, root=project)
+    assert source.read_bytes() == before

@@ -187,6 +187,24 @@ def test_alerts_reach_log_and_webhook_with_numbers_only(
     assert all("CANARY" not in text for text in everything)
 
 
+def test_the_webhook_token_stays_out_of_reports_and_logs(
+    tmp_path: Path, webhook: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """report.json provenance once held `monitor.alerts.webhook_url` verbatim (hardening, item 8)."""
+    log = write_log(tmp_path / "shift.jsonl", 500, {"safe": 0.45, "borderline": 0.35, "unsafe": 0.2}, seed=6)
+    url = f"{webhook}/T0KEN-s3cr3t?sig=ab12cd"
+    config = params(tmp_path, alerts={"sinks": ["log", "webhook"], "webhook_url": url})
+    with caplog.at_level(logging.INFO):
+        result = monitor(config, log, write_reference(tmp_path / "ref.json"))
+    assert result.verdict == "ALARM" and _Receiver.bodies  # the alarm still reached the hook
+    written = [p.read_text() for p in (tmp_path / "reports").rglob("*.*")] + [caplog.text]
+    assert written and all("T0KEN-s3cr3t" not in text and "ab12cd" not in text for text in written)
+    report = json.loads(next((tmp_path / "reports").rglob("report.json")).read_text())
+    assert (
+        report["provenance"]["params"]["monitor"]["alerts"]["webhook_url"] == f"{webhook.rsplit('/', 1)[0]}/<redacted>"
+    )
+
+
 def test_webhook_failure_is_reported_not_hidden(tmp_path: Path) -> None:
     log = write_log(tmp_path / "shift.jsonl", 500, {"safe": 0.45, "borderline": 0.35, "unsafe": 0.2}, seed=7)
     config = params(tmp_path, alerts={"sinks": ["webhook"], "webhook_url": "http://127.0.0.1:9/none"})
@@ -255,3 +273,28 @@ def test_time_windows_taxonomy_and_history_upsert(tmp_path: Path) -> None:
     assert [row.n for row in history] == [360, 360, 180]
     with sqlite3.connect(tmp_path / "history.db") as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_an_alarm_is_sent_even_when_the_history_cannot_be_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A history_db that is a folder once aborted the run before any alert (hardening, item 1)."""
+    (tmp_path / "history-is-a-folder").mkdir()
+    log = write_log(tmp_path / "shift.jsonl", 500, {"safe": 0.45, "borderline": 0.35, "unsafe": 0.2}, seed=6)
+    config = params(tmp_path, history_db=str(tmp_path / "history-is-a-folder"), alerts={"sinks": ["log"]})
+    with caplog.at_level(logging.INFO):
+        result = monitor(config, log, write_reference(tmp_path / "ref.json"))
+    assert result.verdict == "ALARM" and "drift alarm emosafe-trinary@3" in caplog.text
+    assert any(f.startswith("bookkeeping:") for f in result.alert_failures)
+
+
+def test_a_shorter_run_leaves_no_stale_window_files(tmp_path: Path) -> None:
+    """A second, shorter run into the same output once kept the first run's extra windows (hardening, item 5)."""
+    reference = write_reference(tmp_path / "ref.json")
+    probs = {"safe": 0.6, "borderline": 0.25, "unsafe": 0.15}
+    monitor(params(tmp_path), write_log(tmp_path / "long.jsonl", 1500, probs, seed=1), reference)
+    assert len(list((tmp_path / "reports" / "windows").glob("*.json"))) == 3
+    monitor(params(tmp_path), write_log(tmp_path / "short.jsonl", 500, probs, seed=2), reference)
+    assert len(list((tmp_path / "reports" / "windows").glob("*.json"))) == 1
+    report = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert len(report["windows"]) == 1

@@ -18,7 +18,7 @@ import yaml
 
 from components.config import ConfigError, parse_params
 from components.config.register import GateConfig
-from components.errors import DataRowError, RegistryError
+from components.errors import DataRowError, EmosafeError, RegistryError
 from components.evaluation.bootstrap import Bootstrap
 from components.evaluation.metrics import trinary_report
 from components.release.reevaluation import review_floors
@@ -132,6 +132,17 @@ def test_bad_feedback_changes_nothing(project: Path) -> None:
     with pytest.raises(RegistryError, match="alias not set"):
         reevaluate(params, project, Path("good.jsonl"), "emosafe-taxonomy@production")
     assert _registry(project).meta.evaluations() == [] and not (project / "reports").exists()
+
+
+def test_the_report_never_writes_over_the_feedback_it_reads(project: Path) -> None:
+    from components.stages.reevaluate import reevaluate
+
+    feedback = fx.write_feedback(project / "same.jsonl", fx.feedback_rows())
+    before, evaluations = feedback.read_bytes(), len(_registry(project).meta.evaluations())
+    params = parse_params(fx.params_dict())
+    with pytest.raises(EmosafeError, match="an output never replaces an input"):
+        reevaluate(params, project, Path("same.jsonl"), "emosafe-trinary@production", output=feedback)
+    assert feedback.read_bytes() == before and len(_registry(project).meta.evaluations()) == evaluations
 
 
 def test_taxonomy_decides_with_the_versions_stored_thresholds(project: Path) -> None:

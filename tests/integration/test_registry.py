@@ -60,7 +60,7 @@ def test_taxonomy_goes_to_its_own_name_and_tasks_do_not_mix(reg: Registry, tmp_p
         reg.register(make_run(tmp_path, "u"), trinary_metrics(), name="emosafe-taxonomy", project=tmp_path)
 
 
-@pytest.mark.parametrize("bad", ["../evil", "a/b", "Emosafe", "x@y", "", "a--b", "name\x00", "-lead"])
+@pytest.mark.parametrize("bad", ["../evil", "a/b", "Emosafe", "x@y", "", "a--b", "name\x00", "-lead", "name\n"])
 def test_names_with_path_tricks_are_refused(bad: str) -> None:
     with pytest.raises(RegistryError, match="model name"):
         validate_name(bad)
@@ -71,6 +71,13 @@ def test_refs_parse() -> None:
     assert parse_ref("emosafe-trinary@v3") == parse_ref("emosafe-trinary@3") == ModelRef("emosafe-trinary", version=3)
     with pytest.raises(RegistryError, match="after '@'"):
         parse_ref("emosafe-trinary@latest")
+
+
+@pytest.mark.parametrize("tail", ["\u00b2", "\u0663", "99999999999999999999999", "v\u0663", "3\n"])
+def test_versions_are_ascii_digits_that_fit_the_store(tail: str) -> None:
+    """'²' once raised ValueError, '٣' resolved to v3 and 20 digits overflowed SQLite (hardening, items 12 and 14)."""
+    with pytest.raises(RegistryError, match="after '@'"):
+        parse_ref(f"emosafe-trinary@{tail}")
 
 
 def test_pickles_and_symlinks_are_refused(reg: Registry, tmp_path: Path) -> None:

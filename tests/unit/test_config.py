@@ -116,3 +116,11 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_params(tmp_path / "list.yaml")
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    """Plain YAML keeps the last of two `seed:` keys silently (hardening, item 15)."""
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 1\nprepare:\n  sources: [{name: x, kind: emosafe, path: x}]\nseed: 2\n")
+    with pytest.raises(ConfigError, match=r"key 'seed' appears twice \(lines 1 and 4\)"):
+        load_params(path)

@@ -65,6 +65,16 @@ def test_generic_table_adapter_reads_every_format(tmp_path: Path, fmt: str) -> N
     assert records[3].text == "Why" and records[3].categories == {"suicide_self_harm"}
 
 
+def test_jsonl_keeps_a_message_with_unicode_line_separators_whole(tmp_path: Path) -> None:
+    """U+2028/U+2029 are valid inside a JSON string; `str.splitlines` once cut such a line in two (hardening, 13)."""
+    rows = [{"pid": "a", "title": "first\u2028second", "body": "x\u2029y\x85z", "tag": "chat"}, ROWS[1]]
+    path = tmp_path / "forum.jsonl"
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\r\n" for row in rows), encoding="utf-8")
+    records = read_table(path, table_config(str(path), id_column="pid"))
+    assert [r.id for r in records] == ["forum:a", "forum:b"]
+    assert "first" in records[0].text and "second" in records[0].text and "z" in records[0].text
+
+
 def test_table_adapter_default_mapping_and_dedupe(tmp_path: Path) -> None:
     path = tmp_path / "forum.csv"
     pd.DataFrame([*ROWS, {**ROWS[0], "tag": "unknown-topic"}]).fillna("").to_csv(path, index=False)
@@ -208,3 +218,23 @@ def test_read_source_resolves_paths_against_root(project: Path) -> None:
     params = load_params(project / "params.yaml")
     records = read_source(params.prepare.sources[0], project)
     assert len(records) == 30 and records[0].id == "tiny:t001"
+
+
+@pytest.mark.parametrize(
+    ("ids", "rule"),
+    [
+        ([None, "b"], "id is missing"),
+        ([1, 1.0], "duplicate id '1'"),
+        ([True, "b"], "id is missing"),
+        ([{"x": 1}, "b"], "must be a string or a number"),
+    ],
+)
+def test_ids_are_present_scalar_and_one_number_is_one_id(tmp_path: Path, ids: list[object], rule: str) -> None:
+    """`id: null` once became the id 'None', and 1 and 1.0 two different ids (hardening, item 15)."""
+    from components.config import EmosafeSource
+    from components.data.sources import read_emosafe
+
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "text": "hello there", "label": "safe"}) + "\n" for i in ids))
+    with pytest.raises(DataRowError, match=rule):
+        read_emosafe(path, EmosafeSource(name="m", kind="emosafe", path=str(path)))
