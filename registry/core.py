@@ -249,16 +249,31 @@ class Registry:
             self._check_folder(record, folder)
             return LoadedModel(record, folder)
         self._verify_or_raise(record)
-        with staging_dir(folder) as tmp:
-            for artifact in record.artifacts:
-                target = tmp / artifact.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with self.blobs.open(artifact.sha256) as src, target.open("wb") as out:
-                    shutil.copyfileobj(src, out)
-            self._check_folder(record, tmp)
+        try:
+            with staging_dir(folder) as tmp:
+                for artifact in record.artifacts:
+                    target = tmp / artifact.path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with self.blobs.open(artifact.sha256) as src, target.open("wb") as out:
+                        shutil.copyfileobj(src, out)
+                self._check_folder(record, tmp)
+        except OSError:
+            # Another process's first load renamed its copy into place between our check and our rename: use
+            # theirs, verified like any existing checkout (anything else is a real error).
+            if not (folder.is_dir() and any(folder.iterdir())):
+                raise
+            self._check_folder(record, folder)
         return LoadedModel(record, folder)
 
     def _check_folder(self, record: VersionRecord, folder: Path) -> None:
+        """Every registered file present with its sha256, and nothing else (an added file could be loaded too)."""
+        extra = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+        extra = [p for p in extra if p not in {a.path for a in record.artifacts}]
+        if extra:
+            raise ArtifactIntegrityError(
+                f"{record.name} v{record.version}: {folder} holds file(s) the version does not register: "
+                f"{', '.join(extra[:5])}; refusing to load"
+            )
         for artifact in record.artifacts:
             path = folder / artifact.path
             if not path.is_file():

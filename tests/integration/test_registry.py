@@ -176,6 +176,41 @@ def test_a_one_byte_flip_is_detected_and_refused_on_load(reg: Registry, tmp_path
     assert not (tmp_path / "out2").exists()
 
 
+def test_a_file_added_to_a_checkout_is_refused(reg: Registry, tmp_path: Path) -> None:
+    """An extra file beside a verified checkout went unnoticed (hardening, item 7)."""
+    ref = ModelRef("emosafe-trinary", version=register(reg, tmp_path, "a"))
+    folder = reg.load(ref).folder
+    (folder / "adapter" / "extra.py").write_text("print('hi')")
+    with pytest.raises(ArtifactIntegrityError, match=r"does not register: adapter/extra\.py"):
+        reg.load(ref)
+
+
+def _first_load(root: str, version: int, start: float) -> str:
+    import time
+
+    time.sleep(max(0.0, start - time.time()))  # every process reaches the empty checkout at once
+    try:
+        Registry(Path(root), GATE).load(ModelRef("emosafe-trinary", version=version))
+    except Exception as exc:  # reported to the parent, which asserts there were none
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_concurrent_first_loads_of_one_version_all_succeed(reg: Registry, tmp_path: Path) -> None:
+    """4 processes loading a version for the first time hit `Directory not empty` in 9 of 40 loads (item 3)."""
+    import multiprocessing
+    import time
+
+    versions = [register(reg, tmp_path, f"v{i}") for i in range(5)]
+    context = multiprocessing.get_context("fork")
+    with context.Pool(4) as pool:
+        for version in versions:
+            start = time.time() + 0.3
+            results = pool.starmap(_first_load, [(str(reg.root), version, start)] * 4)
+            assert results == ["ok"] * 4, results
+    assert reg.verify() == []
+
+
 def test_a_truncated_blob_and_a_tampered_checkout_are_refused(reg: Registry, tmp_path: Path) -> None:
     v1 = register(reg, tmp_path, "a")
     ref = ModelRef("emosafe-trinary", version=v1)
