@@ -45,9 +45,55 @@ def refuse_overwriting_inputs(output: Path, *inputs: Path) -> None:
             raise EmosafeError(f"{output}: is also the input {source} (rule: an output never replaces an input)")
 
 
-def atomic_write_json(path: Path, payload: Any) -> None:
+def write_together(files: dict[Path, bytes]) -> None:
+    """Replace several files as one unit: all of them or none (a dataset and its summary must stay a pair).
+
+    Every new file is written to a temp file beside its target first (a failure there changes nothing); then the
+    old files are set aside and the new ones renamed in; if a rename fails, the files already replaced get their old
+    content back."""
+    temps: dict[Path, Path] = {}
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise EmosafeError(f"{path}: is a folder (rule: an output path names a file)")
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps[path] = Path(name)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        done: list[tuple[Path, Path | None]] = []
+        try:
+            for path, staged in temps.items():
+                backup = path.with_name(f".{path.name}.previous") if path.exists() else None
+                if backup is not None:
+                    os.replace(path, backup)
+                done.append((path, backup))
+                os.replace(staged, path)
+        except BaseException:
+            for path, backup in reversed(done):
+                if backup is not None:
+                    os.replace(backup, path)
+                else:
+                    path.unlink(missing_ok=True)
+            raise
+        for _, backup in done:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+    finally:
+        for staged in temps.values():
+            staged.unlink(missing_ok=True)
+
+
+def json_bytes(payload: Any) -> bytes:
     """Pretty, key-sorted JSON so diffs (git, ``dvc metrics diff``) stay readable and stable."""
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+    return (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    """``json_bytes`` written atomically."""
+    atomic_write_bytes(path, json_bytes(payload))
 
 
 def replace_dir(new: Path, target: Path) -> None:

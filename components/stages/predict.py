@@ -51,6 +51,8 @@ def predict(
     if output.suffix.lower() not in FORMATS:
         raise EmosafeError(f"{output}: unknown output format (rule: one of {list(FORMATS)})")
     refuse_overwriting_inputs(output, source, root / config.log)
+    if (root / config.log).exists() and not (root / config.log).is_file():
+        raise EmosafeError(f"{root / config.log}: the production log (predict.log) must be a file")
     ids, texts = read_messages(source, config.id_column, config.text_column)
     folder, name, version = resolve_model(params.register, model, root)
     predictor = OnnxPredictor(folder, config.variant, config.batch_size, config.num_threads, progress=True)

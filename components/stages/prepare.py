@@ -11,7 +11,7 @@ from typing import Any
 from components.config import Params
 from components.data.dataset import assign_splits, merge_records, summarise, to_frame
 from components.data.sources import read_source, source_paths
-from components.io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+from components.io import json_bytes, sha256_bytes, sha256_file, write_together
 from components.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ def prepare(params: Params, root: Path = Path()) -> PrepareResult:
         },
     )
     out = root / config.output_dir
-    atomic_write_bytes(out / DATASET_FILE, data)
-    atomic_write_json(out / SUMMARY_FILE, summary)
+    write_together({out / DATASET_FILE: data, out / SUMMARY_FILE: json_bytes(summary)})
     log.info("wrote %s (%d rows, sha256 %s)", out / DATASET_FILE, len(frame), summary["provenance"]["data_hash"])
     return PrepareResult(out / DATASET_FILE, out / SUMMARY_FILE, summary)

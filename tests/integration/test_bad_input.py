@@ -135,6 +135,23 @@ def test_bad_input_fails_clearly_and_writes_nothing(
     assert after == before, "a failed prepare changed or added files in the output folder"
 
 
+def test_dataset_and_summary_are_replaced_together_or_not_at_all(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """prepare once replaced dataset.parquet and then failed on summary.json, leaving a mismatched pair (#20, 4)."""
+    assert run_cli(project, monkeypatch, "prepare") == 0
+    dataset = (project / "out" / "dataset.parquet").read_bytes()
+    (project / "out" / "summary.json").unlink()
+    (project / "out" / "summary.json").mkdir()  # the second file cannot be written
+    with (project / "data" / "tiny.jsonl").open("a", encoding="utf-8") as corpus:  # a changed corpus
+        corpus.write(json.dumps({"id": "n1", "text": "one more calm message", "label": "safe"}) + "\n")
+    capsys.readouterr()
+    assert run_cli(project, monkeypatch, "prepare") == 2
+    assert "summary.json: is a folder" in capsys.readouterr().err
+    assert (project / "out" / "dataset.parquet").read_bytes() == dataset
+    assert sorted(p.name for p in (project / "out").iterdir()) == ["dataset.parquet", "summary.json"]
+
+
 def test_failed_first_run_creates_no_output(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     duplicate_ids(project)
     assert run_cli(project, monkeypatch, "prepare") == 2

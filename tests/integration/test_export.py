@@ -388,3 +388,16 @@ def test_predict_never_writes_over_its_input_or_the_production_log(exported: Any
         with pytest.raises(EmosafeError, match="an output never replaces an input"):
             predict(params, str(exported.folder), source, output, root=project)
     assert source.read_bytes() == before
+
+
+def test_a_log_path_that_is_a_folder_fails_before_the_output_is_written(exported: Any, project: Path) -> None:
+    """predict once wrote its output and then failed on the log with a traceback (hardening, item 4)."""
+    from components.stages.predict import predict
+
+    source = _messages(project / "for-log.jsonl", 10)
+    (project / "log-is-a-folder").mkdir(exist_ok=True)
+    raw = fx.params_dict()
+    raw["predict"]["log"] = "log-is-a-folder"
+    with pytest.raises(EmosafeError, match="must be a file"):
+        predict(parse_params(raw), str(exported.folder), source, project / "never.jsonl", root=project)
+    assert not (project / "never.jsonl").exists()
