@@ -24,8 +24,9 @@ ParamsOption = Annotated[Path, typer.Option("--params", "-p", help="Params file 
 RefArg = Annotated[str, typer.Argument(help="name@alias or name@version, e.g. emosafe-trinary@production.")]
 
 
-def open_registry(params: Path) -> Registry:
-    """The registry configured by ``params`` (``$EMOSAFE_REGISTRY`` overrides ``register.store``)."""
+def open_registry(params: Path, read_only: bool = False) -> Registry:
+    """The registry configured by ``params`` (``$EMOSAFE_REGISTRY`` overrides ``register.store``); ``read_only`` for
+    commands that only look (a missing registry is then an error, not a new empty one)."""
     from components.config import load_params
     from registry.core import Registry, registry_root
 
@@ -34,13 +35,13 @@ def open_registry(params: Path) -> Registry:
         from components.config.register import RegisterConfig
 
         config = RegisterConfig()
-    return Registry(registry_root(config, Path()), config.gate, config.wandb_project)
+    return Registry(registry_root(config, Path()), config.gate, config.wandb_project, read_only=read_only)
 
 
 @app.command("list")
 def list_(params: ParamsOption = Path("params.yaml")) -> None:
     """List registered versions with their aliases."""
-    registry = open_registry(params)
+    registry = open_registry(params, read_only=True)
     for record in registry.meta.list_versions():
         held = [a for a, v in registry.meta.aliases(record.name).items() if v == record.version]
         typer.echo(f"{record.name}@{record.version}\t{record.task}\t{record.created_at}\t{','.join(held) or '-'}")
@@ -53,7 +54,7 @@ def show(ref: RefArg, params: ParamsOption = Path("params.yaml")) -> None:
 
     from registry.names import parse_ref
 
-    registry = open_registry(params)
+    registry = open_registry(params, read_only=True)
     record = registry.resolve(parse_ref(ref))
     evaluations = [_evaluation_summary(e) for e in registry.meta.evaluations(record.name, record.version)]
     payload = {**asdict(record), "aliases": registry.meta.aliases(record.name), "evaluations": evaluations}
@@ -127,7 +128,7 @@ def history(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Print the audit history of alias moves: when, alias, from, to, who, action, why, gate report hash."""
-    for e in open_registry(params).meta.history(name):
+    for e in open_registry(params, read_only=True).meta.history(name):
         typer.echo(
             f"{e.seq}\t{e.at}\t{e.name}@{e.alias}\t{e.from_version}->{e.to_version}\t{e.who}\t{e.action}"
             f"\t{e.why}\t{e.gate_report_hash or '-'}"
@@ -140,7 +141,7 @@ def evaluations(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Print the re-evaluations on labelled feedback (`emosafe reevaluate`): when, version, rows, macro-F1, flags."""
-    for e in open_registry(params).meta.evaluations(name):
+    for e in open_registry(params, read_only=True).meta.evaluations(name):
         row = _evaluation_summary(e)
         f1 = row["macro_f1"] or {}
         figure = "-" if f1.get("value") is None else f"{f1['value']:.3f}"
@@ -172,7 +173,7 @@ def verify(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Re-hash every stored artifact and check aliases against the history; exit 1 on any damage."""
-    problems = open_registry(params).verify(name)
+    problems = open_registry(params, read_only=True).verify(name)
     for problem in problems:
         typer.echo(f"DAMAGED: {problem}", err=True)
     if problems:
@@ -191,7 +192,7 @@ def card(
     from registry.card import render_card
     from registry.names import parse_ref
 
-    registry = open_registry(params)
+    registry = open_registry(params, read_only=True)
     record = registry.resolve(parse_ref(ref))
     aliases, history = registry.meta.aliases(record.name), registry.meta.history(record.name)
     text = render_card(record, aliases, registry.meta.latest_report(record.name, record.version), history)

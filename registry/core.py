@@ -65,11 +65,15 @@ class LoadedModel:
 
 
 class Registry:
-    def __init__(self, root: Path, gate: GateConfig | None = None, wandb_project: str = "emosafe") -> None:
+    def __init__(
+        self, root: Path, gate: GateConfig | None = None, wandb_project: str = "emosafe", read_only: bool = False
+    ) -> None:
+        """``read_only`` for commands that only look (list, show, verify, card, history, loading a model): the
+        registry must exist already, and nothing is created or written in it."""
         self.root = root
         self.gate = gate or GateConfig()
         self.wandb_project = wandb_project
-        self.meta: MetadataStore = SqliteMetadataStore(root / "registry.db")
+        self.meta: MetadataStore = SqliteMetadataStore(root / "registry.db", read_only=read_only)
         self.blobs: BlobStore = LocalBlobStore(root)
 
     # register ------------------------------------------------------------------------------------------------
@@ -257,12 +261,13 @@ class Registry:
                     with self.blobs.open(artifact.sha256) as src, target.open("wb") as out:
                         shutil.copyfileobj(src, out)
                 self._check_folder(record, tmp)
-        except OSError:
+        except OSError as exc:
             # Another process's first load renamed its copy into place between our check and our rename: use
             # theirs, verified like any existing checkout (anything else is a real error).
-            if not (folder.is_dir() and any(folder.iterdir())):
-                raise
-            self._check_folder(record, folder)
+            if folder.is_dir() and any(folder.iterdir()):
+                self._check_folder(record, folder)
+            else:
+                raise RegistryError(f"{folder}: cannot write the version's checkout ({exc.strerror or exc})") from None
         return LoadedModel(record, folder)
 
     def _check_folder(self, record: VersionRecord, folder: Path) -> None:
@@ -331,4 +336,5 @@ def load_model(ref: str, config: RegisterConfig | None = None, project: Path = P
     from registry.names import parse_ref
 
     config = config or RegisterConfig()
-    return Registry(registry_root(config, project), config.gate, config.wandb_project).load(parse_ref(ref))
+    registry = Registry(registry_root(config, project), config.gate, config.wandb_project, read_only=True)
+    return registry.load(parse_ref(ref))

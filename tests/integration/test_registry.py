@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -302,3 +304,46 @@ def test_cli_verify_fails_on_damage_and_load_model_resolves(tmp_path: Path, monk
 
     result = CliRunner().invoke(app, ["registry", "verify", "--params", str(tmp_path / "none.yaml")])
     assert result.exit_code == 1 and "DAMAGED" in result.output
+
+
+def _cli(tmp_path: Path, *args: str, store: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EMOSAFE_REGISTRY": str(store)}
+    command = [str(VENV_BIN / "emosafe"), "registry", *args, "--params", str(tmp_path / "none.yaml")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+
+
+def test_a_damaged_or_missing_registry_is_one_line_and_nothing_is_created(tmp_path: Path) -> None:
+    """A garbage registry.db gave a sqlite3 traceback in every command, verify included; a mistyped
+    EMOSAFE_REGISTRY silently created an empty registry and verify said ok (hardening, item 6)."""
+    missing = tmp_path / "typo"
+    for command in (["list"], ["verify"], ["show", "emosafe-trinary@production"]):
+        done = _cli(tmp_path, *command, store=missing)
+        assert done.returncode == 2 and "no registry here" in done.stderr and "Traceback" not in done.stderr
+    assert not missing.exists()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "registry.db").write_bytes(b"this is not an sqlite file at all" * 64)
+    for command in (["list"], ["verify"]):
+        done = _cli(tmp_path, *command, store=damaged)
+        assert done.returncode == 2 and "not a readable registry database" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_read_commands_never_write_to_the_registry(reg: Registry, tmp_path: Path) -> None:
+    """list/show/verify/history open read-only (a read-only mount or another user's registry can be inspected)."""
+    register(reg, tmp_path, "a")
+    reg.meta.close()
+
+    def snapshot() -> dict[str, bytes]:  # SQLite's -wal/-shm reader files aside: they hold no registry data
+        return {
+            p.name: p.read_bytes() for p in reg.root.iterdir() if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+        }
+
+    before = snapshot()
+    for command in (["list"], ["verify"], ["show", "emosafe-trinary@1"], ["history", "emosafe-trinary"]):
+        done = _cli(tmp_path, *command, store=reg.root)
+        assert done.returncode == 0, done.stderr
+    assert snapshot() == before
+    readonly = Registry(reg.root, GATE, read_only=True)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        readonly.meta._db.execute("DELETE FROM aliases")  # type: ignore[attr-defined]
