@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -56,6 +57,18 @@ class OpenAIGeneratorConfig(Frozen):
         if value is not None and not _ENV_NAME.match(value):
             raise ValueError("must be an environment variable NAME (letters, digits, _), never the key itself")
         return value
+
+    @model_validator(mode="after")
+    def _key_only_over_tls(self) -> OpenAIGeneratorConfig:
+        """A key sent over plain http to another machine can be read on the way; loopback servers may use http."""
+        host = urlsplit(self.base_url).hostname or ""
+        loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+        if self.api_key_env is not None and self.base_url.startswith("http://") and not loopback:
+            raise ValueError(
+                f"base_url {self.base_url!r} would send the API key unencrypted; use https:// (http is allowed for "
+                "localhost, or with api_key_env: null for a server without authentication)"
+            )
+        return self
 
 
 class AugmentConfig(Frozen):

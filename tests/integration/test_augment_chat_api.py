@@ -147,3 +147,38 @@ def test_augment_through_the_chat_api(root: Path, chat_server: ChatServer, monke
     assert set(rewrites["aug_generator"]) == {"openai"} and set(rewrites["aug_model"]) == {"served-model"}
     assert result.run["rewrites"]["generated"] == 4 and len(chat_server.requests) == 4
     assert SECRET not in json.dumps(result.summary)
+
+
+def test_a_redirect_to_another_origin_never_carries_the_key(client: ChatAPIGenerator, chat_server: ChatServer) -> None:
+    """urllib re-sent `Authorization: Bearer <key>` to wherever a redirect pointed (hardening, item 8)."""
+    seen: list[dict[str, str]] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+
+        do_GET = do_POST = _record
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        location = f"http://127.0.0.1:{other.server_address[1]}/steal"
+        chat_server.script = [(302, {}, {"Location": location})]
+        with pytest.raises(ChatAPIError, match="302"):
+            client.generate([REQUEST], SAMPLING)
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert seen == [] and SECRET not in json.dumps(seen)
+
+
+def test_a_key_is_never_configured_for_plain_http_to_another_machine() -> None:
+    with pytest.raises(ValueError, match="unencrypted"):
+        OpenAIGeneratorConfig(base_url="http://api.example.com/v1", api_key_env=KEY_ENV)
+    OpenAIGeneratorConfig(base_url="http://localhost:8000/v1", api_key_env=KEY_ENV)  # loopback: fine
+    OpenAIGeneratorConfig(base_url="http://10.0.0.5:8000/v1", api_key_env=None)  # no key: fine

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +32,17 @@ MAX_RETRY_AFTER_S = 60.0
 
 class ChatAPIError(EmosafeError):
     """The chat-completions endpoint refused or failed a request in a way retries cannot fix."""
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib re-sends every header, Authorization included, to wherever a redirect points; a redirect to another
+    origin (scheme, host, port) is refused instead, so the key never leaves the configured server."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
+            raise urllib.error.HTTPError(newurl, code, "redirect to another origin refused", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class ChatAPIGenerator:
@@ -50,6 +62,7 @@ class ChatAPIGenerator:
         self.url = f"{config.base_url}/chat/completions"
         self._api_key = api_key
         self._sleep = sleep
+        self._opener = urllib.request.build_opener(_SameOriginRedirects)
 
     @classmethod
     def from_config(cls, config: OpenAIGeneratorConfig) -> ChatAPIGenerator:
@@ -92,7 +105,7 @@ class ChatAPIGenerator:
         for attempt in range(self.config.max_retries + 1):
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:
+                with self._opener.open(request, timeout=self.config.timeout_s) as response:
                     payload: dict[str, Any] = json.loads(response.read().decode("utf-8"))
                     return payload
             except urllib.error.HTTPError as exc:
