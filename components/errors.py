@@ -99,3 +99,13 @@ class ValidationFailed(EmosafeError):
         self.summary = summary
         self.failed_rules = failed_rules
         super().__init__(summary)
+
+
+def shown(value: object) -> str:
+    """The one rule for echoing a data value in an error: only when it looks like a name (a category, a column
+    header): at most 24 characters of letters, digits, ``_`` and ``-``. Anything else could be a message, so only
+    its type and length are told."""
+    if isinstance(value, str) and 0 < len(value) <= 24 and value.replace("_", "").replace("-", "").isalnum():
+        return f"'{value}'"
+    size = f" of {len(value)} characters" if isinstance(value, str) else ""
+    return f"a {type(value).__name__}{size} (not shown: it could be message text)"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from components.errors import shown
+
 
 class Label(StrEnum):
     """Trinary emotional-safety label, ordered by severity."""
@@ -68,10 +70,11 @@ def consistency_problem(label: str, categories: frozenset[str]) -> str | None:
     study leaves this open and allowing it keeps distress-with-topic information).
     """
     if label not in LABELS:
-        return f"label '{label}' is not one of {', '.join(LABELS)}"
+        return f"label {shown(label)} is not one of {', '.join(LABELS)}"
     unknown = sorted(categories - set(CATEGORIES))
     if unknown:
-        return f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {unknown}; allowed: {list(CATEGORIES)}"
+        names = ", ".join(shown(name) for name in unknown)
+        return f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {names}; allowed: {list(CATEGORIES)}"
     if label == Label.SAFE and categories:
         return f"a safe row must carry no category, got {sorted(categories)}"
     if label == Label.UNSAFE and not categories:

@@ -30,7 +30,7 @@ from components.config import (
 )
 from components.config.prepare import TextCleanup
 from components.data.tables import read_table_records
-from components.errors import DataRowError, EmptyCorpusError, SourceFileError
+from components.errors import DataRowError, EmptyCorpusError, SourceFileError, shown
 from components.schema import CATEGORIES, Origin, consistency_problem
 from components.text import normalise
 
@@ -150,7 +150,7 @@ def read_emosafe(path: Path, config: EmosafeSource) -> list[Record]:
         categories = _categories(item, path, row)
         problem = consistency_problem(label, categories)
         if problem:
-            raise DataRowError(path, row, "label" if "label '" in problem else "categories", problem)
+            raise DataRowError(path, row, "label" if problem.startswith("label ") else "categories", problem)
         origin = str(item.get("origin") or Origin.HUMAN.value)
         parent = item.get("parent_id") or None
         records.append(
@@ -206,7 +206,7 @@ def _map_records(
                 path,
                 row,
                 label_column,
-                f"label '{raw_label}' is not in the source's mapping (known: {known}) and no default is set",
+                f"label {shown(raw_label)} is not in the source's mapping (known: {known}) and no default is set",
             )
         categories: set[str] = set(mapping.categories)
         if mapping.keywords:
@@ -232,7 +232,10 @@ def _require_columns(raw: list[dict[str, Any]], path: Path, columns: Sequence[st
     present = set().union(*(item.keys() for item in raw[:1000]))
     missing = [column for column in columns if column not in present]
     if missing:
-        have = ", ".join(sorted(str(key) for key in present if not str(key).startswith("_")))
+        keys = sorted(str(key) for key in present if not str(key).startswith("_"))
+        names = [key for key in keys if shown(key).startswith("'")]
+        hidden = len(keys) - len(names)
+        have = ", ".join(names) + (f" and {hidden} header(s) that look like text: is the header row missing?" if hidden else "")
         raise SourceFileError(path, f"missing column(s) {missing} (file has: {have})")
 
 

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,3 +166,23 @@ def test_error_messages_never_carry_message_text(
     run_cli(project, monkeypatch, "prepare")
     err = capsys.readouterr().err.lower()
     assert "end my life" not in err
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        # a CSV without its header row: the first message becomes the column names
+        lambda root: _csv(root, b"i will end it tonight,selfharm\ncalm day today,chat\n"),
+        # the label column pointed at the text: a message becomes the "label"
+        lambda root: _csv(root, b"text,topic\ni will end it tonight,chat\n", label_column="text"),
+    ],
+    ids=["headerless_csv", "label_column_holds_text"],
+)
+def test_errors_from_misread_files_carry_no_message_text(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], breaker: Any
+) -> None:
+    """Both once echoed the message into the error (hardening, item 9)."""
+    breaker(project)
+    assert run_cli(project, monkeypatch, "prepare") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emosafe: error: ") and "end it tonight" not in err, err

@@ -135,6 +135,20 @@ def test_bad_log_lines(tmp_path: Path, line: str, field: str, rule: str) -> None
     assert caught.value.line == 1 and caught.value.field == field
 
 
+@pytest.mark.parametrize("field", ["label", "task", "categories"])
+def test_a_bad_log_value_is_never_echoed_even_one_word(tmp_path: Path, field: str) -> None:
+    """A one-word value in a vocabulary field once came back in the error (hardening, item 9)."""
+    record = {"id": "a", "timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "trinary"}
+    record |= {"label": "safe", field: ["zebrasecret"] if field == "categories" else "zebrasecret"}
+    if field == "categories":
+        record["task"] = "taxonomy"
+    path = tmp_path / "log.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(LogLineError) as caught:
+        read_log(path)
+    assert "zebrasecret" not in str(caught.value) and caught.value.field == field
+
+
 def test_model_version_mismatch_is_an_error_before_any_write(tmp_path: Path) -> None:
     log = write_log(tmp_path / "other.jsonl", 300, REFERENCE, seed=5, version="4")
     with pytest.raises(EmosafeError, match=r"no prediction of emosafe-trinary@3 .* found emosafe-trinary@4 \(300\)"):
