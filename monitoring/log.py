@@ -109,6 +109,8 @@ def _parse(
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise LogLineError(path, number, "(line)", f"not valid JSON at column {exc.colno}") from None
+    except RecursionError:
+        raise LogLineError(path, number, "(line)", "nested too deeply to be a prediction record") from None
     if not isinstance(record, dict):
         raise LogLineError(path, number, "(line)", "must be a JSON object (one prediction per line)")
     for field in ("id", "model", "version"):

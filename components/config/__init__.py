@@ -156,6 +156,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a params file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     return parse_params(raw, str(path))

@@ -82,6 +82,8 @@ def _json_object(path: Path, number: int, line: str) -> dict[str, Any]:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise DataRowError(path, number, "(json)", f"not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataRowError(path, number, "(json)", "nested too deeply to be a message record") from None
     if not isinstance(value, dict):
         raise DataRowError(path, number, "(json)", "each line must be a JSON object")
     return value

@@ -105,6 +105,8 @@ def parse_reference(raw: Any, origin: str) -> DriftReference:
     if labels is None and categories is None:
         raise ValueError(f"{origin}: needs label_distribution and/or category_prevalence")
     rate = raw.get("borderline_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
+        raise ValueError(f"{origin}, field 'borderline_rate': must be a number")
     if rate is not None and labels is not None and abs(float(rate) - labels["borderline"]) > _TOLERANCE:
         raise ValueError(f"{origin}, field 'borderline_rate': must equal label_distribution.borderline")
     return DriftReference(raw["model"], raw["version"], raw["task"], n, labels, categories)

@@ -74,6 +74,8 @@ def scorecard_from_dict(payload: Mapping[str, Any], split: str = "test", origin:
     Looks for the split's section under ``splits.<split>``, ``<split>`` or ``metrics`` (else the top level).
     Raises MetricsFormatError naming ``origin`` and the key when the task or a needed figure is missing.
     """
+    if not isinstance(payload, Mapping):
+        raise MetricsFormatError(f"{origin}: must be a JSON object of metrics, got a {type(payload).__name__}")
     section = _section(payload, split)
     task = payload.get("task", section.get("task"))
     if task not in TASKS:

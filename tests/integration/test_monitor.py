@@ -149,6 +149,19 @@ def test_a_bad_log_value_is_never_echoed_even_one_word(tmp_path: Path, field: st
     assert "zebrasecret" not in str(caught.value) and caught.value.field == field
 
 
+def test_a_deeply_nested_log_line_and_a_list_rate_are_clear_errors(tmp_path: Path) -> None:
+    """RecursionError and a TypeError traceback before (hardening, item 12)."""
+    from components.drift.reference import parse_reference
+
+    path = tmp_path / "log.jsonl"
+    path.write_text("[" * 100_000 + "\n")
+    with pytest.raises(LogLineError, match="nested too deeply"):
+        read_log(path)
+    raw = json.loads(write_reference(tmp_path / "ref.json").read_text()) | {"borderline_rate": [0.2]}
+    with pytest.raises(ValueError, match="borderline_rate': must be a number"):
+        parse_reference(raw, "ref.json")
+
+
 def test_model_version_mismatch_is_an_error_before_any_write(tmp_path: Path) -> None:
     log = write_log(tmp_path / "other.jsonl", 300, REFERENCE, seed=5, version="4")
     with pytest.raises(EmosafeError, match=r"no prediction of emosafe-trinary@3 .* found emosafe-trinary@4 \(300\)"):

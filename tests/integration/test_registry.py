@@ -347,3 +347,12 @@ def test_read_commands_never_write_to_the_registry(reg: Registry, tmp_path: Path
     readonly = Registry(reg.root, GATE, read_only=True)
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         readonly.meta._db.execute("DELETE FROM aliases")  # type: ignore[attr-defined]
+
+
+def test_a_metrics_file_that_is_a_list_is_one_line(tmp_path: Path) -> None:
+    """An AttributeError traceback before (hardening, item 12)."""
+    store = tmp_path / "store"
+    run = make_run(tmp_path, "a")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    done = _cli(tmp_path, "register", "--run-dir", str(run), "--metrics", str(tmp_path / "list.json"), store=store)
+    assert done.returncode == 2 and "must be a JSON object of metrics" in done.stderr and "Traceback" not in done.stderr

@@ -124,3 +124,8 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
     path.write_text("seed: 1\nprepare:\n  sources: [{name: x, kind: emosafe, path: x}]\nseed: 2\n")
     with pytest.raises(ConfigError, match=r"key 'seed' appears twice \(lines 1 and 4\)"):
         load_params(path)
+
+
+def test_a_params_path_that_is_a_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_params(tmp_path)

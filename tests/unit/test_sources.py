@@ -238,3 +238,14 @@ def test_ids_are_present_scalar_and_one_number_is_one_id(tmp_path: Path, ids: li
     path.write_text("".join(json.dumps({"id": i, "text": "hello there", "label": "safe"}) + "\n" for i in ids))
     with pytest.raises(DataRowError, match=rule):
         read_emosafe(path, EmosafeSource(name="m", kind="emosafe", path=str(path)))
+
+
+def test_a_deeply_nested_line_is_a_row_error_not_a_recursion_crash(tmp_path: Path) -> None:
+    """json.loads raised RecursionError on 100,000 nested brackets (hardening, item 12)."""
+    from components.config import EmosafeSource
+    from components.data.sources import read_emosafe
+
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "hello", "label": "safe"}) + "\n" + "[" * 100_000 + "\n")
+    with pytest.raises(DataRowError, match=r"row 2.*nested too deeply"):
+        read_emosafe(path, EmosafeSource(name="m", kind="emosafe", path=str(path)))
