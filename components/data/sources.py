@@ -144,9 +144,11 @@ def read_emosafe(path: Path, config: EmosafeSource) -> list[Record]:
     records: list[Record] = []
     seen: dict[str, int] = {}
     for row, item in enumerate(raw, start=1):
-        native = _native_id(item["id"], path, row, "id", seen)
+        native = _native_id(item.get("id"), path, row, "id", seen)
         text = _text(item, ("text",), path, row)
-        label = str(item["label"]).strip().lower()
+        if not isinstance(item.get("label"), str):
+            raise DataRowError(path, row, "label", f"required, a string; got {shown(item.get('label'))}")
+        label = item["label"].strip().lower()
         categories = _categories(item, path, row)
         problem = consistency_problem(label, categories)
         if problem:
@@ -196,9 +198,9 @@ def _map_records(
             if key in seen_dedupe:
                 continue
             seen_dedupe.add(key)
-        native = _native_id(item[id_column] if id_column else row, path, row, id_column or "(row)", seen_ids)
+        native = _native_id(item.get(id_column) if id_column else row, path, row, id_column or "(row)", seen_ids)
         text = _text(item, text_columns, path, row, cleanup)
-        raw_label = str(item[label_column]).strip()
+        raw_label = str(item.get(label_column, "")).strip()
         mapping = label_map.get(raw_label, default)
         if mapping is None:
             known = ", ".join(sorted(label_map)[:8]) + (" ..." if len(label_map) > 8 else "")

@@ -143,7 +143,10 @@ def verify_bundle(folder: Path) -> dict[str, Any]:
     if extra or missing:
         raise BundleError(f"{folder}: files differ from {MANIFEST} (unlisted: {extra}; missing: {missing})")
     for relative, path in present.items():
-        expected = str(dict(listed[relative]).get("sha256", ""))
+        entry = listed[relative]
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise BundleError(f"{folder / MANIFEST}: files.{relative} must be an object with a sha256 string")
+        expected = entry["sha256"]
         got = file_digest(path)
         if got != expected:
             raise BundleError(
