@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from components.config import Params
 from components.drift.reference import DriftReference, parse_reference
 from components.drift.statistics import Verdict, WindowAssessment, assess_windows
@@ -77,9 +75,7 @@ def load_reference(path: Path, params: Params | None = None) -> DriftReference:
 
 
 def _select(predictions: PredictionLog, reference: DriftReference, since: datetime | None) -> PredictionLog:
-    mask = np.array([m == reference.model for m in predictions.models]) & np.array(
-        [v == reference.version for v in predictions.versions]
-    )
+    mask = predictions.of(reference.model, reference.version)
     if since is not None:
         mask &= predictions.timestamps >= since.timestamp()
     if not mask.any():
