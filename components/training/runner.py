@@ -120,7 +120,9 @@ def _plan(config: TrainConfig, model: str, task: str, root: Path) -> tuple[Any, 
     tokenizer = load_tokenizer(ModelSource(base_path))
     encoded = {s: td.encode(part, tokenizer, task, hyper.max_length) for s, part in parts.items()}
     if row_weights is not None:
-        encoded["train"] = dataclasses.replace(encoded["train"], row_weights=torch.tensor(row_weights))
+        # float32 like the per-row losses: weights of 1 leave the loss, and so training, bit-identical
+        weights32 = torch.tensor(row_weights, dtype=torch.float32)
+        encoded["train"] = dataclasses.replace(encoded["train"], row_weights=weights32)
     weights = td.imbalance_weights(encoded["train"].targets, task, hyper.imbalance, hyper.pos_weight_cap)
     checkpoints = root / config.checkpoint_dir / f"{model}-{task}"
     n_labels = len(td.label_names(task))

@@ -118,3 +118,17 @@ def test_training_applies_the_weights_and_refuses_weights_of_another_dataset(tmp
     table.assign(weight=[2.0] + [1.0] * (len(table) - 1)).to_parquet(result.weights_path, index=False)
     with pytest.raises(DataRowError, match="weight"):
         train(params, "tiny", "trinary", tmp_path)
+
+
+def test_weights_of_one_train_exactly_as_no_weights(tmp_path: Path) -> None:
+    """The embedded default points train.weights at curate's all-ones file: its training must not move at all."""
+    from components.stages.curate import curate
+    from components.stages.train import train
+
+    tiny_llama_folder(tmp_path / "tiny-llama")
+    params = load_params(_project(tmp_path, enabled=False))
+    curate(params, tmp_path)
+    weighted = json.loads((train(params, "tiny", "trinary", tmp_path).folder / "curve.json").read_text())["train"]
+    plain = load_params(write_project(tmp_path, {"tiny": {"family": "llama", "source": "tiny-llama"}}))
+    unweighted = json.loads((train(plain, "tiny", "trinary", tmp_path).folder / "curve.json").read_text())["train"]
+    assert [p["loss"] for p in weighted] == [p["loss"] for p in unweighted]
