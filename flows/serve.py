@@ -8,6 +8,7 @@ Everything goes through Prefect's own CLI (``prefect server start``, ``prefect w
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -89,10 +90,11 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
         process.wait()
 
 
-def server_env(port: int, home: Path) -> dict[str, str]:
+def server_env(port: int, home: Path, auth: str | None = None) -> dict[str, str]:
     """Environment for the server, the CLI calls and the worker: one API URL, one PREFECT_HOME, no analytics, and
-    emosafe's loggers in the flow-run logs (the UI shows the stages' counts and timings)."""
-    return {
+    emosafe's loggers in the flow-run logs (the UI shows the stages' counts and timings). ``auth`` ("user:password")
+    turns on Prefect's basic authentication for the server and gives every client the same string."""
+    env = {
         "PREFECT_LOGGING_EXTRA_LOGGERS": ",".join(PACKAGES),
         **os.environ,
         "PREFECT_API_URL": api_url(port),
@@ -100,3 +102,26 @@ def server_env(port: int, home: Path) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_API_URL": api_url(port),
     }
+    if auth is not None:
+        env |= {"PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_API_AUTH_STRING": auth}
+    return env
+
+
+AUTH_FILE = "api-auth"
+
+
+def serve_auth(home: Path) -> tuple[str, Path]:
+    """The API's "user:password": ``$EMOSAFE_SERVE_AUTH``, else one generated on the first `emosafe serve` and kept in
+    ``<home>/api-auth`` (owner read/write only), so a bookmark and a restarted worker keep working."""
+    path = home / AUTH_FILE
+    given = os.environ.get("EMOSAFE_SERVE_AUTH")
+    if given:
+        if ":" not in given:
+            raise EmosafeError("EMOSAFE_SERVE_AUTH must be user:password")
+        return given, path
+    if not path.is_file():
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"emosafe:{secrets.token_urlsafe(18)}")
+    return path.read_text().strip(), path

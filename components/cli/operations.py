@@ -121,15 +121,18 @@ def serve(
 ) -> None:
     """Start a local Prefect server on 127.0.0.1, deploy prefect.yaml (schedules included) and run a worker.
 
-    Prints the UI address; Ctrl-C stops the worker and the server. Runs execute in this folder with this venv.
+    The API asks for basic authentication (any local user could otherwise trigger deployments): the string is
+    $EMOSAFE_SERVE_AUTH (user:password) or one generated into <home>/api-auth; the UI asks for it once. Prints the
+    UI address and where the login is; Ctrl-C stops the worker and the server. Runs execute in this folder.
     """
-    from flows.serve import api_url, deploy_all, server_env, start_server, start_worker, stop, wait_healthy
+    from flows.serve import api_url, deploy_all, serve_auth, server_env, start_server, start_worker, stop, wait_healthy
 
     root = Path.cwd()
     if not (root / "prefect.yaml").is_file():
         raise EmosafeError(f"{root / 'prefect.yaml'}: not found (rule: run `emosafe serve` from the project root)")
     home.mkdir(parents=True, exist_ok=True)
-    env = server_env(port, home.resolve())
+    auth, auth_file = serve_auth(home.resolve())
+    env = server_env(port, home.resolve(), auth)
     server = start_server(port, env, home / "server.log")
     worker = None
     try:
@@ -137,6 +140,8 @@ def serve(
         deploy_all(root, env)
         worker = start_worker(root, env, home / "worker.log")
         typer.echo(f"Prefect UI: http://127.0.0.1:{port}  (API {api_url(port)}; logs in {home}); Ctrl-C to stop")
+        where = "$EMOSAFE_SERVE_AUTH" if os.environ.get("EMOSAFE_SERVE_AUTH") else str(auth_file)
+        typer.echo(f"Login: the UI asks once for the user:password in {where}")
         worker.wait()
     except KeyboardInterrupt:
         typer.echo("stopping")

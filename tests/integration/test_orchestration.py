@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from flows.serve import api_url, deploy_all, prefect, server_env, start_server, start_worker, stop, wait_healthy
@@ -46,12 +49,16 @@ def test_prefect_yaml_deployments_are_scheduled_or_triggered_and_entrypoints_exi
 
 def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
     port = free_port()
-    env = server_env(port, tmp_path / "prefect-home")
+    env = server_env(port, tmp_path / "prefect-home", auth="emosafe:test-only-secret")
     server = start_server(port, env, tmp_path / "server.log")
     worker = None
     try:
         wait_healthy(api_url(port), timeout_s=150)
-        deploy_all(REPO, env)
+        anonymous = urllib.request.Request(f"{api_url(port)}/deployments/filter", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:  # `emosafe serve` once left the API open to any user
+            urllib.request.urlopen(anonymous, timeout=10)
+        assert refused.value.code == 401
+        deploy_all(REPO, env)  # the CLI and (below) the worker carry the same auth string
         deployments = _post(env, "/deployments/filter", {"limit": 50})
         flows = {f["id"]: f["name"] for f in _post(env, "/flows/filter", {"limit": 50})}
         by_name = {f"{flows[d['flow_id']]}/{d['name']}": d for d in deployments}
@@ -99,9 +106,15 @@ def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
         stop(server)
 
 
+def _headers(env: dict[str, str]) -> dict[str, str]:
+    """JSON, plus the basic-auth header the served API asks for (flows.serve.server_env's auth string)."""
+    token = base64.b64encode(env["PREFECT_API_AUTH_STRING"].encode()).decode()
+    return {"Content-Type": "application/json", "Authorization": f"Basic {token}"}
+
+
 def _post(env: dict[str, str], path: str, body: dict[str, object]) -> list[dict[str, Any]]:
     request = urllib.request.Request(
-        f"{env['PREFECT_API_URL']}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        f"{env['PREFECT_API_URL']}{path}", data=json.dumps(body).encode(), headers=_headers(env)
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return list(json.loads(response.read()))
@@ -113,12 +126,25 @@ def _flow_run_states(env: dict[str, str]) -> list[str]:
     deadline = time.monotonic() + 30
     states: list[str] = []
     while time.monotonic() < deadline:
-        request = urllib.request.Request(
-            f"{env['PREFECT_API_URL']}/flow_runs/filter", data=body, headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(f"{env['PREFECT_API_URL']}/flow_runs/filter", data=body, headers=_headers(env))
         with urllib.request.urlopen(request, timeout=10) as response:
             states = [run["state_type"] for run in json.loads(response.read())]
         if {"COMPLETED", "FAILED", "CRASHED"} & set(states):
             return states
         time.sleep(1)
     return states
+
+
+def test_serve_auth_is_generated_once_private_and_overridable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.errors import EmosafeError
+    from flows.serve import serve_auth
+
+    monkeypatch.delenv("EMOSAFE_SERVE_AUTH", raising=False)
+    first, path = serve_auth(tmp_path)
+    assert first.startswith("emosafe:") and len(first) > 20 and (path.stat().st_mode & 0o777) == 0o600
+    assert serve_auth(tmp_path)[0] == first  # kept across restarts
+    monkeypatch.setenv("EMOSAFE_SERVE_AUTH", "team:chosen")
+    assert serve_auth(tmp_path)[0] == "team:chosen"
+    monkeypatch.setenv("EMOSAFE_SERVE_AUTH", "no-colon")
+    with pytest.raises(EmosafeError, match="user:password"):
+        serve_auth(tmp_path)
