@@ -27,7 +27,7 @@ import pandas as pd
 
 from components.config import Params
 from components.config.curate import CurateConfig
-from components.data.tables import jsonl_lines
+from components.data.tables import read_table_records
 from components.errors import DataRowError, SourceFileError
 from components.evaluation.bootstrap import Bootstrap
 from components.io import atomic_write_bytes, atomic_write_json, read_parquet_input, sha256_file, write_folder
@@ -90,12 +90,9 @@ def read_audit(path: Path, train: pd.DataFrame) -> pd.DataFrame:
         raise SourceFileError(path, "audit file not found (curate.audit)")
     hashes = dict(zip(train["id"].astype(str), train.get("text_hash", pd.Series(dtype=str)), strict=False))
     rows: list[dict[str, Any]] = []
-    for number, line in jsonl_lines(path.read_text(encoding="utf-8")):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise DataRowError(path, number, "-", "not a JSON object") from None
-        absent = [f for f in AUDIT_FIELDS if not isinstance(row, dict) or not isinstance(row.get(f), str)]
+    # The project's JSON-lines reader: bad bytes, bad JSON and deep nesting already name the file and row.
+    for number, row in enumerate(read_table_records(path, "jsonl"), start=1):
+        absent = [f for f in AUDIT_FIELDS if not isinstance(row.get(f), str)]
         if absent:
             raise DataRowError(path, number, absent[0], "required text field is missing")
         if row["label"] not in LABELS:
