@@ -36,13 +36,30 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def refuse_overwriting_inputs(output: Path, *inputs: Path) -> None:
-    """The one output-path guard: a command never writes over a file it reads (``predict --input x --output x``
-    would replace the messages with predictions). Raises EmosafeError naming both paths and the rule."""
+def refuse_overwriting_inputs(output: Path, *inputs: Path, folder: bool = False) -> None:
+    """The one output-path guard, run before any work: a command never writes over a file it reads (``predict
+    --input x --output x`` would replace the messages with predictions), and the output can be written at all
+    (``folder``: the output is a folder). Raises EmosafeError naming the path and the rule."""
+    writable_output(output, folder)
     for source in inputs:
         same = output.exists() and source.exists() and os.path.samefile(output, source)
         if same or output.resolve() == source.resolve():
             raise EmosafeError(f"{output}: is also the input {source} (rule: an output never replaces an input)")
+
+
+def writable_output(output: Path, folder: bool = False) -> None:
+    """Fail now, not after an hour of scoring: ``output`` is not the wrong kind of thing (a folder where a file goes,
+    or a file where a folder goes), and its nearest existing ancestor is a writable folder."""
+    if output.exists() and output.is_dir() != folder:
+        kind = "a file" if folder else "a folder"
+        raise EmosafeError(f"{output}: is {kind} (rule: the output must be {'a folder' if folder else 'a file'})")
+    ancestor = output.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise EmosafeError(f"{output}: {ancestor} is not a folder (rule: outputs are written inside folders)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise EmosafeError(f"{output}: {ancestor} is not writable (rule: the output folder must be writable)")
 
 
 def write_together(files: dict[Path, bytes]) -> None:

@@ -8,7 +8,6 @@ asked `predict` to keep it, and monitoring never reads it).
 
 from __future__ import annotations
 
-import json
 from array import array
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from components.drift.reference import TASKS
@@ -88,17 +88,14 @@ def read_log(path: Path) -> PredictionLog:
     """Parse and check every line, streaming (memory grows by a few bytes per line). Raises SourceFileError
     (missing, empty) or LogLineError (bad line)."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")  # bytes: orjson decodes and checks UTF-8 itself, twice as fast as text mode + json
     except OSError as exc:
         raise SourceFileError(path, f"cannot read the production log ({exc.strerror})") from None
     columns = _Columns()
     with handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    _parse(line, path, number, columns)
-        except UnicodeDecodeError:
-            raise SourceFileError(path, "not UTF-8 text (rule: the production log is UTF-8 JSONL)") from None
+        for number, line in enumerate(handle, start=1):  # split on b"\n" only, never inside a JSON string
+            if line.strip():
+                _parse(line, path, number, columns)
     if not columns.stamps:
         raise SourceFileError(path, "the production log holds no predictions")
     # Views over the arrays (no copy), and the category bits unpacked in int16: a million lines stay ~25 MB.
@@ -115,14 +112,12 @@ def read_log(path: Path) -> PredictionLog:
     )
 
 
-def _parse(line: str, path: Path, number: int, columns: _Columns) -> None:
+def _parse(line: bytes, path: Path, number: int, columns: _Columns) -> None:
     """Check one line and append its columns. Categories are packed into a bit mask (-1: none given)."""
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise LogLineError(path, number, "(line)", f"not valid JSON at column {exc.colno}") from None
-    except RecursionError:
-        raise LogLineError(path, number, "(line)", "nested too deeply to be a prediction record") from None
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise LogLineError(path, number, "(line)", _json_problem(line, exc)) from None
     if not isinstance(record, dict):
         raise LogLineError(path, number, "(line)", "must be a JSON object (one prediction per line)")
     for field in ("id", "model", "version"):
@@ -142,6 +137,17 @@ def _parse(line: str, path: Path, number: int, columns: _Columns) -> None:
         raise LogLineError(path, number, "categories", "required for a taxonomy prediction (a list, maybe empty)")
     mask = -1 if cats is None else _category_mask(cats, path, number)
     columns.add(stamp, record["model"], record["version"], -1 if label is None else _LABEL_INDEX[str(label)], mask)
+
+
+def _json_problem(line: bytes, exc: orjson.JSONDecodeError) -> str:
+    """orjson's one exception, told apart: bad bytes, nesting past its depth limit, or bad JSON (never the text)."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8 text at byte {bad.start} (rule: the production log is UTF-8 JSONL)"
+    if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+        return "nested too deeply to be a prediction record"
+    return f"not valid JSON at column {exc.pos + 1}"  # pos: orjson counts the newline as a second line
 
 
 def _timestamp(value: Any, path: Path, number: int) -> float:

@@ -51,6 +51,7 @@ def render_card(
         "",
         f"- Task: **{record.task}**; aliases now: {', '.join(held) or 'none'}; registered {record.created_at}",
         f"- Artifact manifest sha256: `{record.manifest_sha256}`; W&B: {record.wandb_link}",
+        f"- Figures: {_evidence(lineage.get('evidence'))}",
         "",
         "## Data and lineage",
         "",
@@ -83,6 +84,13 @@ def render_card(
     ] or ["- none"]
     lines += ["", "## Limits", "", *[f"- {limit}" for limit in LIMITS], ""]
     return "\n".join(lines)
+
+
+def _evidence(stored: Any) -> str:
+    """Whether the metrics below were computed by emosafe on exactly this version's files (release/evidence.py)."""
+    if not isinstance(stored, dict):
+        return "**declared** (registered before evidence binding existed)"
+    return f"**{stored.get('status')}**: {stored.get('detail')}"
 
 
 def _v(version: int | None) -> str:

@@ -70,7 +70,11 @@ def register(
     wandb_run: Annotated[str | None, typer.Option(help="Override the W&B run path read from meta.json.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Register a run folder and its metrics as a new version (idempotent) and point `candidate` at it."""
+    """Register a run folder and its metrics as a new version (idempotent) and point `candidate` at it.
+
+    The gate accepts only figures bound to these files: an `evaluate` report of this run folder, or a bundle's own
+    quantization.json. Other figures are registered as declared and refused at promotion without --force --reason.
+    """
     from components.io import sha256_file
 
     try:
@@ -82,6 +86,11 @@ def register(
     overrides = {"data_hash": data_hash, "wandb_run": wandb_run, "metrics_sha256": sha256_file(metrics)}
     record, created = open_registry(params).register(run_dir, payload, name, Path(), overrides, origin=str(metrics))
     typer.echo(f"{record.name}@{record.version} {'registered' if created else 'already registered (same artifacts)'}")
+    evidence = record.lineage.get("evidence") or {}
+    if evidence.get("status") == "bound":
+        typer.echo(f"  figures bound: {evidence.get('detail')}")
+    else:
+        typer.echo(f"  figures DECLARED: {evidence.get('detail')}; the gate refuses them (--force --reason overrides)")
 
 
 @app.command()

@@ -21,6 +21,8 @@ from typing import Any
 
 from components.config.register import GateConfig, RegisterConfig
 from components.errors import AliasConflictError, ArtifactIntegrityError, GateRefusedError, RegistryError
+from components.export.bundle import MANIFEST
+from components.release.evidence import Binding, bind
 from components.release.promotion import Evidence, PromotionDecision, decide_promotion
 from components.release.scorecard import Scorecard, scorecard_from_dict, scorecard_to_dict
 from registry.lineage import collect_files, gather_lineage
@@ -100,6 +102,7 @@ class Registry:
             for stored in (self.blobs.put_file(f),)
         ]
         lineage = gather_lineage(run_dir, project, overrides or {})
+        lineage["evidence"] = _binding(metrics, artifacts, run_dir, origin).to_dict()  # never from overrides
         if lineage.get("thresholds") is None and isinstance(metrics.get("thresholds"), Mapping):
             lineage["thresholds"] = dict(metrics["thresholds"])  # taxonomy thresholds tuned on val by `evaluate`
         draft = VersionRecord(
@@ -134,7 +137,13 @@ class Registry:
 
     def evidence(self, record: VersionRecord) -> Evidence:
         card: Scorecard = scorecard_from_dict(record.metrics, origin=f"{record.name} v{record.version} metrics")
-        return Evidence(record.version, record.manifest_sha256, record.lineage.get("data_hash"), card)
+        stored = record.lineage.get("evidence")
+        binding = (
+            Binding(stored.get("status") == "bound", str(stored.get("detail")))
+            if isinstance(stored, dict)
+            else Binding(False, "registered without an evidence binding (before it existed): register it again")
+        )
+        return Evidence(record.version, record.manifest_sha256, record.lineage.get("data_hash"), card, binding)
 
     def decide(self, record: VersionRecord) -> PromotionDecision:
         """Run the gate against the current production holder and store the report (refused or not)."""
@@ -321,6 +330,18 @@ class Registry:
             if alias not in withdrawn.get(last, []):
                 problems.append(f"{name}@{alias}: unset, but the history's last move set it to v{last}")
         return problems
+
+
+def _binding(metrics: Mapping[str, Any], artifacts: list[ArtifactRecord], run_dir: Path, origin: str) -> Binding:
+    """Bind the figures to the stored files. A figures file inside the folder (a bundle's ``quantization.json``)
+    and the bundle manifest written after it are exempt: they cannot list themselves."""
+    try:
+        inside = Path(origin).resolve().relative_to(run_dir.resolve()).as_posix()
+    except (OSError, ValueError):
+        exempt: frozenset[str] = frozenset()
+    else:
+        exempt = frozenset({inside, MANIFEST})
+    return bind(metrics, {a.path: a.sha256 for a in artifacts}, exempt)
 
 
 def looks_like_ref(text: str) -> bool:

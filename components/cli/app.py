@@ -91,6 +91,11 @@ def main() -> None:
     except EmosafeError as exc:
         typer.echo(f"emosafe: error: {exc}", err=True)
         raise SystemExit(2) from None
+    except OSError as exc:  # the backstop: a path the system refused (permissions, a file where a folder goes, disk)
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or type(exc).__name__
+        typer.echo(f"emosafe: error: {where}{reason} (rule: outputs go to writable folders with free space)", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -91,13 +91,15 @@ def read_label_map(folder: Path) -> LabelMap:
         task, max_length = str(raw["task"]), int(raw["max_length"])
         thresholds = {str(k): float(v) for k, v in dict(raw.get("thresholds") or {}).items()}
         long_messages = str(raw.get("long_messages", "truncate"))  # bundles exported before windows truncate
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{folder / LABELS_FILE}: needs task, max_length (and thresholds); problem: {exc}") from None
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise BundleError(
+            f"{folder / LABELS_FILE}: needs task, max_length (and thresholds); problem: {type(exc).__name__}"
+        ) from None
     try:
         mapped = label_map(task, max_length, thresholds, long_messages)
     except BundleError as exc:
         raise BundleError(f"{folder / LABELS_FILE}: {exc}") from None
-    if list(raw.get("labels", [])) != list(mapped.labels):
+    if raw.get("labels", []) != list(mapped.labels):
         raise BundleError(f"{folder / LABELS_FILE}: field 'labels' must be {list(mapped.labels)} in that order")
     return mapped
 
@@ -163,6 +165,8 @@ def _json(path: Path) -> dict[str, Any]:
         raise BundleError(f"{path}: missing (rule: an exported bundle carries it)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from None
+    except (OSError, RecursionError) as exc:
+        raise BundleError(f"{path}: cannot be read ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise BundleError(f"{path}: must be a JSON object")
     return raw

@@ -31,19 +31,45 @@ def check_external_data(path: Path, folder: Path) -> list[str]:
 
     if path.is_symlink():
         raise UnsafeModelError(f"{path}: the ONNX file is a symlink (rule: regular files inside the model folder)")
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends: a damaged file, whatever the manifest says
+        raise BundleError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     root = folder.resolve()
     found: set[str] = set()
     for tensor in _tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        found.add(_safe_location(path, tensor.name, location, folder, root))
+        entries = {e.key: e.value for e in tensor.external_data}
+        location = _safe_location(path, tensor.name, entries.get("location", ""), folder, root)
+        _check_range(path, tensor.name, entries, (folder / location).stat().st_size)
+        found.add(location)
     return sorted(found)
 
 
+def _check_range(path: Path, tensor: str, entries: dict[str, str], size: int) -> None:
+    """``offset`` and ``length`` are decimal byte counts inside the data file: ONNX Runtime would otherwise fail
+    deep inside a session, or read past what the exporter wrote."""
+    where = f"{path}: tensor '{tensor}' external data"
+    numbers = {}
+    for key in ("offset", "length"):
+        text = entries.get(key, "0" if key == "offset" else None)
+        if text is None:
+            continue
+        if not (text.isascii() and text.isdigit()):
+            raise UnsafeModelError(f"{where} {key} {text[:40]!r} is not a byte count (rule: decimal digits)")
+        numbers[key] = int(text)
+    end = numbers["offset"] + numbers.get("length", 0)
+    if numbers["offset"] > size or end > size:
+        raise UnsafeModelError(
+            f"{where} spans bytes {numbers['offset']}..{end} of a {size}-byte file (rule: inside the data file)"
+        )
+
+
 def _safe_location(path: Path, tensor: str, location: str, folder: Path, root: Path) -> str:
-    where = f"{path}: tensor '{tensor}' external data location '{location}'"
+    where = f"{path}: tensor '{tensor}' external data location {location[:200]!r}"
+    if "\x00" in location:
+        raise UnsafeModelError(f"{where} contains a NUL character (rule: a plain relative file name)")
     posix, windows = PurePosixPath(location), PureWindowsPath(location)
     if not location or posix.is_absolute() or windows.is_absolute() or windows.drive or location.startswith("\\"):
         raise UnsafeModelError(f"{where} is absolute or empty (rule: a relative file inside the model folder)")
@@ -77,6 +103,29 @@ def _tensors(graph: Any) -> Any:
                 yield from _tensors(sub)
 
 
+def _pad_id(path: Path) -> int:
+    """The padding id from the bundle's HF ``config.json`` (0 when unset); a damaged file is a BundleError."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        return int(config.get("pad_token_id") or 0)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing (rule: a bundle carries its model config)") from None
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise BundleError(f"{path}: not a model config with an integer pad_token_id ({type(exc).__name__})") from None
+
+
+def _tokenizer(path: Path) -> Any:
+    """``tokenizer.json`` as a padding-free ``tokenizers.Tokenizer``; a damaged file is a BundleError."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for unreadable JSON
+        raise BundleError(f"{path}: not a readable tokenizers file ({type(exc).__name__})") from None
+    tokenizer.no_padding()
+    return tokenizer
+
+
 class OnnxPredictor:
     """The evaluation ``Predictor`` over an exported bundle (ONNX Runtime + tokenizers; no torch).
 
@@ -95,7 +144,6 @@ class OnnxPredictor:
         progress: bool = False,
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         if variant not in MODEL_FILES:
             raise BundleError(f"unknown variant '{variant}' (rule: one of {sorted(MODEL_FILES)})")
@@ -107,20 +155,19 @@ class OnnxPredictor:
         check_external_data(path, folder)
         self.labels: LabelMap = read_label_map(folder)
         self.task = self.labels.task
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        self.pad_id = int(config.get("pad_token_id") or 0)
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_padding()
+        self.pad_id = _pad_id(folder / "config.json")
+        self.tokenizer, self.whole = _tokenizer(folder / "tokenizer.json"), _tokenizer(folder / "tokenizer.json")
         self.tokenizer.enable_truncation(self.labels.max_length)
         # The whole message for `long_messages: windows`: tokenizer.json carries the export's truncation setting,
         # which would silently cut every message to its first window.
-        self.whole = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.whole.no_padding()
         self.whole.no_truncation()
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's Fail/InvalidGraph/...: a damaged graph behind a valid manifest
+            raise BundleError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__})") from None
 
     def logits(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Raw logits in input order, (n, number of labels); each message truncated to the bundle's max_length."""

@@ -1,9 +1,9 @@
 """The promotion gate: decide, from plain evaluation figures, whether a version may take a guarded alias.
 
-Pure: no files, no registry. ``decide_promotion`` runs every check (floors, freshness, regression against the
-current production version, quantized-file figures) and returns all of them, so a refusal explains itself and a
-pass is auditable. The decision is bound to the candidate's artifact manifest and to the champion it was compared
-with; the registry refuses to use it for any other version or after production moved (compare-and-swap).
+Pure: no files, no registry. ``decide_promotion`` runs every check (evidence binding, floors, freshness, regression
+against the current production version, quantized-file figures) and returns all of them, so a refusal explains
+itself and a pass is auditable. The decision is bound to the candidate's artifact manifest and to the champion it was
+compared with; the registry refuses to use it for any other version or after production moved (compare-and-swap).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from components.config.register import GateConfig
+from components.release.evidence import Binding
 from components.release.scorecard import Estimate, Scorecard, expected_names
 
 #: Floating-point slack so a tie (equal scores, or a score equal to its floor) always passes.
@@ -28,6 +29,7 @@ class Evidence:
     manifest_sha256: str  # sha256 over the version's artifact list (path, sha256, size)
     data_hash: str | None  # the data hash registered with the version (training lineage)
     scorecard: Scorecard
+    binding: Binding  # whether the figures were computed by emosafe on exactly these files (release/evidence.py)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ def decide_promotion(candidate: Evidence, champion: Evidence | None, gate: GateC
     if champion is not None and champion.scorecard.task != card.task:
         raise ValueError(f"cannot compare a {card.task} candidate with a {champion.scorecard.task} champion")
     checks = [
+        Check("evidence", candidate.binding.bound, candidate.binding.detail),
         _freshness(candidate, gate),
         *floor_checks(card, gate),
         *suite_checks(card, gate),

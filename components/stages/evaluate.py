@@ -97,9 +97,12 @@ def _predictor(
     """The setting's Predictor and what the report says about it (prompt provenance, model size)."""
     if setting == "fine_tuned":
         from components.export.merged import run_predictor
+        from components.release.evidence import evidence_block
 
-        predictor, info = run_predictor(root / config.fine_tuned_dir / f"{name}-{task}", task, root)
-        return predictor, {"model_info": info}
+        run_dir = root / config.fine_tuned_dir / f"{name}-{task}"
+        evidence = evidence_block(run_dir, "evaluate")  # the files measured, for the registry's binding
+        predictor, info = run_predictor(run_dir, task, root)
+        return predictor, {"model_info": info, "evidence": evidence}
     assert loaded is not None  # loaded whenever a prompting setting is selected
     model, tokenizer, info = loaded
     examples = draw_examples(inputs.frame, config.k, config.seed) if setting == "few_shot" else ()

@@ -31,8 +31,10 @@ from components.evaluation.suites import Suite, read_suites, suite_section
 from components.export.bundle import LABELS_FILE, MANIFEST, MODEL_FILES, build_manifest, label_map
 from components.io import atomic_write_json, read_parquet_input, replace_dir, sha256_file
 from components.provenance import provenance
+from components.release.evidence import evidence_block
 
 log = logging.getLogger(__name__)
+QUANTIZATION = "quantization.json"  # the int8 check's figures: what the registry gate reads for a bundle
 
 
 class ExportCheckError(EmosafeError):
@@ -83,6 +85,9 @@ def export(
         if not config.keep_fp32:
             for path in tmp.glob(MODEL_FILES["fp32"] + "*"):
                 path.unlink()
+        # The figures name the files they belong to (the registry binds them: components/release/evidence.py).
+        figures["quantization"]["evidence"] = evidence_block(tmp, "export", {QUANTIZATION, MANIFEST})
+        atomic_write_json(tmp / QUANTIZATION, figures["quantization"])
         atomic_write_json(tmp / MANIFEST, build_manifest(tmp))
         tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by a server
         replace_dir(tmp, final)
@@ -134,7 +139,7 @@ def _build(
         "data_hash": data_hash
     }
     quantization["quantization"]["smoothing"] = smoothing
-    atomic_write_json(tmp / "quantization.json", quantization)
+    atomic_write_json(tmp / QUANTIZATION, quantization)
     sizes = {variant: onnx_export.model_bytes(tmp / file) for variant, file in MODEL_FILES.items()}
     log.info("parity max |diff| %.2g; int8 agreement %.4f", report.max_abs_diff, quantization["label_agreement"])
     return {

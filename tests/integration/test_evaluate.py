@@ -260,6 +260,7 @@ def test_the_gate_refuses_on_a_suite_floor_and_registry_show_lists_the_suite(
     from components.stages.evaluate import evaluate as run_evaluate
     from registry.core import Registry
     from registry.names import ModelRef
+    from tests.fixtures.registry_runs import bound
 
     params = load_params(_project(tmp_path, lm_folder))
     written = run_evaluate(params, tmp_path, settings=["zero_shot"], tasks=["trinary"]).written
@@ -274,7 +275,8 @@ def test_the_gate_refuses_on_a_suite_floor_and_registry_show_lists_the_suite(
     def gate(floor: float) -> GateConfig:
         return lenient.model_copy(update={"suites": {"crisis": SuiteFloors(min_macro_f1=floor)}})
 
-    record, _ = Registry(tmp_path / "store", gate(min(1.0, macro + 0.01))).register(run, report, project=tmp_path)
+    figures = bound(report, run)  # the zero-shot figures stand in for an evaluation of this folder
+    record, _ = Registry(tmp_path / "store", gate(min(1.0, macro + 0.01))).register(run, figures, project=tmp_path)
     ref = ModelRef(record.name, version=record.version)
     with pytest.raises(GateRefusedError, match=rf"suite crisis \(n=5\) macro_f1 ci_low {macro:.3f} < floor"):
         Registry(tmp_path / "store", gate(min(1.0, macro + 0.01))).promote(ref, "production")

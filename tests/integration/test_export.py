@@ -22,6 +22,7 @@ from components.errors import EmosafeError
 from components.export.bundle import MANIFEST, BundleError, build_manifest, label_map, verify_bundle
 from tests.fixtures import export_runs as fx
 from tests.fixtures.common import REPO
+from tests.fixtures.registry_runs import BOUND
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,7 @@ def test_export_writes_a_hf_style_bundle_with_parity(exported: Any) -> None:
 
 def test_int8_agrees_with_fp32_and_feeds_the_gate(exported: Any) -> None:
     from components.config.register import GateConfig
+    from components.release.evidence import bind, measured_files
     from components.release.promotion import Evidence, decide_promotion
     from components.release.scorecard import scorecard_from_dict
 
@@ -78,7 +80,9 @@ def test_int8_agrees_with_fp32_and_feeds_the_gate(exported: Any) -> None:
     assert report["quantization"]["quantized_nodes"].get("MatMulInteger", 0) > 0
     card = scorecard_from_dict(report, origin="quantization.json")
     assert card.quantized is not None and card.quantized.label_agreement == report["label_agreement"]
-    decision = decide_promotion(Evidence(1, "m", card.data_hash, card), None, GateConfig(floor_on="point"))
+    binding = bind(report, measured_files(exported.folder), {"quantization.json", "manifest.json"})
+    assert binding.bound, binding.detail  # the figures name exactly the bundle's files
+    decision = decide_promotion(Evidence(1, "m", card.data_hash, card, binding), None, GateConfig(floor_on="point"))
     assert next(c for c in decision.checks if c.name == "quantized").passed
 
 
@@ -180,7 +184,7 @@ def test_damaged_quantization_fails_the_int8_check_and_the_gate(exported: Any, p
     )
     good = json.loads((exported.folder / "quantization.json").read_text())
     card = scorecard_from_dict(good | {"quantized": report.gate_figures()})
-    decision = decide_promotion(Evidence(1, "m", card.data_hash, card), None, GateConfig(floor_on="point"))
+    decision = decide_promotion(Evidence(1, "m", card.data_hash, card, BOUND), None, GateConfig(floor_on="point"))
     quantized = next(c for c in decision.checks if c.name == "quantized")
     assert not decision.promote and not quantized.passed and "label agreement" in quantized.detail
 
@@ -197,6 +201,70 @@ def test_malicious_external_data_is_refused(tmp_path: Path, kind: str) -> None:
     rule = {"dotdot": "'..'", "absolute": "absolute", "symlink": "symlink", "missing": "does not exist"}[kind]
     with pytest.raises(UnsafeModelError, match=rule):
         check_external_data(path, folder)
+
+
+@pytest.mark.parametrize(
+    ("location", "offset", "length", "rule"),
+    [
+        ("w.bin\x00.txt", "0", "16", "NUL character"),
+        ("w.bin", "17", "0", "spans bytes 17..17 of a 16-byte file"),
+        ("w.bin", "8", "16", "spans bytes 8..24"),
+        ("w.bin", "0", "99999999999999999999999", "spans bytes 0..99999999999999999999999"),
+        ("w.bin", "-1", "16", "offset '-1' is not a byte count"),
+        ("w.bin", "0", "\u0663", "length '\u0663' is not a byte count"),
+    ],
+)
+def test_external_data_with_a_nul_or_out_of_range_bytes_is_refused(
+    tmp_path: Path, location: str, offset: str, length: str, rule: str
+) -> None:
+    """Hardening item 12: a NUL in the location raised ValueError deep in pathlib; offsets and lengths were not
+    checked against the data file's size."""
+    from components.export.runtime import UnsafeModelError, check_external_data
+
+    folder = tmp_path / "bundle"
+    fx.write_weights(folder / "w.bin")
+    path = fx.external_onnx(folder, location, offset=offset, length=length)
+    with pytest.raises(UnsafeModelError, match=rule):
+        check_external_data(path, folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("config.json", b"{not json", "not a model config"),
+        ("config.json", b'{"pad_token_id": "x"}', "not a model config"),
+        ("tokenizer.json", b"garbage", "not a readable tokenizers file"),
+        ("labels.json", b'{"task": "trinary", "max_length": 16, "labels": 3}', "field 'labels'"),
+        ("labels.json", b"[" * 100_000, "labels.json: cannot be read"),
+        ("model_int8.onnx", b"\x08\x07garbage that is not a graph", "model_int8.onnx"),
+        ("model_int8.onnx", None, "model_int8.onnx"),
+    ],
+)
+def test_damaged_files_behind_a_valid_manifest_are_one_line_errors(
+    exported: Any, tmp_path: Path, name: str, content: bytes | None, words: str
+) -> None:
+    """Hardening item 12: a file replaced (or truncated) and the manifest rebuilt to match gave a JSON, tokenizers,
+    protobuf or ONNX Runtime traceback; now a BundleError names the file, and the CLI prints one line."""
+    from components.export.runtime import OnnxPredictor
+
+    folder = tmp_path / "copy"
+    shutil.copytree(exported.folder, folder)
+    whole = (folder / name).read_bytes()
+    (folder / name).write_bytes(whole[: len(whole) // 2] if content is None else content)
+    (folder / MANIFEST).write_text(json.dumps(build_manifest(folder)))
+    with pytest.raises(BundleError, match=words):
+        OnnxPredictor(folder)
+    (tmp_path / "params.yaml").write_text(json.dumps(fx.params_dict()))
+    source = _messages(tmp_path / "m.jsonl", 10)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "emosafe"), "predict", "-m", str(folder), "-i", str(source), "-o", "p.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "p.csv").exists() and fx.CANARY not in done.stderr
 
 
 def test_safe_external_data_is_accepted_and_runs(tmp_path: Path) -> None:
@@ -347,6 +415,39 @@ def test_cli_predict_and_export_errors_are_one_line(exported: Any, project: Path
         [str(env_bin), "export", "--run", "models/nothing"], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "emosafe: error:" in bad.stderr
+
+
+@pytest.mark.parametrize("case", ["parent is a file", "output is a folder", "system refuses the folder"])
+def test_an_output_that_cannot_be_written_is_one_line(exported: Any, tmp_path: Path, case: str) -> None:
+    """Hardening item 12: an unwritable or file-typed output folder gave a traceback."""
+    (tmp_path / "params.yaml").write_text(json.dumps(fx.params_dict()))
+    source = _messages(tmp_path / "m.jsonl", 10)
+    (tmp_path / "taken").write_text("a file")
+    (tmp_path / "p.csv").mkdir()
+    output, words = {
+        "parent is a file": ("taken/p.csv", "taken is not a folder"),
+        "output is a folder": ("p.csv", "p.csv: is a folder"),
+        "system refuses the folder": ("/proc/emosafe-test/p.csv", "/proc/emosafe-test"),
+    }[case]
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "emosafe"),
+            "predict",
+            "-m",
+            str(exported.folder),
+            "-i",
+            str(source),
+            "-o",
+            output,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    last = done.stderr.strip().splitlines()[-1]  # after the progress bar when scoring ran before the write failed
+    assert done.returncode == 2 and last.startswith("emosafe: error:") and "Traceback" not in done.stderr, done.stderr
+    assert words in last and not (tmp_path / "logs").exists()
 
 
 def test_long_messages_are_scored_by_their_riskiest_window_in_torch_and_onnx(

@@ -22,6 +22,7 @@ import pytest
 from components.config import parse_params
 from components.export.bundle import label_map
 from tests.fixtures import export_runs as fx
+from tests.fixtures.registry_runs import BOUND
 
 DAMAGING = {"method": "dynamic", "per_channel": False, "reduce_range": True}
 OUTLIER_SCALE = 1000.0
@@ -60,7 +61,7 @@ def _gate(report: dict[str, Any]) -> Any:
     from components.release.scorecard import scorecard_from_dict
 
     card = scorecard_from_dict(report, origin="quantization.json")
-    decision = decide_promotion(Evidence(1, "m", card.data_hash, card), None, GateConfig(floor_on="point"))
+    decision = decide_promotion(Evidence(1, "m", card.data_hash, card, BOUND), None, GateConfig(floor_on="point"))
     return decision, next(c for c in decision.checks if c.name == "quantized")
 
 

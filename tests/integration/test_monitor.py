@@ -162,6 +162,21 @@ def test_a_deeply_nested_log_line_and_a_list_rate_are_clear_errors(tmp_path: Pat
         parse_reference(raw, "ref.json")
 
 
+def test_bad_bytes_and_bad_json_name_the_line_never_the_text(tmp_path: Path) -> None:
+    good = {"id": "a", "timestamp": "2026-03-01T00:00:00Z", "model": "m", "version": "1", "task": "trinary"}
+    line = json.dumps(good | {"label": "safe"}).encode()
+    path = tmp_path / "log.jsonl"
+    for bad, words in (
+        (b'{"id": "secret \xff words"}', "not UTF-8 text at byte 15"),
+        (b'{"id": "secret words",', "not valid JSON at column 2[2-4]"),
+        (b"NaN", "not valid JSON"),
+    ):
+        path.write_bytes(line + b"\n" + bad + b"\n")
+        with pytest.raises(LogLineError, match=words) as caught:
+            read_log(path)
+        assert caught.value.line == 2 and "secret" not in str(caught.value)
+
+
 def test_model_version_mismatch_is_an_error_before_any_write(tmp_path: Path) -> None:
     log = write_log(tmp_path / "other.jsonl", 300, REFERENCE, seed=5, version="4")
     with pytest.raises(EmosafeError, match=r"no prediction of emosafe-trinary@3 .* found emosafe-trinary@4 \(300\)"):

@@ -16,10 +16,11 @@ import pytest
 from components.config import Params, parse_params
 from components.errors import RegistryError
 from components.export.bundle import MANIFEST, build_manifest
+from components.release.evidence import evidence_block
 from registry.core import Registry
 from registry.names import ModelRef
 from tests.fixtures import export_runs as fx
-from tests.fixtures.registry_runs import DATA_HASH, make_run, taxonomy_metrics, trinary_metrics
+from tests.fixtures.registry_runs import DATA_HASH, bound, make_run, register_run, taxonomy_metrics, trinary_metrics
 
 LAX = {"default_f1_floor": 0.0, "trinary_macro_f1_floor": 0.0, "unsafe_recall_floor": 0.0}
 CANARY = "CANARY-nobody-reads-this-CANARY"
@@ -33,7 +34,7 @@ def ladder_project(root: Path, models: tuple[str, ...] = ("small", "large")) -> 
             run.rename(root / "models" / f"{model}-{task}")
             report = root / "reports" / "evaluate" / f"{model}-fine_tuned-{task}.json"
             report.parent.mkdir(parents=True, exist_ok=True)
-            report.write_text(json.dumps(metrics | {"model": model, "note": "no text here"}))
+            report.write_text(json.dumps(bound(metrics, run.parent / f"{model}-{task}") | {"model": model}))
     raw = {
         "prepare": {"sources": [{"name": "t", "kind": "emosafe", "path": "x.jsonl"}]},
         "evaluate": {"fine_tuned_models": list(models), "tasks": ["trinary", "taxonomy"]},
@@ -146,10 +147,11 @@ def toy_bundle(folder: Path) -> Path:
         "quantized": {"macro_f1_drop": 0.001, "label_agreement": 0.995, "category_f1_drop": {"unsafe": 0.002}},
         "comparison": {"problems": []},
     }
-    (folder / "quantization.json").write_text(json.dumps(quant))
     (folder / "meta.json").write_text(
         json.dumps({"stage": "export", "data_hash": DATA_HASH, "train": {"data_hash": DATA_HASH}})
     )
+    quant["evidence"] = evidence_block(folder, "export")  # as the export stage writes it
+    (folder / "quantization.json").write_text(json.dumps(quant))
     (folder / MANIFEST).write_text(json.dumps(build_manifest(folder)))
     return folder
 
@@ -182,7 +184,7 @@ def ship_project(source: Path, tmp_path: Path) -> tuple[Path, Params]:
     shutil.copytree(source, root)
     report = root / "reports" / "evaluate" / "tiny-fine_tuned-trinary.json"
     report.parent.mkdir(parents=True)
-    report.write_text(json.dumps(trinary_metrics()))
+    report.write_text(json.dumps(bound(trinary_metrics(), root / "models" / "tiny-trinary")))
     raw = fx.params_dict() | {"register": {"store": "store", "gate": LAX}, "ship": {"tasks": ["trinary"]}}
     raw["evaluate"] |= {"fine_tuned_models": ["tiny"], "tasks": ["trinary"]}
     params = parse_params(raw)
@@ -271,13 +273,13 @@ def test_rollback_to_restores_aliases_and_withdraws_later_versions(tmp_path: Pat
 
     registry = Registry(tmp_path / "store", GateConfig(**LAX))  # type: ignore[arg-type]
     name = "emosafe-trinary"
-    registry.register(make_run(tmp_path, "a"), trinary_metrics(), project=tmp_path)
+    register_run(registry, tmp_path, "a", trinary_metrics())
     registry.promote(ModelRef(name, version=1), "production")
     saved = registry.checkpoint([name, "emosafe-taxonomy"])
-    v2, _ = registry.register(make_run(tmp_path, "b"), trinary_metrics(), project=tmp_path)
+    v2, _ = register_run(registry, tmp_path, "b", trinary_metrics())
     registry.promote(ModelRef(name, version=2), "production")
-    registry.register(make_run(tmp_path, "c"), trinary_metrics(), project=tmp_path)
-    registry.register(make_run(tmp_path, "t"), taxonomy_metrics(), project=tmp_path)  # a name unset at the checkpoint
+    register_run(registry, tmp_path, "c", trinary_metrics())
+    register_run(registry, tmp_path, "t", taxonomy_metrics())  # a name unset at the checkpoint
     done = registry.rollback_to(saved, "flow failed after registering")
     assert registry.meta.aliases(name) == {"candidate": 1, "production": 1}
     assert registry.meta.aliases("emosafe-taxonomy") == {}

@@ -17,7 +17,7 @@ from registry.core import Registry, load_model
 from registry.names import ModelRef, parse_ref, validate_name
 from registry.store import MoveRequest
 from tests.fixtures.common import VENV_BIN
-from tests.fixtures.registry_runs import make_run, taxonomy_metrics, trinary_metrics
+from tests.fixtures.registry_runs import bound, make_run, taxonomy_metrics, trinary_metrics
 
 GATE = GateConfig(default_f1_floor=0.5, trinary_macro_f1_floor=0.6, unsafe_recall_floor=0.7)
 CANARY = "CANARY-i want to end it all tonight-CANARY"
@@ -29,7 +29,9 @@ def reg(tmp_path: Path) -> Registry:
 
 
 def register(reg: Registry, tmp_path: Path, tag: str, **metrics: float) -> int:
-    record, created = reg.register(make_run(tmp_path, tag), trinary_metrics(**metrics), project=tmp_path)
+    """A version whose figures `evaluate` computed on its files (bound), like the register stage's."""
+    run = make_run(tmp_path, tag)
+    record, created = reg.register(run, bound(trinary_metrics(**metrics), run), project=tmp_path)
     assert created
     return record.version
 
@@ -124,7 +126,8 @@ def test_candidate_moves_without_gate_but_staging_needs_it(reg: Registry, tmp_pa
 
 
 def test_stale_metrics_block_promotion(reg: Registry, tmp_path: Path) -> None:
-    record, _ = reg.register(make_run(tmp_path, "s"), trinary_metrics(data_hash="e" * 64), project=tmp_path)
+    run = make_run(tmp_path, "s")
+    record, _ = reg.register(run, bound(trinary_metrics(data_hash="e" * 64), run), project=tmp_path)
     with pytest.raises(GateRefusedError, match="stale metrics"):
         reg.promote(ModelRef(record.name, version=record.version), "production")
 
@@ -266,7 +269,7 @@ def test_cli_round_trip_and_no_raw_text(tmp_path: Path, monkeypatch: pytest.Monk
     run = make_run(tmp_path, "cli")
     (run / "notes.json").write_text(json.dumps({"example": CANARY}))  # a file's bytes are stored, never printed
     metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps(trinary_metrics()))
+    metrics.write_text(json.dumps(bound(trinary_metrics(), run)))
     register_args = ["registry", "register", "--run-dir", str(run), "--metrics", str(metrics)]
     outputs = []
     commands = [
@@ -356,3 +359,55 @@ def test_a_metrics_file_that_is_a_list_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "list.json").write_text("[1, 2]")
     done = _cli(tmp_path, "register", "--run-dir", str(run), "--metrics", str(tmp_path / "list.json"), store=store)
     assert done.returncode == 2 and "must be a JSON object of metrics" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_hand_written_figures_never_pass_the_gate_without_force(tmp_path: Path) -> None:
+    """#20 item 11: a 3-weight dummy folder registered with a hand-written metrics JSON (perfect figures, the right
+    --data-hash) passed every check and was promoted as a normal "promote". Now it is registered as declared, the
+    gate refuses it, and only --force --reason moves it, recorded as a force."""
+    store, dummy = tmp_path / "store", tmp_path / "dummy"
+    dummy.mkdir()
+    for i in range(3):
+        (dummy / f"w{i}.safetensors").write_bytes(bytes([i]) * 12)
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(trinary_metrics(f1=0.99, recall=0.99, macro=0.99)))
+    args = ["--run-dir", str(dummy), "--metrics", str(metrics), "--data-hash", "d" * 64]
+    done = emosafe("registry", "register", *args, cwd=tmp_path, store=store)
+    assert done.returncode == 0 and "figures DECLARED" in done.stdout
+    refused = emosafe("registry", "promote", "emosafe-trinary@1", "--reason", "looks great", cwd=tmp_path, store=store)
+    assert refused.returncode == 2 and "refused by the gate: figures carry no evidence block" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    for alias in ("staging", "production"):
+        also = emosafe("registry", "promote", "emosafe-trinary@1", "--to", alias, cwd=tmp_path, store=store)
+        assert also.returncode == 2 and "refused by the gate" in also.stderr
+    forced = ["registry", "promote", "emosafe-trinary@1", "--force", "--reason", "INC-7 accepted by on-call"]
+    assert emosafe(*forced, cwd=tmp_path, store=store).returncode == 0
+    history = emosafe("registry", "history", cwd=tmp_path, store=store).stdout.splitlines()
+    assert history[-1].split("\t")[5:7] == ["force", "INC-7 accepted by on-call"]
+    card = emosafe("registry", "card", "emosafe-trinary@production", cwd=tmp_path, store=store).stdout
+    assert "Figures: **declared**" in card and "FAIL: figures carry no evidence block" in card
+
+
+def test_figures_bind_only_to_the_files_they_were_computed_on(reg: Registry, tmp_path: Path) -> None:
+    """An evaluation of the folder, then a changed or added file before registration: declared, refused."""
+    for tag, change in (("changed", "adapter/adapter_model.safetensors"), ("added", "extra.safetensors")):
+        run = make_run(tmp_path, tag)
+        figures = bound(trinary_metrics(), run)
+        (run / change).write_bytes(b"something else")
+        record, _ = reg.register(run, figures, project=tmp_path, overrides={"evidence": {"status": "bound"}})
+        assert record.lineage["evidence"]["status"] == "declared"  # an override never binds
+        with pytest.raises(GateRefusedError, match="computed on other files"):
+            reg.promote(ModelRef(record.name, version=record.version), "staging")
+    run = make_run(tmp_path, "good")
+    record, _ = reg.register(run, bound(trinary_metrics(), run), project=tmp_path)
+    assert record.lineage["evidence"]["status"] == "bound"
+    event, _ = reg.promote(ModelRef(record.name, version=record.version), "staging")
+    assert event is not None and event.action == "promote"
+
+
+def test_a_version_registered_before_binding_is_declared(reg: Registry, tmp_path: Path) -> None:
+    v1 = register(reg, tmp_path, "old")
+    record = reg.resolve(ModelRef("emosafe-trinary", version=v1))
+    lineage = {k: v for k, v in record.lineage.items() if k != "evidence"}
+    old = reg.evidence(type(record)(**{**record.__dict__, "lineage": lineage}))
+    assert not old.binding.bound and "before it existed" in old.binding.detail

@@ -8,15 +8,18 @@ import pytest
 
 from components.config.register import GateConfig, QuantizedGateConfig
 from components.errors import MetricsFormatError
+from components.release.evidence import Binding
 from components.release.promotion import Evidence, decide_promotion
 from components.release.scorecard import scorecard_from_dict, scorecard_to_dict
-from tests.fixtures.registry_runs import DATA_HASH, taxonomy_metrics, trinary_metrics
+from tests.fixtures.registry_runs import BOUND, DATA_HASH, taxonomy_metrics, trinary_metrics
 
 GATE = GateConfig(default_f1_floor=0.5, trinary_macro_f1_floor=0.6, unsafe_recall_floor=0.7, regression_tolerance=0.02)
 
 
-def evidence(metrics: dict[str, Any], version: int = 2, data_hash: str | None = DATA_HASH) -> Evidence:
-    return Evidence(version, "m" * 64, data_hash, scorecard_from_dict(metrics))
+def evidence(
+    metrics: dict[str, Any], version: int = 2, data_hash: str | None = DATA_HASH, binding: Binding = BOUND
+) -> Evidence:
+    return Evidence(version, "m" * 64, data_hash, scorecard_from_dict(metrics), binding)
 
 
 def failed(decision: Any) -> set[str]:
@@ -153,6 +156,16 @@ def test_every_failure_is_reported_at_once() -> None:
     assert len(decision.reasons) == len(failed(decision))
 
 
+def test_declared_figures_are_refused_however_good() -> None:
+    """#20 item 11: figures not bound to the version's files fail the gate, even when every floor passes."""
+    declared = Binding(False, "figures carry no evidence block: not computed by emosafe evaluate/export")
+    decision = decide_promotion(
+        evidence(trinary_metrics(f1=0.99, macro=0.99, recall=0.99), binding=declared), None, GATE
+    )
+    assert not decision.promote and failed(decision) == {"evidence"}
+    assert decision.reasons == (declared.detail,)
+
+
 def test_comparing_different_tasks_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="taxonomy"):
         decide_promotion(evidence(trinary_metrics()), evidence(taxonomy_metrics(), version=1), GATE)
@@ -161,7 +174,7 @@ def test_comparing_different_tasks_is_a_programming_error() -> None:
 def test_report_hash_is_stable_and_binds_the_artifacts() -> None:
     one = decide_promotion(evidence(trinary_metrics()), None, GATE)
     assert one.report_hash() == decide_promotion(evidence(trinary_metrics()), None, GATE).report_hash()
-    other = Evidence(2, "n" * 64, DATA_HASH, scorecard_from_dict(trinary_metrics()))
+    other = Evidence(2, "n" * 64, DATA_HASH, scorecard_from_dict(trinary_metrics()), BOUND)
     assert decide_promotion(other, None, GATE).report_hash() != one.report_hash()
 
 

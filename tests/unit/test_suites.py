@@ -15,7 +15,7 @@ from components.evaluation.suites import FIGURES, suite_figures
 from components.release.promotion import Evidence, decide_promotion
 from components.release.scorecard import SUITE_FIGURES, scorecard_from_dict, scorecard_to_dict
 from components.schema import CATEGORIES, LABELS
-from tests.fixtures.registry_runs import DATA_HASH, trinary_metrics
+from tests.fixtures.registry_runs import BOUND, DATA_HASH, trinary_metrics
 
 NO_CI = Bootstrap(resamples=0)
 SAFE, BORDERLINE, UNSAFE = (LABELS.index(name) for name in ("safe", "borderline", "unsafe"))
@@ -109,7 +109,7 @@ def suite_metrics(**figures: float | None) -> dict[str, Any]:
 
 def decide(metrics: dict[str, Any], **floors: float) -> Any:
     gate = GateConfig(suites={"crisis": SuiteFloors(**floors)})
-    return decide_promotion(Evidence(2, "m" * 64, DATA_HASH, scorecard_from_dict(metrics)), None, gate)
+    return decide_promotion(Evidence(2, "m" * 64, DATA_HASH, scorecard_from_dict(metrics), BOUND), None, gate)
 
 
 def test_a_suite_floor_refuses_with_the_suite_figure_and_interval() -> None:
