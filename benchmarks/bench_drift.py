@@ -132,7 +132,9 @@ def _decode_only(path: Path) -> dict[str, float]:
                 orjson.loads(line)
 
     seconds = {"stdlib_json": _best_of(2, stdlib), "orjson": _best_of(2, fast)}
-    return {k: round(v, 2) for k, v in seconds.items()} | {"ratio": round(seconds["stdlib_json"] / seconds["orjson"], 2)}
+    return {k: round(v, 2) for k, v in seconds.items()} | {
+        "ratio": round(seconds["stdlib_json"] / seconds["orjson"], 2)
+    }
 
 
 def run() -> dict[str, Any]:
