@@ -1,4 +1,5 @@
-"""Operating commands: ``predict``, ``summary``, ``monitor``, ``reevaluate``, ``serve``, ``check-params``."""
+"""Operating commands: ``predict``, ``summary``, ``monitor``, ``reevaluate``, ``serve``, ``serve-model``,
+``check-params``."""
 
 from __future__ import annotations
 
@@ -18,19 +19,35 @@ from components.errors import EmosafeError
 @app.command()
 def predict(
     model: Annotated[str, typer.Option("--model", "-m", help="An exported bundle folder or name@alias.")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="Messages: .jsonl, .csv or .parquet (id, text).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions: .jsonl, .csv or .parquet.")],
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="Messages: .jsonl, .csv or .parquet (id, text).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Predictions: .jsonl, .csv or .parquet.")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", "-t", help="One message instead of a file: printed, not logged.")
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
     log_text: Annotated[bool, typer.Option("--log-text", help="Also write raw text to output and log.")] = False,
 ) -> None:
     """Batch predictions on ONNX Runtime (int8 by default), appended to the production log (predict.log).
 
     Each prediction carries id, label (trinary) or categories (taxonomy), scores, model, version and a UTC
-    timestamp. Raw text is written nowhere unless --log-text asks for it.
+    timestamp. Raw text is written nowhere unless --log-text asks for it. With --text, one message is scored and
+    its prediction printed as JSON; it is not production traffic, so nothing is logged.
     """
     from components.config import load_params
     from components.stages.predict import predict as run_predict
+    from components.stages.predict import predict_text
 
+    if text is not None:
+        if input is not None or output is not None:
+            raise EmosafeError("give either --text or --input/--output, not both")
+        typer.echo(json.dumps(predict_text(load_params(params), model, text), ensure_ascii=False))
+        return
+    if input is None or output is None:
+        raise EmosafeError("give --input and --output (a file of messages), or --text for one message")
     outcome = run_predict(load_params(params), model, input, output, log_text=log_text)
     typer.echo(f"{outcome.output}: {outcome.rows} predictions by {outcome.model}@{outcome.version}; {outcome.counts}")
     typer.echo(f"appended to {outcome.log}")
@@ -123,10 +140,17 @@ def serve(
 
     The API asks for basic authentication (any local user could otherwise trigger deployments): the string is
     $EMOSAFE_SERVE_AUTH (user:password) or one generated into <home>/api-auth; the UI asks for it once. Prints the
-    UI address and where the login is; Ctrl-C stops the worker and the server. Runs execute in this folder.
+    UI address and where the login is; Ctrl-C or SIGTERM stops the worker and the server. Runs execute in this
+    folder.
     """
+    import signal
+
     from flows.serve import api_url, deploy_all, serve_auth, server_env, start_server, start_worker, stop, wait_healthy
 
+    def terminate(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, docker stop, kill) stops the worker and server like Ctrl-C
+
+    signal.signal(signal.SIGTERM, terminate)
     root = Path.cwd()
     if not (root / "prefect.yaml").is_file():
         raise EmosafeError(f"{root / 'prefect.yaml'}: not found (rule: run `emosafe serve` from the project root)")
@@ -149,6 +173,47 @@ def serve(
         if worker is not None:
             stop(worker)
         stop(server)
+
+
+@app.command("serve-model")
+def serve_model(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="name@alias (followed as it moves), name@version or a bundle folder.")
+    ] = "emosafe-trinary@production",
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Messages per model call, at most.")] = 32,
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="Wait for a batch to fill, at most.")] = 5.0,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="Messages queued before 503.")] = 1024,
+    max_request: Annotated[int, typer.Option("--max-request", help="Messages per request before 413.")] = 256,
+    reload_every: Annotated[
+        float, typer.Option("--reload-every", help="Seconds between alias checks (0: never).")
+    ] = 10,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /healthz, GET /metrics (Prometheus), GET /docs.
+
+    The bundle is checked against its sha256 manifest before it serves. Concurrent requests are micro-batched, and
+    every prediction is appended to the production log (predict.log) without its text. When --model names an
+    alias, the service follows it: a moved alias is loaded and verified in the background, then swapped in; a
+    version that fails to load leaves the old one serving. Example:
+
+        curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"text": "I feel fine"}'
+    """
+    import uvicorn
+
+    from components.config import load_params
+    from components.serving.holder import ModelHolder
+    from components.serving.service import ServiceLimits, create_app
+
+    loaded = load_params(params)
+    holder = ModelHolder(loaded, model)
+    limits = ServiceLimits(max_batch, max_wait_ms, max_queue, max_request, reload_every_s=reload_every)
+    served = holder.current
+    typer.echo(
+        f"serving {served.name} v{served.version} ({served.task}) on http://{host}:{port}; log {loaded.predict.log}"
+    )
+    uvicorn.run(create_app(holder, Path(loaded.predict.log), limits), host=host, port=port, log_level="warning")
 
 
 @app.command("check-params")

@@ -56,12 +56,29 @@ def predict(
     ids, texts = read_messages(source, config.id_column, config.text_column)
     folder, name, version = resolve_model(params.register, model, root)
     predictor = OnnxPredictor(folder, config.variant, config.batch_size, config.num_threads, progress=True)
+    records = prediction_records(predictor, name, version, ids, texts, log_text)
+    key = "label" if predictor.task == "trinary" else "categories"
+    names = predictor.labels.labels
+    decided = [r[key] for r in records]
+    _write_output(output, records, key, names)
+    log_path = root / config.log
+    append_log(log_path, records)
+    counts = _counts(decided, predictor.task)
+    log.info("predicted %d messages with %s@%s; log %s", len(records), name, version, log_path)
+    return PredictOutcome(output, log_path, len(records), name, version, counts)
+
+
+def prediction_records(
+    predictor: Any, name: str, version: str, ids: list[str], texts: list[str], log_text: bool = False
+) -> list[dict[str, Any]]:
+    """Score ``texts`` and build one production-log record per message (the contract monitoring/log.py reads):
+    what batch ``predict``, ``predict --text`` and the prediction service share. No text unless ``log_text``."""
     scores = predictor.predict(texts)
     decided = predictor.decide(scores)
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     key = "label" if predictor.task == "trinary" else "categories"
     names = predictor.labels.labels
-    records = [
+    return [
         {
             "id": i,
             "timestamp": stamp,
@@ -74,12 +91,20 @@ def predict(
         | ({"text": t} if log_text else {})
         for i, t, d, row in zip(ids, texts, decided, scores, strict=True)
     ]
-    _write_output(output, records, key, names)
-    log_path = root / config.log
-    append_log(log_path, records)
-    counts = _counts(decided, predictor.task)
-    log.info("predicted %d messages with %s@%s; log %s", len(records), name, version, log_path)
-    return PredictOutcome(output, log_path, len(records), name, version, counts)
+
+
+def predict_text(params: Params, model: str, text: str, root: Path = Path()) -> dict[str, Any]:
+    """One message from the shell (``emosafe predict --text``): its record, without the id, timestamp or text.
+    Not appended to the production log: a question asked by hand is not production traffic."""
+    from components.export.runtime import OnnxPredictor
+
+    if not text.strip():
+        raise EmosafeError("--text: empty message (rule: a message with at least one non-space character)")
+    config = params.predict
+    folder, name, version = resolve_model(params.register, model, root)
+    predictor = OnnxPredictor(folder, config.variant, config.batch_size, config.num_threads)
+    record = prediction_records(predictor, name, version, ["-"], [text])[0]
+    return {k: v for k, v in record.items() if k not in ("id", "timestamp")}
 
 
 def read_messages(path: Path, id_column: str, text_column: str) -> tuple[list[str], list[str]]:

@@ -31,6 +31,7 @@ COMMANDS = [
     "monitor",
     "reevaluate",
     "serve",
+    "serve-model",
     "check-params",
     "pipeline-file",
     "registry",

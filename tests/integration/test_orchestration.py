@@ -148,3 +148,45 @@ def test_serve_auth_is_generated_once_private_and_overridable(tmp_path: Path, mo
     monkeypatch.setenv("EMOSAFE_SERVE_AUTH", "no-colon")
     with pytest.raises(EmosafeError, match="user:password"):
         serve_auth(tmp_path)
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment names ``marker`` (the test's PREFECT_HOME)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_emosafe_serve_stops_its_server_and_worker_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM (docker stop, systemd) once killed `emosafe serve` alone, leaving its server and worker running."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.fixtures.common import VENV_BIN
+
+    port, home = free_port(), tmp_path / "prefect-home"
+    env = {**os.environ, "EMOSAFE_SERVE_AUTH": "emosafe:test-only-secret"}
+    command = [str(VENV_BIN / "emosafe"), "serve", "--port", str(port), "--home", str(home)]
+    serve = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        assert serve.stdout is not None
+        while "Prefect UI" not in serve.stdout.readline():  # printed once deployed and the worker started
+            assert time.monotonic() < deadline and serve.poll() is None, "emosafe serve did not come up"
+        assert len(_processes_with(str(home))) >= 2  # the server and the worker (and their children)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while _processes_with(str(home)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _processes_with(str(home)) == []
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens on the API port any more
