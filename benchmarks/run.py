@@ -1,7 +1,7 @@
 """Run every benchmark and print (and save) its figures. Speed and memory live here, never in tests.
 
 Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, export, flow, prepare, prompting,
-registry, train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real,
+registry, serving (after `make run`: it loads the exported bundle), train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real,
 long_messages)
 Results go to benchmarks/results/<name>.json (git-ignored) and stdout.
 """
@@ -24,6 +24,7 @@ import bench_long_messages
 import bench_prepare
 import bench_prompting
 import bench_registry
+import bench_serving
 import bench_train
 
 BENCHMARKS = {
@@ -34,6 +35,7 @@ BENCHMARKS = {
     "prepare": bench_prepare.run,
     "prompting": bench_prompting.run,
     "registry": bench_registry.run,
+    "serving": bench_serving.run,
     "train": bench_train.run,
 }
 #: Minutes and ~15 GB of RAM (the Llama-3.2-1B-shaped export and quantization), the 15-minute long-message

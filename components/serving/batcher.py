@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class MicroBatcher:
             raise ValueError("max_batch and max_queued must be >= 1 and max_wait_s >= 0")
         self.score, self.max_batch, self.max_wait_s, self.max_queued = score, max_batch, max_wait_s, max_queued
         self.queued = 0  # messages waiting or being scored
-        self.batch_sizes: list[int] = []  # every batch's size, for metrics (trimmed by the reader)
+        self.batch_sizes: deque[int] = deque(maxlen=100_000)  # the latest batches' sizes (benchmarks read them)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emosafe-model")
         self._task: asyncio.Task[None] | None = None
