@@ -1,8 +1,8 @@
 """Run every benchmark and print (and save) its figures. Speed and memory live here, never in tests.
 
 Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, export, flow, prepare, prompting,
-registry, serving (after `make run`: it loads the exported bundle), train; slow ones, run only when named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real,
-long_messages)
+registry, serving (after `make run`: it loads the exported bundle), train; slow ones, run only when named or with
+--slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real, long_messages)
 Results go to benchmarks/results/<name>.json (git-ignored) and stdout.
 """
 
