@@ -75,19 +75,24 @@ class Tracker:
             reinit="finish_previous",
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
         )
+        # Curves on their own axis: W&B drops any row whose step goes backwards, and the epoch rows (logged during
+        # training) come before the per-step curve (logged at the end), so a shared `step=` lost the whole curve.
+        run.define_metric("train/step")
+        run.define_metric("train/*", step_metric="train/step")
+        run.define_metric("val/*", step_metric="train/step")
         return cls(run, mode)
 
     def log_epoch(self, report: dict[str, Any]) -> None:
         if self._run is None:
             return
         flat = {f"val/{k}": v for k, v in report.items() if isinstance(v, int | float)}
-        self._run.log(flat | {"epoch": report.get("epoch", 0)}, step=int(report.get("step", 0)))
+        self._run.log(flat | {"epoch": report.get("epoch", 0), "train/step": int(report.get("step", 0))})
 
     def log_curve(self, curve: list[dict[str, float]]) -> None:
         if self._run is None:
             return
         for point in curve:
-            self._run.log({"train/loss": point["loss"], "train/lr": point["lr"]}, step=int(point["step"]))
+            self._run.log({"train/loss": point["loss"], "train/lr": point["lr"], "train/step": int(point["step"])})
 
     def log_final(self, final: dict[str, Any], class_names: tuple[str, ...], task: str) -> None:
         """Per-category metrics table and the confusion matrix (3x3 trinary; per-category 2x2 taxonomy)."""

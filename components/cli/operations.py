@@ -272,7 +272,7 @@ def pipeline_file(
 
 def _print_release(loaded: Any) -> None:
     """The ship stage's gate decision per task, then where each report lives (paths only)."""
-    from components.report.summary import gate_rows, where_lines
+    from components.report.summary import gate_rows, next_steps, where_lines
 
     ship_file = Path(loaded.ship.output)
     rows = gate_rows(json.loads(ship_file.read_text(encoding="utf-8"))) if ship_file.is_file() else []
@@ -290,6 +290,9 @@ def _print_release(loaded: Any) -> None:
         "W&B offline runs": str(wandb_dir),
     }
     typer.echo("\n".join(where_lines(places, {what: Path(path).exists() for what, path in places.items()})))
+    typer.echo("\nNext steps:")
+    for line in next_steps(rows, loaded.ship.alias, sorted(str(p) for p in wandb_dir.glob("offline-run-*"))):
+        typer.echo(f"  {line}")
 
 
 def _print_models(evaluate_dir: Path, export_dir: Path) -> None:

@@ -138,3 +138,16 @@ def gate_rows(ship: Mapping[str, Any]) -> list[GateRow]:
 def where_lines(places: Mapping[str, str], exists: Mapping[str, bool]) -> list[str]:
     """'<what>: <path>' per report location, marked '(not written yet)' when absent."""
     return [f"{what}: {path}{'' if exists.get(what) else ' (not written yet)'}" for what, path in places.items()]
+
+
+def next_steps(gate: Sequence[GateRow], alias: str, offline_runs: Sequence[str]) -> list[str]:
+    """What a user would do next after `make run`, with the commands to type (paths and names only)."""
+    steps = ["emosafe registry list   # versions, aliases; `emosafe registry card <name>@<version>` for a card"]
+    shipped = [row for row in gate if row.moved or row.status == "already"]
+    if shipped:
+        steps.append(f"emosafe serve-model --model {shipped[0].name}@{alias}   # HTTP predictions (docs/serving.md)")
+    elif gate:
+        steps.append("the gate kept the alias where it was: see its reasons above (docs/registry.md, the checks)")
+    if offline_runs:
+        steps.append(f"wandb sync {' '.join(offline_runs[-3:])}   # upload {len(offline_runs)} offline W&B run(s)")
+    return steps

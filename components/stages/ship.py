@@ -136,6 +136,7 @@ def _exported_from(registry: Registry, row: dict[str, Any] | None, bundle_meta: 
         "version": record.version,
         "manifest_sha256": record.manifest_sha256,
         "ladder_model": record.lineage.get("ladder_model"),
+        "wandb_run": record.lineage.get("wandb_run"),  # the training run, so the shipped version links to it
     }
 
 
@@ -161,6 +162,7 @@ def _ship_one(
         "quantization_sha256": sha256_file(folder / "quantization.json"),
         "export_check_passed": quant.get("passed"),
         "variant": params.predict.variant,
+        "wandb_run": parent.get("wandb_run"),  # None (no override) when the parent is unknown or was not tracked
     }
     record, created = registry.register(folder, quant, name, root, overrides, origin=str(folder / "quantization.json"))
     previous = registry.meta.aliases(name).get(alias)

@@ -159,7 +159,10 @@ def toy_bundle(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("toy")
-    make_run(root / "models", "x").rename(root / "models" / "tiny-trinary")
+    run = make_run(root / "models", "x")
+    meta = json.loads((run / "meta.json").read_text()) | {"wandb": {"mode": "offline", "run_id": "trainrun7"}}
+    (run / "meta.json").write_text(json.dumps(meta))
+    run.rename(root / "models" / "tiny-trinary")
     toy_bundle(root / "exports" / "tiny-trinary")
     return root
 
@@ -224,6 +227,9 @@ def ships_and_predicts(root: Path, params: Params) -> None:
     registry = Registry(root / "store")
     record = registry.resolve(ModelRef("emosafe-trinary", alias="production"))
     assert record.version == row.version == 2 and record.metrics["quantized"]["label_agreement"] >= 0.99
+    trained = registry.resolve(ModelRef("emosafe-trinary", version=1)).lineage["wandb_run"]
+    assert record.lineage["wandb_run"] == row.exported_from["wandb_run"] == trained  # linked to its training run
+    assert record.lineage["evidence"]["status"] == "bound"  # the bundle's own figures, sha256-matched
     assert registry.meta.latest_report("emosafe-trinary", 2)["gate"]["quantized"]["required"] is True
     quant = json.loads((root / "exports" / "tiny-trinary" / "quantization.json").read_text())
     predicted = [sum(col) for col in zip(*quant["splits"]["test"]["confusion"]["label"], strict=True)]

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from components.config import load_params
 from tests.fixtures.common import REPO, VENV_BIN
 from tests.fixtures.tiny_training import CANARY, tiny_llama_folder, write_project
+from tests.fixtures.wandb_files import history_rows
 
 TINY = {"tiny": {"family": "llama", "source": "tiny-llama"}}
 NO_DROPOUT = {"lora": {"dropout": 0.0}, "hardware": {"num_threads": 1, "checkpoint_every": 100}}
@@ -148,6 +149,13 @@ def test_wandb_offline_run_has_metrics_table_confusion_and_artifact(tmp_path: Pa
     log = next(runs[0].glob("run-*.wandb")).read_bytes()
     assert b"adapter_model.safetensors" in log and b"val/macro_f1" in log
     assert CANARY.encode() not in log
+    # One history row per training step, on its own axis: the curve once vanished because W&B dropped every row
+    # whose step went back behind the epoch rows logged first.
+    curve = json.loads((tmp_path / "models" / "tiny-taxonomy" / "curve.json").read_text())["train"]
+    rows = history_rows(next(runs[0].glob("run-*.wandb")))
+    logged = [(r["train/step"], r["train/loss"]) for r in rows if "train/loss" in r]
+    assert logged == [(p["step"], pytest.approx(p["loss"])) for p in curve] and len(curve) >= 2
+    assert any("val/macro_f1" in r and "train/step" in r for r in rows)
     meta = json.loads((tmp_path / "models" / "tiny-taxonomy" / "meta.json").read_text())
     assert meta["wandb"]["mode"] == "offline" and meta["wandb"]["run_id"] in runs[0].name
 
