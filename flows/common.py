@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from components.config import Params, load_params
-from components.errors import ConfigError
+from components.errors import ConfigError, EmosafeError
 from components.profile_pipeline import pipeline_path
 from flows.dvc_tasks import PIPELINE_FILE, StageRun, cached_stage
 
@@ -52,3 +52,9 @@ def pipeline_file(params_path: str, root: str) -> str:
             f"`emosafe pipeline-file --params {params_path}`"
         )
     return pipeline
+
+
+def retry_unless_input_error(_task: Any, _run: Any, state: Any) -> bool:
+    """Tasks' ``retry_condition_fn``: retry what may pass next time (a busy file, a network blip), never an input
+    error (an ``EmosafeError`` names a bad file, row or setting; a retry would fail the same way, later)."""
+    return not isinstance(getattr(state, "data", None), EmosafeError)

@@ -30,19 +30,19 @@ from components.stages import prepare as prepare_stage
 from components.stages import report as report_stage
 from components.stages import validate as validate_stage
 from flows import dvc_tasks
-from flows.common import pipeline_file, read_params, stage
+from flows.common import pipeline_file, read_params, retry_unless_input_error, stage
 from flows.dvc_tasks import PIPELINE_FILE, StageRun
 from flows.release import checkpoint_task, export_task, register_task, rollback_task, ship_task
 from flows.train import convert_task, holdout_task, holdouts, ladder, run_ladder
 
 
-@task(name="prepare", retries=2, retry_delay_seconds=2)
+@task(name="prepare", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_input_error)
 def prepare_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Build the dataset; the summary holds counts and hashes, never text."""
     return stage("prepare", root, lambda: prepare_stage.prepare(params, Path(root)).summary, pipeline=pipeline)
 
 
-@task(name="augment", retries=2, retry_delay_seconds=5)
+@task(name="augment", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
 def augment_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Add re-interpretation rewrites (cached; a retry regenerates nothing already done); counts only."""
     return stage("augment", root, lambda: augment_stage.augment(params, Path(root)).summary, pipeline=pipeline)
@@ -87,7 +87,7 @@ def data_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) ->
     return hashes
 
 
-@task(name="push", retries=3, retry_delay_seconds=10)
+@task(name="push", retries=3, retry_delay_seconds=10, retry_condition_fn=retry_unless_input_error)
 def push_task(root: str = ".") -> int:
     """``dvc push`` every recorded output to the configured remote; returns the number of files sent."""
     return dvc_tasks.push(Path(root))

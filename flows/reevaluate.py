@@ -21,13 +21,13 @@ from prefect.events import emit_event
 
 from components.config import Params
 from components.stages import reevaluate as reevaluate_stage
-from flows.common import read_params
+from flows.common import read_params, retry_unless_input_error
 
 log = logging.getLogger(__name__)
 FLAGGED_EVENT = "emosafe.reevaluate.flagged"
 
 
-@task(name="reevaluate", retries=1, retry_delay_seconds=5)
+@task(name="reevaluate", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
 def reevaluate_task(feedback: str, model_ref: str | None, params: Params, root: str) -> dict[str, Any]:
     """Score the version on ``feedback``; returns whether it is flagged and the summary (counts, never text)."""
     base = Path(root)

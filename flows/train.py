@@ -17,17 +17,17 @@ from components.config import Params
 from components.stages import convert as convert_stage
 from components.stages import holdout as holdout_stage
 from components.stages import train as train_stage
-from flows.common import pipeline_file, read_params, stage
+from flows.common import pipeline_file, read_params, retry_unless_input_error, stage
 from flows.dvc_tasks import PIPELINE_FILE, StageRun
 
 
-@task(name="convert", retries=1, retry_delay_seconds=5)
+@task(name="convert", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
 def convert_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Base models -> safetensors folders (once); the summary is the converted model names."""
     return stage("convert", root, lambda: sorted(convert_stage.convert(params, Path(root)).folders), pipeline=pipeline)
 
 
-@task(name="train", retries=1, retry_delay_seconds=5)
+@task(name="train", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
 def train_task(params: Params, model: str, task_name: str, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Fine-tune one (model, task) = DVC stage ``train@<model>-<task>``; the summary is one line (no text)."""
     target = f"train@{model}-{task_name}"
@@ -41,7 +41,7 @@ def train_task(params: Params, model: str, task_name: str, root: str = ".", pipe
     return StageRun(target, run.ran, run.targets, run.summary)
 
 
-@task(name="holdout", retries=1, retry_delay_seconds=5)
+@task(name="holdout", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
 def holdout_task(params: Params, model: str, source: str, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
     """Train one rung without one source and score it on that source = DVC stage ``holdout@<model>-<source>``."""
     target = f"holdout@{model}-{source}"

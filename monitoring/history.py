@@ -107,3 +107,17 @@ def load_history(path: Path, model: str, version: str | None = None) -> list[His
         )
         for r in rows
     ]
+
+
+def resume_point(path: Path, model: str, version: str, rule: str, complete_n: int | None) -> tuple[str, bool] | None:
+    """Where an incremental run (``--since last``) starts, from the latest recorded window of this model version
+    and windowing rule: ``(its start, True)`` (inclusive) when it may still grow (a count window short of
+    ``complete_n``, or any time window: its period may not be over), else ``(its end, False)`` (strictly after).
+    None when nothing was recorded yet (the run reads the whole log)."""
+    rows = [row for row in load_history(path, model, version) if row.window_rule == rule]
+    if not rows:
+        return None
+    last = max(rows, key=lambda row: (row.start, row.end))
+    if complete_n is not None and last.n >= complete_n:
+        return last.end, False
+    return last.start, True

@@ -13,7 +13,7 @@ import logging
 import shutil
 import sqlite3
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from components.provenance import provenance
 from components.schema import CATEGORIES, LABELS
 from monitoring.alerts import Alert, build_sinks, dispatch
 from monitoring.drift_report import render_html, window_report
-from monitoring.history import HistoryRow, record_windows
+from monitoring.history import HistoryRow, record_windows, resume_point
 from monitoring.log import PredictionLog, read_log
 from monitoring.windows import Windows, cut_windows, iso
 
@@ -50,6 +50,8 @@ class MonitorResult:
     report_html: Path
     history_db: Path
     alert_failures: tuple[str, ...]
+    predictions: int = 0  # of the reference's model version, assessed by this run
+    resumed_from: str | None = None  # ``--since last``: where this run started (None: the whole log or --since)
 
 
 def load_reference(path: Path, params: Params | None = None) -> DriftReference:
@@ -74,17 +76,29 @@ def load_reference(path: Path, params: Params | None = None) -> DriftReference:
         raise EmosafeError(str(exc)) from None
 
 
-def _select(predictions: PredictionLog, reference: DriftReference, since: datetime | None) -> PredictionLog:
+def _selected(predictions: PredictionLog, reference: DriftReference, after: tuple[float, bool] | None) -> Any:
+    """Which predictions are the reference's model version, at/after (inclusive) or strictly after a time."""
     mask = predictions.of(reference.model, reference.version)
-    if since is not None:
-        mask &= predictions.timestamps >= since.timestamp()
+    if after is not None:
+        mask &= predictions.timestamps >= after[0] if after[1] else predictions.timestamps > after[0]
+    return mask
+
+
+def _select(predictions: PredictionLog, reference: DriftReference, after: tuple[float, bool] | None) -> PredictionLog:
+    mask = _selected(predictions, reference, after)
     if not mask.any():
         found = ", ".join(f"{k} ({v})" for k, v in sorted(predictions.model_versions().items())[:10])
+        when = f" since {iso(after[0])}" if after is not None else ""
         raise EmosafeError(
-            f"{predictions.path}: no prediction of {reference.model}@{reference.version}"
-            f"{' since ' + since.isoformat() if since else ''} (rule: the reference's model and version); found {found}"
+            f"{predictions.path}: no prediction of {reference.model}@{reference.version}{when} "
+            f"(rule: the reference's model and version); found {found}"
         )
     return predictions.select(mask)
+
+
+def _rule(window: Any) -> str:
+    """The windowing rule as the history keys it (a window is only comparable under the same rule)."""
+    return f"count:{window.size}" if window.by == "count" else f"time:{window.seconds}s"
 
 
 def _counts(windows: Windows, index: int) -> dict[str, Any]:
@@ -111,16 +125,40 @@ def _overall(assessments: list[WindowAssessment]) -> tuple[Verdict, str]:
 
 
 def monitor(
-    params: Params, log_path: Path, reference_path: Path, output_dir: Path | None = None, since: datetime | None = None
+    params: Params,
+    log_path: Path,
+    reference_path: Path,
+    output_dir: Path | None = None,
+    since: datetime | None = None,
+    incremental: bool = False,
 ) -> MonitorResult:
     """Run drift monitoring of one model version over its production log (see the module docstring).
 
-    Raises EmosafeError (bad log line, bad reference, no prediction of the reference's model version) before
-    anything is written.
+    ``incremental`` (``--since last``): start where the history's latest window of this version left off: at its
+    start when it may still grow, just after its end when it was complete, so an hourly run reads only what came
+    in since (and re-assesses the window that was still filling). With no new prediction it assesses nothing and
+    writes nothing (INSUFFICIENT_SAMPLES, exit 0). Raises EmosafeError (bad log line, bad reference, no prediction
+    of the reference's model version) before anything is written.
     """
     config = params.monitor
     reference = load_reference(reference_path, params)
-    predictions = _select(read_log(log_path), reference, since)
+    history = Path(config.history_db)
+    after: tuple[float, bool] | None = (since.timestamp(), True) if since is not None else None
+    resumed = None
+    if incremental:
+        complete = config.window.size if config.window.by == "count" else None
+        point = resume_point(history, reference.model, reference.version, _rule(config.window), complete)
+        if point is not None:
+            resumed, after = point[0], (datetime.fromisoformat(point[0]).timestamp(), point[1])
+    log_columns = read_log(log_path)
+    if resumed is not None and not _selected(log_columns, reference, after).any():
+        summary = f"no new prediction of {reference.model}@{reference.version} after {resumed}: nothing to assess"
+        out = output_dir or Path(config.output_dir)
+        empty = MonitorResult(
+            Verdict.INSUFFICIENT_SAMPLES, summary, (), out / "report.json", out / "report.html", history, ()
+        )
+        return replace(empty, resumed_from=resumed)
+    predictions = _select(log_columns, reference, after)
     windows = cut_windows(predictions, config.window)
     try:
         assessments = assess_windows(
@@ -141,7 +179,6 @@ def monitor(
         if a.verdict == Verdict.ALARM
     ]
     failures = list(dispatch(alerts, build_sinks(config.alerts)))
-    history = Path(config.history_db)
     try:
         _write_reports(out, report, reports, reference)
         record_windows(history, _history_rows(reference, config.window.by, config.window, reports, report))
@@ -152,7 +189,15 @@ def monitor(
         log.error("monitor: the alarm was sent, but writing its reports or history failed: %s", exc)
     log.info("monitor %s@%s: %s", reference.model, reference.version, summary)
     return MonitorResult(
-        verdict, summary, tuple(reports), out / "report.json", out / "report.html", history, tuple(failures)
+        verdict,
+        summary,
+        tuple(reports),
+        out / "report.json",
+        out / "report.html",
+        history,
+        tuple(failures),
+        len(predictions),
+        resumed,
     )
 
 
@@ -219,7 +264,7 @@ def _reference_hash(path: Path, reference: DriftReference) -> str:
 def _history_rows(
     reference: DriftReference, by: str, window: Any, reports: list[dict[str, Any]], report: dict[str, Any]
 ) -> list[HistoryRow]:
-    rule = f"count:{window.size}" if by == "count" else f"time:{window.seconds}s"
+    rule = _rule(window)
     log_hash = next(iter(report["provenance"]["inputs"].values()))
     created = report["provenance"]["created_at"]
     return [
@@ -254,6 +299,8 @@ def parse_since(value: str | None) -> datetime | None:
 def verdict_lines(result: MonitorResult, shown: int = 8) -> list[str]:
     """The one-screen verdict: overall line, the last ``shown`` windows, and where the reports are."""
     lines = [f"{result.verdict.value}: {result.summary}"]
+    if result.resumed_from is not None:
+        lines.append(f"  incremental: {result.predictions} prediction(s) from {result.resumed_from} on (--since last)")
     if result.verdict == Verdict.INSUFFICIENT_SAMPLES:
         lines.append("  Too few predictions to decide; this is NOT a 'no drift' result (exit code 0).")
     for window in result.windows[-shown:]:

@@ -73,30 +73,82 @@ def summary(params: ParamsOption = Path("params.yaml")) -> None:
     _print_release(loaded)
 
 
-@app.command()
+monitor_app = typer.Typer()  # the callback's docstring is the command's help
+app.add_typer(monitor_app, name="monitor")
+
+
+@monitor_app.callback(invoke_without_command=True)
 def monitor(
-    log: Annotated[Path, typer.Option("--log", help="Production log (JSONL written by `emosafe predict`).")],
+    ctx: typer.Context,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Production log (JSONL written by `emosafe predict` or the service).")
+    ] = None,
     reference: Annotated[
-        Path, typer.Option("--reference", help="Reference JSON, or name@alias: the reference stored with that version.")
-    ],
+        str | None,
+        typer.Option("--reference", help="name@alias (the reference stored with that version) or a reference JSON."),
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
     out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: monitor.output_dir).")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only predictions at/after this ISO time.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only predictions at/after this ISO time, or 'last': from where the history ends."
+        ),
+    ] = None,
 ) -> None:
     """Test the production log for label-distribution drift against the version's reference.
 
     Prints a one-screen verdict and writes report.json, windows/*.json and report.html. Exit codes: 0 no drift
     detected, or INSUFFICIENT_SAMPLES (too few predictions to decide; not 'no drift'); 3 drift alarm; 2 bad input
-    (names file, line and rule).
+    (names file, line and rule). `--since last` reads only what arrived after the last recorded window (the hourly
+    deployment does this). `emosafe monitor history` shows the recorded windows and alarms.
     """
     from components.config import load_params
     from monitoring.monitor import MONITOR_EXIT_ALARM, parse_since, verdict_lines
     from monitoring.monitor import monitor as run_monitor
 
-    result = run_monitor(load_params(params), log, reference, out, parse_since(since))
+    if ctx.invoked_subcommand is not None:
+        return
+    if log is None or reference is None:
+        raise EmosafeError("monitor needs --log and --reference (or a sub-command: `emosafe monitor history`)")
+    incremental = since == "last"
+    result = run_monitor(
+        load_params(params), log, Path(reference), out, None if incremental else parse_since(since), incremental
+    )
     typer.echo("\n".join(verdict_lines(result)))
     if result.verdict == "ALARM":
         raise typer.Exit(MONITOR_EXIT_ALARM)
+
+
+@monitor_app.command("history")
+def monitor_history(
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")] = "emosafe-trinary",
+    version: Annotated[str | None, typer.Option("--version", help="One version (all when omitted).")] = None,
+    last: Annotated[int, typer.Option("--last", help="Show the latest N windows (0: all).")] = 30,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """The monitoring history (monitor.history_db): every recorded window with its verdict, alarms first named."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.config import load_params
+    from monitoring.history import load_history
+
+    path = Path(load_params(params).monitor.history_db)
+    rows = load_history(path, model, version)
+    if not rows:
+        raise EmosafeError(f"{path}: no monitored window of {model}{'@' + version if version else ''} yet")
+    shown = rows[-last:] if last > 0 else rows
+    table = Table("version", "rule", "start", "end", "n", "verdict", "alarming signals", title=f"{model} ({path})")
+    for row in shown:
+        signals = [s["name"] for s in row.assessment.get("signals", []) if s.get("alarm")]
+        style = "bold red" if row.verdict == "ALARM" else None
+        table.add_row(
+            row.version, row.window_rule, row.start, row.end, str(row.n), row.verdict, ", ".join(signals), style=style
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    alarms = sum(row.verdict == "ALARM" for row in rows)
+    typer.echo(f"{len(rows)} window(s) recorded, {alarms} alarm(s); {len(shown)} shown")
 
 
 @app.command()

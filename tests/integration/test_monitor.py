@@ -340,3 +340,39 @@ def test_a_shorter_run_leaves_no_stale_window_files(tmp_path: Path) -> None:
     assert len(list((tmp_path / "reports" / "windows").glob("*.json"))) == 1
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
     assert len(report["windows"]) == 1
+
+
+def test_since_last_reads_only_what_arrived_after_the_history(tmp_path: Path) -> None:
+    """#22: the hourly run re-read the whole log every hour. `--since last` resumes at the history's last window
+    (its start while it can still grow, after its end once complete), and with nothing new writes nothing."""
+    log, reference = tmp_path / "preds.jsonl", write_reference(tmp_path / "ref.json")
+    write_log(log, 1200, REFERENCE, seed=1)  # windows of 500: 500, 500 and a partial 200
+    first = monitor(params(tmp_path), log, reference, incremental=True)
+    assert (
+        first.predictions == 1200 and first.resumed_from is None and [w["n"] for w in first.windows] == [500, 500, 200]
+    )
+    write_log(log, 400, REFERENCE, seed=2, offset=1200)
+    second = monitor(params(tmp_path), log, reference, incremental=True)
+    assert second.resumed_from == first.windows[2]["start"]  # the partial window grows
+    assert second.predictions == 600 and [w["n"] for w in second.windows] == [500, 100]
+    rows = load_history(tmp_path / "history.db", "emosafe-trinary")
+    assert [r.n for r in rows] == [500, 500, 500, 100]  # the partial window was replaced, not duplicated
+    write_log(log, 400, REFERENCE, seed=3, offset=1600)  # completes the last window: 500
+    third = monitor(params(tmp_path), log, reference, incremental=True)
+    assert third.predictions == 500 and [w["n"] for w in third.windows] == [500]
+    before = (tmp_path / "reports" / "report.json").read_bytes()
+    quiet = monitor(params(tmp_path), log, reference, incremental=True)
+    assert quiet.predictions == 0 and quiet.verdict == "INSUFFICIENT_SAMPLES" and "no new prediction" in quiet.summary
+    assert (tmp_path / "reports" / "report.json").read_bytes() == before  # nothing assessed, nothing rewritten
+
+
+def test_monitor_history_command_lists_windows_and_alarms(tmp_path: Path) -> None:
+    reference = write_reference(tmp_path / "ref.json")
+    write_log(tmp_path / "ok.jsonl", 1000, REFERENCE, seed=1)
+    write_log(tmp_path / "ok.jsonl", 1000, {"safe": 0.3, "borderline": 0.3, "unsafe": 0.4}, seed=2, offset=1000)
+    assert run_cli(tmp_path, "--log", "ok.jsonl", "--reference", str(reference), "--since", "last").returncode == 3
+    shown = run_cli(tmp_path, "history", "--last", "0")
+    assert shown.returncode == 0, shown.stderr
+    assert "4 window(s) recorded, 2 alarm(s)" in shown.stdout and "ALARM" in shown.stdout and CANARY not in shown.stdout
+    nothing = run_cli(tmp_path, "history", "--model", "emosafe-taxonomy")
+    assert nothing.returncode == 2 and "no monitored window of emosafe-taxonomy" in nothing.stderr

@@ -15,8 +15,12 @@ import pytest
 import yaml
 
 from flows.serve import api_url, deploy_all, prefect, server_env, start_server, start_worker, stop, wait_healthy
+from registry.core import Registry
+from registry.names import ModelRef
 from tests.fixtures.common import REPO
 from tests.fixtures.monitor_logs import write_log, write_reference
+from tests.fixtures.reevaluate_bundles import build_bundle
+from tests.fixtures.registry_runs import bound, trinary_metrics
 
 
 def free_port() -> int:
@@ -73,12 +77,18 @@ def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
         ]
         assert triggers and set(triggers[0]["expect"]) == RETRAIN_EVENTS, triggers
 
-        write_log(tmp_path / "preds.jsonl", 600, {"safe": 0.6, "borderline": 0.2, "unsafe": 0.2}, seed=1)
-        write_reference(tmp_path / "ref.json")
+        # The shipped deployment as it runs hourly: the registry's production reference, `since: last`.
+        reference = json.loads(write_reference(tmp_path / "ref.json").read_text())
+        bundle = build_bundle(tmp_path / "bundle", "trinary")
+        registry = Registry(tmp_path / "store")
+        record, _ = registry.register(bundle, bound(trinary_metrics(), bundle), overrides={"reference": reference})
+        registry.promote(ModelRef(record.name, version=record.version), "production", "first release")
+        write_log(tmp_path / "preds.jsonl", 1000, {"safe": 0.6, "borderline": 0.2, "unsafe": 0.2}, seed=1, version="1")
         (tmp_path / "params.yaml").write_text(
             yaml.safe_dump(
                 {
                     "prepare": {"sources": [{"name": "x", "kind": "emosafe", "path": "x.jsonl"}]},
+                    "register": {"store": str(tmp_path / "store")},
                     "monitor": {
                         "output_dir": str(tmp_path / "reports"),
                         "history_db": str(tmp_path / "history.db"),
@@ -89,17 +99,28 @@ def test_real_server_deploys_and_runs_monitor(tmp_path: Path) -> None:
         )
         parameters = {
             "log": "preds.jsonl",
-            "reference": "ref.json",
             "params_path": "params.yaml",
             "root": str(tmp_path),
-        }
-        prefect(["deployment", "run", "monitor/monitor-hourly", "--params", json.dumps(parameters)], env, REPO)
-        worker = start_worker(REPO, env, tmp_path / "worker.log", run_once=True)
-        worker.wait(timeout=240)
-        state = _flow_run_states(env)
-        assert "COMPLETED" in state, (state, (tmp_path / "worker.log").read_text()[-3000:])
-        report = json.loads((tmp_path / "reports" / "report.json").read_text())
-        assert report["verdict"] == "NO_DRIFT_DETECTED"
+        }  # reference, since: shipped
+        windows = []
+        for run in range(2):
+            prefect(["deployment", "run", "monitor/monitor-hourly", "--params", json.dumps(parameters)], env, REPO)
+            worker = start_worker(REPO, env, tmp_path / "worker.log", run_once=True)
+            worker.wait(timeout=240)
+            states = _flow_run_states(env, run + 1)
+            assert states.count("COMPLETED") == run + 1, (states, (tmp_path / "worker.log").read_text()[-3000:])
+            report = json.loads((tmp_path / "reports" / "report.json").read_text())
+            assert report["verdict"] == "NO_DRIFT_DETECTED" and report["version"] == "1"
+            windows.append([w["n"] for w in report["windows"]])
+            write_log(
+                tmp_path / "preds.jsonl",
+                500,
+                {"safe": 0.6, "borderline": 0.2, "unsafe": 0.2},
+                seed=2,
+                offset=1000,
+                version="1",
+            )
+        assert windows == [[500, 500], [500]]  # the second run read only the 500 new predictions
     finally:
         if worker is not None:
             stop(worker)
@@ -120,8 +141,8 @@ def _post(env: dict[str, str], path: str, body: dict[str, object]) -> list[dict[
         return list(json.loads(response.read()))
 
 
-def _flow_run_states(env: dict[str, str]) -> list[str]:
-    """State types of the `monitor` flow's runs, read from the REST API (waits for a final state)."""
+def _flow_run_states(env: dict[str, str], finished: int = 1) -> list[str]:
+    """State types of the `monitor` flow's runs, read from the REST API (waits for ``finished`` final states)."""
     body = json.dumps({"flows": {"name": {"any_": ["monitor"]}}, "limit": 20}).encode()
     deadline = time.monotonic() + 30
     states: list[str] = []
@@ -129,7 +150,7 @@ def _flow_run_states(env: dict[str, str]) -> list[str]:
         request = urllib.request.Request(f"{env['PREFECT_API_URL']}/flow_runs/filter", data=body, headers=_headers(env))
         with urllib.request.urlopen(request, timeout=10) as response:
             states = [run["state_type"] for run in json.loads(response.read())]
-        if {"COMPLETED", "FAILED", "CRASHED"} & set(states):
+        if sum(state in ("COMPLETED", "FAILED", "CRASHED") for state in states) >= finished:
             return states
         time.sleep(1)
     return states
