@@ -35,10 +35,15 @@ log = logging.getLogger(__name__)
 #: Exit code of `emosafe monitor` on a drift alarm (2 is reserved for bad input, 0 for no alarm).
 MONITOR_EXIT_ALARM = 3
 METHOD = (
-    "chi-square goodness of fit on the labels (Cohen's w), two-proportion z tests on the borderline rate and "
-    "each category (Cohen's h); Monte-Carlo p-values below the minimum expected count; PSI; Jensen-Shannon "
-    "distance (base 2); {correction} correction over a window's signals at alpha={alpha}"
+    "{labels} on the labels (Cohen's w), {proportions} on the borderline rate and each category (Cohen's h); "
+    "Monte-Carlo p-values below the minimum expected count; PSI; Jensen-Shannon distance (base 2); {correction} "
+    "correction over a window's signals at alpha={alpha}"
 )
+#: The tests' names, by whether the reference's own sample size enters them (monitor.drift.account_for_reference_size).
+TESTS = {
+    True: ("chi-square homogeneity of window and reference sample", "two-sample proportion z tests"),
+    False: ("chi-square goodness of fit against the reference proportions", "one-sample proportion z tests"),
+}
 
 
 @dataclass(frozen=True)
@@ -236,7 +241,12 @@ def _summary_report(
         "task": reference.task,
         "verdict": verdict.value,
         "summary": summary,
-        "method": METHOD.format(correction=drift.correction, alpha=drift.alpha),
+        "method": METHOD.format(
+            labels=TESTS[drift.account_for_reference_size][0],
+            proportions=TESTS[drift.account_for_reference_size][1],
+            correction=drift.correction,
+            alpha=drift.alpha,
+        ),
         "reference": reference.to_json(),
         "windows": [{**_window_id(w), "verdict": w["verdict"], "reason": w["reason"]} for w in reports],
         "provenance": provenance(

@@ -88,7 +88,9 @@ def monitor(
         typer.Option("--reference", help="name@alias (the reference stored with that version) or a reference JSON."),
     ] = None,
     params: ParamsOption = Path("params.yaml"),
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: monitor.output_dir).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", "--out", help="Report folder (default: monitor.output_dir).")
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(

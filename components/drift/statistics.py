@@ -179,6 +179,14 @@ class _Family:
     expected: FloatArray
 
 
+def _test_name(binary: bool, two_sample: bool) -> str:
+    """What the report calls the test: with the reference counted as a sample (``account_for_reference_size``) the
+    chi-square is the 2 x K homogeneity test, not a goodness of fit against exact proportions."""
+    if binary:
+        return "two-proportion z (window vs reference sample)" if two_sample else "one-proportion z (vs reference)"
+    return "chi-square homogeneity (window vs reference sample)" if two_sample else "chi-square goodness of fit"
+
+
 def _smoothed(probs: FloatArray, reference_n: int) -> FloatArray:
     """Floor reference probabilities at half a count of the reference so a class never seen there can be tested."""
     floored = np.maximum(probs, 0.5 / reference_n)
@@ -208,7 +216,7 @@ def _family(
     effect = cohens_h(observed[:, 0], expected[:, 0]) if binary else cohens_w(observed, _broadcast(p, observed))
     return _Family(
         name=name,
-        test="two-proportion z (window vs reference)" if binary else "chi-square goodness of fit",
+        test=_test_name(binary, n_ref is not None),
         effect_name="cohens_h" if binary else "cohens_w",
         floor=config.min_cohens_h if binary else config.min_cohens_w,
         statistic=statistic,

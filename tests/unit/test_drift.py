@@ -155,3 +155,17 @@ def test_bad_references_are_refused_naming_the_field(change: dict[str, object], 
     raw = {**trinary_reference().to_json(), **change}
     with pytest.raises(ValueError, match=message):
         parse_reference(raw, "ref.json")
+
+
+def test_the_report_names_the_test_that_ran() -> None:
+    """The reference counted as a sample makes the chi-square a homogeneity test; the report once called every
+    label test a goodness of fit (#22)."""
+    observed = np.array([[310, 100, 90]], dtype=np.int64)
+    n = observed.sum(axis=1)
+    [exact] = assess_windows(n, observed, None, trinary_reference(), EXACT)
+    [sample] = assess_windows(n, observed, None, trinary_reference(), DriftConfig(min_samples=10))
+    assert [s.test for s in exact.signals] == ["chi-square goodness of fit", "one-proportion z (vs reference)"]
+    assert [s.test for s in sample.signals] == [
+        "chi-square homogeneity (window vs reference sample)",
+        "two-proportion z (window vs reference sample)",
+    ]
