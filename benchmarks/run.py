@@ -1,8 +1,8 @@
 """Run every benchmark and print (and save) its figures. Speed and memory live here, never in tests.
 
-Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, export, flow, prepare, prompting,
-registry, serving (after `make run`: it loads the exported bundle), train; slow ones, run only when named or with
---slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real, long_messages)
+Usage: python benchmarks/run.py [--slow] [name ...]   (names: augment, drift, drift_power, export, flow, prepare,
+prompting, registry, serving (after `make run`: it loads the exported bundle), train; slow ones, run only when
+named or with --slow / EMOSAFE_BENCH_SLOW=1: export_1b, flow_real, long_messages)
 Results go to benchmarks/results/<name>.json (git-ignored) and stdout.
 """
 
@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_augment
 import bench_drift
+import bench_drift_power
 import bench_export
 import bench_export_1b
 import bench_flow
@@ -30,6 +31,7 @@ import bench_train
 BENCHMARKS = {
     "augment": bench_augment.run,
     "drift": bench_drift.run,
+    "drift_power": bench_drift_power.run,
     "export": bench_export.run,
     "flow": bench_flow.run,
     "prepare": bench_prepare.run,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from components.drift.power import sensitivity_line
 from components.drift.reference import DriftReference
 from components.schema import CATEGORIES, LABELS
 
@@ -101,6 +102,7 @@ tr.ALARM{{background:#fdd}}tr.INSUFFICIENT_SAMPLES{{color:#888}}</style></head><
 <h1>{esc(report["model"])}@{esc(report["version"])}: {esc(report["verdict"])}</h1>
 <p>{esc(report["summary"])}</p>
 <p>Reference: {reference.n} predictions. Tests: {esc(report["method"])}</p>
+<p>{esc(sensitivity_line(report["sensitivity"])) if report.get("sensitivity") else ""}</p>
 {figures}
 <h2>Windows</h2><table><tr><th>#</th><th>start</th><th>end</th><th>n</th><th>verdict</th><th>reason</th></tr>{rows}
 </table></body></html>

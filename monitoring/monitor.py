@@ -18,7 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from components.config import Params
+from components.drift.power import sensitivity, sensitivity_line
 from components.drift.reference import DriftReference, parse_reference
 from components.drift.statistics import Verdict, WindowAssessment, assess_windows
 from components.errors import EmosafeError, SourceFileError
@@ -57,6 +60,7 @@ class MonitorResult:
     alert_failures: tuple[str, ...]
     predictions: int = 0  # of the reference's model version, assessed by this run
     resumed_from: str | None = None  # ``--since last``: where this run started (None: the whole log or --since)
+    sensitivity: str | None = None  # the minimum detectable shifts, in words (components/drift/power.py)
 
 
 def load_reference(path: Path, params: Params | None = None) -> DriftReference:
@@ -177,6 +181,8 @@ def monitor(
         window_report(i, *windows.bounds(i), a.to_json(), _counts(windows, i)) for i, a in enumerate(assessments)
     ]
     report = _summary_report(params, reference, log_path, reference_path, verdict, summary, reports)
+    typical = config.window.size if config.window.by == "count" else int(np.median(windows.n))
+    report["sensitivity"] = sensitivity(typical, reference, config.drift)
     # Alerts first: an alarm must not be lost because a report or the history cannot be written afterwards.
     alerts = [
         Alert(reference.model, reference.version, _window_id(w), a, str(out / "windows" / f"{w['index']:05d}.json"))
@@ -203,6 +209,7 @@ def monitor(
         tuple(failures),
         len(predictions),
         resumed,
+        sensitivity_line(report["sensitivity"]),
     )
 
 
@@ -309,6 +316,8 @@ def parse_since(value: str | None) -> datetime | None:
 def verdict_lines(result: MonitorResult, shown: int = 8) -> list[str]:
     """The one-screen verdict: overall line, the last ``shown`` windows, and where the reports are."""
     lines = [f"{result.verdict.value}: {result.summary}"]
+    if result.sensitivity is not None:
+        lines.append(f"  {result.sensitivity}")
     if result.resumed_from is not None:
         lines.append(f"  incremental: {result.predictions} prediction(s) from {result.resumed_from} on (--since last)")
     if result.verdict == Verdict.INSUFFICIENT_SAMPLES:
