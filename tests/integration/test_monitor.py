@@ -351,6 +351,10 @@ def test_since_last_reads_only_what_arrived_after_the_history(tmp_path: Path) ->
     assert (
         first.predictions == 1200 and first.resumed_from is None and [w["n"] for w in first.windows] == [500, 500, 200]
     )
+    stated = json.loads((tmp_path / "reports" / "report.json").read_text())["sensitivity"]
+    assert (stated["window_n"], stated["reference_n"], stated["power"]) == (500, 5000, 0.8)
+    assert first.sensitivity is not None and first.sensitivity.startswith("Detectable with 80% power (window 500")
+    assert "smaller shifts are likely missed" in (tmp_path / "reports" / "report.html").read_text()
     write_log(log, 400, REFERENCE, seed=2, offset=1200)
     second = monitor(params(tmp_path), log, reference, incremental=True)
     assert second.resumed_from == first.windows[2]["start"]  # the partial window grows
