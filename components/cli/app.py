@@ -84,7 +84,7 @@ def print_summary(summary: dict[str, Any], where: str) -> None:
 
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2, never a traceback."""
-    from components.cli import operations, stage_commands  # noqa: F401  (registers the commands)
+    from components.cli import operations, site, stage_commands  # noqa: F401  (registers the commands)
 
     try:
         app()

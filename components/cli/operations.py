@@ -342,6 +342,7 @@ def _print_release(loaded: Any) -> None:
         "Data Docs": str(Path(loaded.validate.output_dir) / "data_docs" / "index.html"),
         "Drift report": str(Path(loaded.monitor.output_dir) / "report.html"),
         "W&B offline runs": str(wandb_dir),
+        "Browsable site (`emosafe site` writes it)": "reports/site/index.html",
     }
     typer.echo("\n".join(where_lines(places, {what: Path(path).exists() for what, path in places.items()})))
     typer.echo("\nNext steps:")

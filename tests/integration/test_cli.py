@@ -32,6 +32,7 @@ COMMANDS = [
     "reevaluate",
     "serve",
     "serve-model",
+    "site",
     "check-params",
     "pipeline-file",
     "registry",
