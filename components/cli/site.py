@@ -1,7 +1,7 @@
 """``emosafe site``: gather the registry, the scaling report and the monitoring history into a static HTML site.
 
 App layer: it reads (the registry read-only, report files, the monitoring history) and writes one folder, swapped
-in whole; the pages themselves come from ``components/report/site.py``. A missing registry, report or history
+in whole; the pages themselves come from ``components/report/site_pages.py``. A missing registry, report or history
 gives an empty section, not an error, so the site can be built at any point of a project's life.
 """
 
@@ -53,7 +53,7 @@ def site(
     the drift timeline and the re-evaluation history. Open <output>/index.html."""
     from components.config import load_params
     from components.io import refuse_overwriting_inputs, replace_dir
-    from components.report.site import render_site
+    from components.report.site_pages import render_site
 
     loaded = load_params(params)
     refuse_overwriting_inputs(output, folder=True)
@@ -78,7 +78,7 @@ def site(
 
 def gather(params: Params) -> tuple[Any, list[Path]]:
     """The site's data (``SiteData``) and the scaling plots to copy."""
-    from components.report.site import SiteData
+    from components.report.site_pages import SiteData
 
     models, versions, evaluations = _registry(params)
     scaling_dir = Path(params.report.output_dir)
@@ -152,7 +152,7 @@ def _registry(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 
 def _drift(history: Path, names: list[str]) -> list[dict[str, Any]]:
-    from components.report.site import timeline_png
+    from components.report.site_pages import timeline_png
     from monitoring.history import load_history
 
     out = []
