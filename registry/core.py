@@ -128,6 +128,10 @@ class Registry:
     # look-ups ------------------------------------------------------------------------------------------------
     def resolve(self, ref: ModelRef) -> VersionRecord:
         version = ref.version if ref.alias is None else self.meta.aliases(ref.name).get(ref.alias)
+        if version is None or self.meta.get_version(ref.name, version) is None:
+            known = sorted({r.name for r in self.meta.list_versions()})
+            if ref.name not in known:  # a typo in the name: say so, not "alias not set"
+                raise RegistryError(f"{ref}: unknown model '{ref.name}' (registered: {', '.join(known) or 'none'})")
         if version is None:
             raise RegistryError(f"{ref}: alias not set (see `emosafe registry list`)")
         record = self.meta.get_version(ref.name, version)

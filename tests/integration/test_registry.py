@@ -411,3 +411,13 @@ def test_a_version_registered_before_binding_is_declared(reg: Registry, tmp_path
     lineage = {k: v for k, v in record.lineage.items() if k != "evidence"}
     old = reg.evidence(type(record)(**{**record.__dict__, "lineage": lineage}))
     assert not old.binding.bound and "before it existed" in old.binding.detail
+
+
+def test_a_misspelled_model_name_is_called_unknown_not_alias_not_set(reg: Registry, tmp_path: Path) -> None:
+    register(reg, tmp_path, "a")
+    with pytest.raises(RegistryError, match=r"unknown model 'emosafe-trinry' \(registered: emosafe-trinary\)"):
+        reg.resolve(parse_ref("emosafe-trinry@production"))
+    with pytest.raises(RegistryError, match="alias not set"):
+        reg.resolve(parse_ref("emosafe-trinary@production"))
+    with pytest.raises(RegistryError, match="has no version 9"):
+        reg.resolve(parse_ref("emosafe-trinary@9"))
