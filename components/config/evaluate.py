@@ -62,6 +62,11 @@ class EvaluateConfig(Frozen):
         description="Dataset with a `split` column: val tunes thresholds, test is reported, train gives examples.",
     )
     output_dir: str = Field(default="reports/evaluate", description="Writes <model>-<setting>-<task>.json here.")
+    external_dir: str = Field(
+        default="reports/external",
+        description="`evaluate --data` writes <external_dir>/<source or file name>/: outside the DVC-tracked "
+        "output_dir, so a side analysis never makes `dvc status` dirty or gets overwritten by `dvc repro`.",
+    )
     settings: tuple[Setting, ...] = Field(default=("zero_shot", "few_shot"), min_length=1)
     tasks: tuple[EvalTask, ...] = Field(default=("trinary", "taxonomy"), min_length=1)
     models: dict[str, PromptModel] = Field(

@@ -181,6 +181,32 @@ def metrics_summary(rows: Sequence[ScalingRow], comparisons: Sequence[Comparison
     return {"models": models, "comparisons": compared}
 
 
+def headline_metrics(rows: Sequence[ScalingRow], model: str, gated: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The few figures `dvc metrics show` prints (one screen, diffable across commits): the shipped model's
+    (``export.model``, fine-tuned) macro-F1 per task, and on the trinary task each suite figure the gate has a floor
+    for (``register.gate.suites``). Everything else (the ladder, timings, memory) lives in non-metric files."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        if row.model != model or row.setting != "fine_tuned":
+            continue
+        out[row.task] = {"f1": _rounded(row.macro_f1)}
+        if row.task != "trinary":
+            continue
+        for suite, floors in sorted(gated.items()):
+            card = row.suites.get(suite)
+            for key, floor in sorted(floors.items()):
+                if floor is None or card is None:
+                    continue
+                figure = key.removeprefix("min_").removeprefix("max_")
+                figure = "safe_flag_rate" if figure == "flag_rate" else figure
+                out.setdefault(suite, {})[figure] = _rounded(card.figures.get(figure))
+    return out
+
+
+def _rounded(estimate: Estimate | None) -> float | None:
+    return None if estimate is None else round(estimate.value, 4)
+
+
 def plot_records(rows: Sequence[ScalingRow]) -> dict[str, list[dict[str, Any]]]:
     """Flat records for DVC plots (one list per plot). The templates (.dvc/plots/emosafe_*.json) colour by
     ``series``, facet bars by ``panel`` and draw ``low``-``high`` as the CI."""

@@ -11,6 +11,7 @@ Every input (dataset, templates, canaries, model names, ``--data`` corpus) is ch
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,7 +59,8 @@ def evaluate(
 
     ``data`` replaces the test split by a corpus read with a source adapter (``source`` names one of
     ``evaluate.sources``; without sources the file must be in emosafe's schema); reports then go to
-    ``<output_dir>/external/<source>/``. Raises an EmosafeError naming the bad input before anything is written.
+    ``<external_dir>/<source>/``, outside the DVC-tracked output_dir. Raises an EmosafeError naming the bad input
+    before anything is written.
     """
     config = params.evaluate
     names, chosen_settings, chosen_tasks = _selection(config, root, models, settings, tasks)
@@ -166,7 +168,8 @@ def _read_inputs(
         test = frame[frame["split"] == "test"]
         return EvalInputs(frame, test, sha256_file(path), "test", templates, canaries, out, suites)
     external, name = _external(config, root, data, source)
-    return EvalInputs(frame, external, sha256_file(data), name, templates, canaries, out / "external" / name, suites)
+    where = root / config.external_dir / name
+    return EvalInputs(frame, external, sha256_file(data), name, templates, canaries, where, suites)
 
 
 def _external(config: EvaluateConfig, root: Path, data: Path, source: str | None) -> tuple[pd.DataFrame, str]:
@@ -177,8 +180,9 @@ def _external(config: EvaluateConfig, root: Path, data: Path, source: str | None
     if source is not None and source not in sources:
         raise EvaluationError(f"unknown source '{source}'; evaluate.sources has {sorted(sources)}")
     declared = sources[source] if source else next(iter(sources.values()), None)
-    if declared is None:
-        declared = EmosafeSource(name="external", kind="emosafe", path=str(data))
+    if declared is None:  # no adapter declared: the file is in emosafe's schema, and its name names the reports
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", data.stem).strip("_")[:40] or "external"
+        declared = EmosafeSource(name=name, kind="emosafe", path=str(data))
     elif hasattr(declared, "path"):
         declared = declared.model_copy(update={"path": str(data)})
     else:

@@ -199,7 +199,7 @@ def test_evaluate_on_external_corpus_via_table_source(tmp_path: Path, lm_folder:
     corpus.write_text(f"msg,lab\nhello there,ok\n{PLANTED} threat,bad\nnice day,ok\n")
     outcome = run_evaluate(load_params(params), tmp_path, settings=["zero_shot"], tasks=["trinary"], data=corpus)
     assert [p.relative_to(tmp_path).as_posix() for p in outcome.written] == [
-        "reports/evaluate/external/ext/tiny-zero_shot-trinary.json"
+        "reports/external/ext/tiny-zero_shot-trinary.json"  # outside the tracked reports/evaluate
     ]
     payload = json.loads(outcome.written[0].read_text())
     assert payload["splits"]["test"]["n"] == 3 and payload["test_source"] == "ext"

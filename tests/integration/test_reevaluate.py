@@ -129,7 +129,7 @@ def test_bad_feedback_changes_nothing(project: Path) -> None:
     with pytest.raises(DataRowError, match="row 5, field 'categories'") as caught:
         reevaluate(params, project, Path("bad.jsonl"))
     assert "quokka" not in str(caught.value)
-    with pytest.raises(RegistryError, match="unknown model .emosafe-taxonomy."):
+    with pytest.raises(RegistryError, match=r"unknown model .emosafe-taxonomy."):
         reevaluate(params, project, Path("good.jsonl"), "emosafe-taxonomy@production")
     assert _registry(project).meta.evaluations() == [] and not (project / "reports").exists()
 

@@ -60,7 +60,10 @@ def test_every_stage_runs_the_profile_on_its_own_paths() -> None:
         "model": ["smollm2-8l", "smollm2-15l", "minilm"],  # the 2-core ladder leaves out 30 layers
         "source": ["sample", "diasafety", "counsel_chat", "davidson"],
     }
-    assert holdout["outs"] == ["models-real/holdout/without-${item.source}/${item.model}-trinary"]
+    assert holdout["outs"] == [
+        "models-real/holdout/without-${item.source}/${item.model}-trinary",
+        {"reports/holdout-real/${item.model}-without-${item.source}.json": {"cache": False}},
+    ]
     assert "reports/holdout-real" in stages["report"]["deps"]  # the scaling report waits for every holdout item
 
 
