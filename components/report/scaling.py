@@ -199,8 +199,12 @@ def headline_metrics(rows: Sequence[ScalingRow], model: str, gated: Mapping[str,
                     continue
                 figure = key.removeprefix("min_").removeprefix("max_")
                 figure = "safe_flag_rate" if figure == "flag_rate" else figure
-                out.setdefault(suite, {})[figure] = _rounded(card.figures.get(figure))
+                out.setdefault(suite, {})[HEADLINE_NAMES.get(figure, figure)] = _rounded(card.figures.get(figure))
     return out
+
+
+#: Short column names for `dvc metrics show` (one screen): the suite figure the gate checks, by what it means.
+HEADLINE_NAMES = {"unsafe_recall": "recall", "safe_flag_rate": "flagged", "macro_f1": "f1"}
 
 
 def _rounded(estimate: Estimate | None) -> float | None:
