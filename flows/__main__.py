@@ -5,16 +5,32 @@ Without ``PREFECT_API_URL``, Prefect starts a temporary API server (a subprocess
 database migrations) at the flow's first API call, which comes after the flow module's imports (about 8.6 s: Great
 Expectations, torch, prefect). Starting the same server object first, in a thread, lets the two overlap. Prefect
 keeps one temporary server per process (``SubprocessASGIServer`` is a singleton), so the flow then finds it running
-and starts nothing. With ``PREFECT_API_URL`` set, or temporary servers disabled, nothing is started here.
+and starts nothing. With ``PREFECT_API_URL`` set, or temporary servers disabled, nothing is started here. The
+temporary API keeps its database in the project (``.emosafe/prefect``, as ``emosafe serve`` does), so past runs
+stay visible in the UI.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
+from pathlib import Path
+
+#: Where `python -m flows` keeps Prefect's database: the same home `emosafe serve` uses by default, so the runs of
+#: `make run` are still there, with their task runs and logs, when `emosafe serve` opens the UI later.
+PROJECT_HOME = ".emosafe/prefect"
+
+
+def use_project_home(root: Path) -> str:
+    """Point ``PREFECT_HOME`` at the project's ``.emosafe/prefect`` unless the user chose one; returns it. Must run
+    before prefect is imported (its settings are read then)."""
+    home = os.environ.setdefault("PREFECT_HOME", str((root / PROJECT_HOME).resolve()))
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return home
 
 
 def start_temporary_api() -> threading.Thread | None:
@@ -48,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "(e.g. configs/real/params.yaml, recorded in the dvc.yaml beside it); default: %(default)s",
     )
     args = parser.parse_args(argv)
+    use_project_home(Path.cwd())
     starting = start_temporary_api()
     from flows.pipeline import pipeline  # the stages' imports, while the API starts
 
