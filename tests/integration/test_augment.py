@@ -336,7 +336,7 @@ def test_dvc_augment_stage_lists_its_modules_inputs_params_and_outputs() -> None
     assert stage["params"] == ["seed", "augment"] and stage["cmd"] == "emosafe augment --params params.yaml"
     assert stage["outs"][0] == "data/augmented/dataset.parquet"
     assert stage["outs"][1] == {"data/augment_cache": {"persist": True}}
-    assert stage["metrics"] == [{"data/augmented/summary.json": {"cache": False}}]
+    assert stage["outs"][2] == {"data/augmented/summary.json": {"cache": False}} and "metrics" not in stage
 
 
 # --- no raw text leaves the data files ---------------------------------------------------------------------------

@@ -66,8 +66,12 @@ def test_push_and_pull_through_the_default_local_remote(copy: Path) -> None:
     assert (copy / ".dvc-storage").is_dir()
 
 
-def test_metrics_show_reads_the_summary(copy: Path) -> None:
-    assert "rows" in dvc(copy, "metrics", "show").stdout
+def test_metrics_show_is_one_screen_of_headline_figures(copy: Path) -> None:
+    """#22: 441 columns on one 18,940-character line before; now the shipped model's headline, within 120."""
+    shown = dvc(copy, "metrics", "show")
+    lines = shown.stdout.splitlines()
+    assert "reports/scaling/headline.json" in shown.stdout and "trinary.f1" in shown.stdout and "rows" not in lines[0]
+    assert max(len(line) for line in lines) <= 120 and "failed to load" not in shown.stderr, shown
 
 
 def test_code_in_a_folder_dep_reruns_the_stage_and_byte_code_does_not(copy: Path) -> None:

@@ -228,7 +228,7 @@ def test_dvc_stage_lists_its_modules_inputs_and_params() -> None:
     assert set(stage_code_deps("evaluate")) <= set(stage["deps"])
     assert {"data/canaries.jsonl", "prompts/evaluate", "data/prepared/dataset.parquet"} <= set(stage["deps"])
     assert stage["params"] == ["seed", "evaluate"] and stage["cmd"].startswith("emosafe evaluate")
-    assert stage["metrics"] == [{"reports/evaluate": {"cache": False}}]
+    assert stage["outs"] == [{"reports/evaluate": {"cache": False}}] and "metrics" not in stage  # report's headline
 
 
 def test_fine_tuned_setting_evaluates_a_training_run(tmp_path: Path, lm_folder: Path) -> None:
