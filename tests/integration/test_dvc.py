@@ -92,3 +92,19 @@ def test_code_in_a_folder_dep_reruns_the_stage_and_byte_code_does_not(copy: Path
     finally:
         module.write_text(original)
         cache.unlink()
+
+
+def test_dvc_exp_set_param_leaves_params_yaml_readable(tmp_path: Path) -> None:
+    """`dvc exp run -S` rewrites params.yaml through ruamel, which dropped the quotes of "pkg:..." inside {flow}
+    maps: DVC could no longer read the rewritten file, and every sweep failed at once. Same rewrite, same reader."""
+    from dvc.utils.serialize import load_yaml, modify_yaml
+
+    copy = tmp_path / "params.yaml"
+    shutil.copyfile(REPO / "params.yaml", copy)
+    with modify_yaml(str(copy)) as data:
+        data["train"]["profiles"]["cpu"]["lora"]["r"] = 4
+    rewritten = load_yaml(str(copy))  # raises YAMLFileCorruptedError on the old file
+    original = load_yaml(str(REPO / "params.yaml"))
+    assert rewritten["train"]["profiles"]["cpu"]["lora"]["r"] == 4
+    rewritten["train"]["profiles"]["cpu"]["lora"]["r"] = original["train"]["profiles"]["cpu"]["lora"]["r"]
+    assert rewritten == original
