@@ -133,3 +133,26 @@ def test_a_site_without_registry_or_reports_still_opens(tmp_path: Path, monkeypa
     assert result.exit_code == 0, result.output
     assert "No registry here yet" in (tmp_path / "reports" / "site" / "index.html").read_text()
     assert not (tmp_path / "nowhere").exists()  # reading never creates a registry
+
+
+def test_a_headless_browser_renders_the_site_where_one_is_installed(project: Path) -> None:
+    """Where Chromium or Chrome is installed, it loads index.html from disk and renders the models table (the
+    machines this project runs on have none, and PyPI offers none without a download at run time: skipped there)."""
+    import shutil
+    import subprocess
+
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no headless browser installed (chromium / google-chrome)")
+    built = subprocess.run(
+        [str(VENV_BIN / "emosafe"), "site"], cwd=project, capture_output=True, text=True, timeout=120
+    )
+    assert built.returncode == 0, built.stderr
+    page = (project / "reports" / "site" / "index.html").as_uri()
+    dom = subprocess.run(
+        [browser, "--headless", "--disable-gpu", "--no-sandbox", "--dump-dom", page],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0 and "Registered models" in dom.stdout and "emosafe-trinary" in dom.stdout
