@@ -19,11 +19,9 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,26 +42,13 @@ def _messages(n: int) -> list[str]:
 @contextlib.contextmanager
 def _serving(params: Any, model: str, root: Path, log: Path, limits: Any) -> Iterator[tuple[str, Any]]:
     """The service on a free loopback port in a thread; yields (url, its batcher)."""
-    import uvicorn
-
     from components.serving.holder import ModelHolder
     from components.serving.service import create_app
+    from tests.fixtures.serving import in_thread
 
-    holder = ModelHolder(params, model, root)
-    app = create_app(holder, log, limits)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", app.app.state.batcher  # create_app wraps the FastAPI app in a body limit
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    app = create_app(ModelHolder(params, model, root), log, limits)
+    with in_thread(app) as url:
+        yield url, app.app.state.batcher  # create_app wraps the FastAPI app in a body limit
 
 
 async def _load(url: str, clients: int, texts: list[str], during: Any = None) -> dict[str, Any]:

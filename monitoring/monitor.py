@@ -13,7 +13,7 @@ import logging
 import shutil
 import sqlite3
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -163,10 +163,10 @@ def monitor(
     if resumed is not None and not _selected(log_columns, reference, after).any():
         summary = f"no new prediction of {reference.model}@{reference.version} after {resumed}: nothing to assess"
         out = output_dir or Path(config.output_dir)
-        empty = MonitorResult(
-            Verdict.INSUFFICIENT_SAMPLES, summary, (), out / "report.json", out / "report.html", history, ()
+        report_json, report_html = out / "report.json", out / "report.html"
+        return MonitorResult(
+            Verdict.INSUFFICIENT_SAMPLES, summary, (), report_json, report_html, history, (), resumed_from=resumed
         )
-        return replace(empty, resumed_from=resumed)
     predictions = _select(log_columns, reference, after)
     windows = cut_windows(predictions, config.window)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,21 +20,13 @@ from components.cli.app import ParamsOption, app
 from components.config import Params
 from components.errors import EmosafeError
 
-#: Lineage fields shown on a version page, in this order (the rest stays in `emosafe registry show`).
-LINEAGE = (
-    "data_hash",
+#: Lineage fields shown on a version page after the model card's (registry.card.LINEAGE_FIELDS): what the register
+#: and ship stages add.
+LINEAGE_EXTRA = (
     "train_data_hash",
     "data_link",
-    "code_commit",
-    "code_hash",
-    "params_hash",
-    "seed",
-    "base_model",
-    "base_revision",
-    "wandb_run",
     "ladder_model",
     "evaluation",
-    "metrics_sha256",
     "exported_from",
     "evidence",
 )
@@ -100,7 +91,8 @@ def gather(params: Params) -> tuple[Any, list[Path]]:
 
 
 def _registry(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    from registry.card import render_card
+    from components.report.summary import estimate_text
+    from registry.card import LINEAGE_FIELDS, render_card
     from registry.core import Registry, registry_root
 
     config = params.register
@@ -119,7 +111,7 @@ def _registry(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, Any]
                     "version": record.version,
                     "created_at": record.created_at,
                     "held": [a for a, v in aliases.items() if v == record.version],
-                    "macro_f1": _estimate(record.metrics.get("macro_f1")),
+                    "macro_f1": estimate_text(record.metrics.get("macro_f1")),
                     "evidence": (record.lineage.get("evidence") or {}).get("status", "declared"),
                     "verdict": "-" if report is None else ("PASSED" if report["promote"] else "REFUSED"),
                 }
@@ -130,7 +122,11 @@ def _registry(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, Any]
                     "version": record.version,
                     "card": render_card(record, aliases, report, history),
                     "report": report,
-                    "lineage": [(key, _short(record.lineage.get(key))) for key in LINEAGE if key in record.lineage],
+                    "lineage": [
+                        (key, _short(record.lineage.get(key)))
+                        for key in (*LINEAGE_FIELDS, *LINEAGE_EXTRA)
+                        if key in record.lineage
+                    ],
                 }
             )
         models.append({"name": name, "aliases": aliases, "versions": rows, "history": [vars(e) for e in history]})
@@ -142,7 +138,7 @@ def _registry(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             "version": e.version,
             "rows": e.feedback_rows,
             "sha": e.feedback_sha256[:12],
-            "macro_f1": _estimate(e.metrics.get("macro_f1")),
+            "macro_f1": estimate_text(e.metrics.get("macro_f1")),
             "flagged": ", ".join(e.flagged),
             "who": e.who,
         }
@@ -175,13 +171,6 @@ def _drift(history: Path, names: list[str]) -> list[dict[str, Any]]:
         ]
         out.append({"name": name, "windows": windows, "timeline": timeline_png(windows)})
     return out
-
-
-def _estimate(value: Any) -> str:
-    if not isinstance(value, Mapping) or value.get("value") is None:
-        return "-"
-    interval = f" [{value['low']:.3f}, {value['high']:.3f}]" if value.get("low") is not None else ""
-    return f"{value['value']:.3f}{interval}"
 
 
 def _short(value: Any) -> str:

@@ -34,7 +34,7 @@ class ExportRow:
     int8_passed: bool
 
 
-def _estimate(value: Any) -> str:
+def estimate_text(value: Any) -> str:
     """'0.812 [0.741, 0.873]' from {value, low, high}; '-' when absent."""
     if not isinstance(value, Mapping) or value.get("value") is None:
         return "-"
@@ -55,9 +55,9 @@ def model_rows(reports: Sequence[Mapping[str, Any]]) -> list[ModelRow]:
                 setting=str(report["setting"]),
                 task=str(report["task"]),
                 n=int(test["n"]),
-                accuracy=_estimate(test.get("accuracy")),
-                macro_f1=_estimate(test.get("macro_f1")),
-                critical_recall=_estimate(critical.get("recall")) if isinstance(critical, Mapping) else "-",
+                accuracy=estimate_text(test.get("accuracy")),
+                macro_f1=estimate_text(test.get("macro_f1")),
+                critical_recall=estimate_text(critical.get("recall")) if isinstance(critical, Mapping) else "-",
                 canaries_failed=int((report.get("canaries") or {}).get("failed", 0)),
             )
         )
@@ -89,9 +89,9 @@ def suite_rows(reports: Sequence[Mapping[str, Any]]) -> list[SuiteRow]:
                     setting=str(report["setting"]),
                     model=str(report["model"]),
                     n=int(figures.get("n", 0)),
-                    unsafe_recall=_estimate(figures.get("unsafe_recall")),
-                    unsafe_flagged=_estimate(figures.get("unsafe_flagged")),
-                    safe_flag_rate=_estimate(figures.get("safe_flag_rate")),
+                    unsafe_recall=estimate_text(figures.get("unsafe_recall")),
+                    unsafe_flagged=estimate_text(figures.get("unsafe_flagged")),
+                    safe_flag_rate=estimate_text(figures.get("safe_flag_rate")),
                 )
             )
     return sorted(rows, key=lambda r: (r.suite, r.task, r.setting, r.model))

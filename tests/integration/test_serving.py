@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from components.serving.service import ServiceLimits, create_app
 from monitoring.log import read_log
 from tests.fixtures.reevaluate_bundles import CANARY, build_bundle, production
 from tests.fixtures.registry_runs import bound, trinary_metrics
+from tests.fixtures.serving import free_port, in_thread
 
 
 def _params(project: Path) -> Any:
@@ -39,26 +38,11 @@ def _params(project: Path) -> Any:
 @contextlib.contextmanager
 def serving(project: Path, limits: ServiceLimits | None = None) -> Iterator[tuple[str, ModelHolder]]:
     """A uvicorn server on a free loopback port in a thread, over ``emosafe-trinary@production``."""
-    import uvicorn
-
     params = _params(project)
     holder = ModelHolder(params, "emosafe-trinary@production", project)
     app = create_app(holder, Path(params.predict.log), limits or ServiceLimits(reload_every_s=0))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", holder
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with in_thread(app) as url:
+        yield url, holder
 
 
 @pytest.fixture
@@ -190,9 +174,7 @@ def test_the_commands_serve_answer_one_message_and_stop_on_sigterm(project: Path
     answer = json.loads(one.stdout)
     assert answer["label"] == "unsafe" and answer["version"] == "1" and CANARY not in one.stdout
     assert not (project / "logs").exists()  # a question asked by hand is not production traffic
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [str(VENV_BIN / "emosafe"), "serve-model", "--port", str(port)]
     server = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
