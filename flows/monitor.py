@@ -25,7 +25,7 @@ def monitor_task(log: str, reference: str, params_path: str, root: str, since: s
     ref = Path(reference) if "@" in reference and "/" not in reference else base / reference
     incremental = since == "last"
     params = load_params(base / params_path)
-    result = monitor(params, base / log, ref, None, None if incremental else parse_since(since), incremental)
+    result = monitor(params, base / log, ref, None, None if incremental else parse_since(since), incremental, base)
     return {
         "verdict": result.verdict,
         "predictions": result.predictions,

@@ -63,14 +63,15 @@ class MonitorResult:
     sensitivity: str | None = None  # the minimum detectable shifts, in words (components/drift/power.py)
 
 
-def load_reference(path: Path, params: Params | None = None) -> DriftReference:
+def load_reference(path: Path, params: Params | None = None, project: Path = Path()) -> DriftReference:
     """Read a reference JSON file, or the one stored with a registry version when ``path`` is ``name@alias`` (or
-    ``name@N``) and no such file exists. Raises SourceFileError / RegistryError naming the file or version."""
+    ``name@N``) and no such file exists (the registry of the project at ``project``). Raises SourceFileError /
+    RegistryError naming the file or version."""
     if params is not None and not path.is_file() and "@" in str(path) and "/" not in str(path):
         from registry.drift_reference import stored_reference
 
         try:
-            return parse_reference(stored_reference(str(path), params.register), str(path))
+            return parse_reference(stored_reference(str(path), params.register, project), str(path))
         except ValueError as exc:
             raise EmosafeError(str(exc)) from None
     try:
@@ -140,6 +141,7 @@ def monitor(
     output_dir: Path | None = None,
     since: datetime | None = None,
     incremental: bool = False,
+    project: Path = Path(),
 ) -> MonitorResult:
     """Run drift monitoring of one model version over its production log (see the module docstring).
 
@@ -147,11 +149,12 @@ def monitor(
     start when it may still grow, just after its end when it was complete, so an hourly run reads only what came
     in since (and re-assesses the window that was still filling). With no new prediction it assesses nothing and
     writes nothing (INSUFFICIENT_SAMPLES, exit 0). Raises EmosafeError (bad log line, bad reference, no prediction
-    of the reference's model version) before anything is written.
+    of the reference's model version) before anything is written. Relative params paths (registry, history, reports)
+    are the project's at ``project``: a Prefect worker runs the flow from its own folder.
     """
     config = params.monitor
-    reference = load_reference(reference_path, params)
-    history = Path(config.history_db)
+    reference = load_reference(reference_path, params, project)
+    history = project / config.history_db
     after: tuple[float, bool] | None = (since.timestamp(), True) if since is not None else None
     resumed = None
     if incremental:
@@ -162,7 +165,7 @@ def monitor(
     log_columns = read_log(log_path)
     if resumed is not None and not _selected(log_columns, reference, after).any():
         summary = f"no new prediction of {reference.model}@{reference.version} after {resumed}: nothing to assess"
-        out = output_dir or Path(config.output_dir)
+        out = output_dir or project / config.output_dir
         report_json, report_html = out / "report.json", out / "report.html"
         return MonitorResult(
             Verdict.INSUFFICIENT_SAMPLES, summary, (), report_json, report_html, history, (), resumed_from=resumed
@@ -176,7 +179,7 @@ def monitor(
     except ValueError as exc:
         raise EmosafeError(f"{log_path} vs {reference_path}: {exc}") from None
     verdict, summary = _overall(assessments)
-    out = output_dir or Path(config.output_dir)
+    out = output_dir or project / config.output_dir
     reports = [
         window_report(i, *windows.bounds(i), a.to_json(), _counts(windows, i)) for i, a in enumerate(assessments)
     ]
