@@ -33,10 +33,9 @@ class Transaction:
 
 
 def _registry(params: Params, root: str) -> Any:
-    from registry.core import Registry, registry_root
+    from registry.core import open_registry
 
-    config = params.register
-    return Registry(registry_root(config, Path(root)), config.gate, config.wandb_project)
+    return open_registry(params.register, Path(root))
 
 
 def model_names(params: Params, root: str) -> list[str]:

@@ -28,14 +28,14 @@ def open_registry(params: Path, read_only: bool = False) -> Registry:
     """The registry configured by ``params`` (``$EMOSAFE_REGISTRY`` overrides ``register.store``); ``read_only`` for
     commands that only look (a missing registry is then an error, not a new empty one)."""
     from components.config import load_params
-    from registry.core import Registry, registry_root
+    from registry.core import open_registry as configured
 
     config = load_params(params).register if params.is_file() else None
     if config is None:
         from components.config.register import RegisterConfig
 
         config = RegisterConfig()
-    return Registry(registry_root(config, Path()), config.gate, config.wandb_project, read_only=read_only)
+    return configured(config, Path(), read_only=read_only)
 
 
 @app.command("list")

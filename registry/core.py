@@ -27,6 +27,8 @@ from components.release.promotion import Evidence, PromotionDecision, decide_pro
 from components.release.scorecard import Scorecard, scorecard_from_dict, scorecard_to_dict
 from registry.lineage import collect_files, gather_lineage
 from registry.names import CHAMPION_ALIAS, GUARDED_ALIASES, ModelRef, default_name, validate_alias, validate_name
+from registry.postgres_store import PostgresMetadataStore, is_postgres_url
+from registry.s3_store import S3BlobStore
 from registry.sqlite_store import SqliteMetadataStore, now
 from registry.store import (
     AliasEvent,
@@ -46,9 +48,36 @@ log = logging.getLogger(__name__)
 ENV_VAR = "EMOSAFE_REGISTRY"
 
 
+def registry_store(config: RegisterConfig) -> str:
+    """``$EMOSAFE_REGISTRY`` if set, else ``register.store``: a folder or a postgresql:// URL."""
+    return os.environ.get(ENV_VAR) or config.store
+
+
 def registry_root(config: RegisterConfig, project: Path = Path()) -> Path:
-    """``$EMOSAFE_REGISTRY`` if set, else ``register.store`` relative to the project."""
-    return Path(os.environ.get(ENV_VAR) or project / config.store)
+    """The registry's local folder: the store itself, or for a server store the checkout cache."""
+    store = registry_store(config)
+    return project / (config.cache if is_postgres_url(store) else store)
+
+
+def open_registry(
+    config: RegisterConfig, project: Path = Path(), gate: GateConfig | None = None, read_only: bool = False
+) -> Registry:
+    """The registry ``register.store`` / ``register.artifacts`` select (EMOSAFE_REGISTRY overrides the store):
+    a folder (SQLite + local objects, the embedded default) or PostgreSQL metadata with S3-compatible artifacts."""
+    store = registry_store(config)
+    gate = gate or config.gate
+    if not is_postgres_url(store):
+        blobs = None if config.artifacts is None else S3BlobStore(config.artifacts)
+        return Registry(project / store, gate, config.wandb_project, read_only, blobs=blobs)
+    if config.artifacts is None:
+        raise RegistryError(
+            "register.store is a PostgreSQL database but register.artifacts is unset: a shared registry needs shared "
+            "artifacts (s3://bucket/prefix)"
+        )
+    meta = PostgresMetadataStore(store, read_only=read_only)
+    return Registry(
+        project / config.cache, gate, config.wandb_project, read_only, meta=meta, blobs=S3BlobStore(config.artifacts)
+    )
 
 
 def manifest_sha256(artifacts: list[ArtifactRecord] | tuple[ArtifactRecord, ...]) -> str:
@@ -68,15 +97,22 @@ class LoadedModel:
 
 class Registry:
     def __init__(
-        self, root: Path, gate: GateConfig | None = None, wandb_project: str = "emosafe", read_only: bool = False
+        self,
+        root: Path,
+        gate: GateConfig | None = None,
+        wandb_project: str = "emosafe",
+        read_only: bool = False,
+        meta: MetadataStore | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         """``read_only`` for commands that only look (list, show, verify, card, history, loading a model): the
-        registry must exist already, and nothing is created or written in it."""
+        registry must exist already, and nothing is created or written in it. ``root`` holds the SQLite file and
+        objects unless ``meta`` / ``blobs`` are given (``open_registry``), and the verified checkouts always."""
         self.root = root
         self.gate = gate or GateConfig()
         self.wandb_project = wandb_project
-        self.meta: MetadataStore = SqliteMetadataStore(root / "registry.db", read_only=read_only)
-        self.blobs: BlobStore = LocalBlobStore(root)
+        self.meta: MetadataStore = meta or SqliteMetadataStore(root / "registry.db", read_only=read_only)
+        self.blobs: BlobStore = blobs or LocalBlobStore(root)
 
     # register ------------------------------------------------------------------------------------------------
     def register(
@@ -360,6 +396,5 @@ def load_model(ref: str, config: RegisterConfig | None = None, project: Path = P
     """
     from registry.names import parse_ref
 
-    config = config or RegisterConfig()
-    registry = Registry(registry_root(config, project), config.gate, config.wandb_project, read_only=True)
+    registry = open_registry(config or RegisterConfig(), project, read_only=True)
     return registry.load(parse_ref(ref))

@@ -29,9 +29,9 @@ def reference_of(record: VersionRecord) -> dict[str, Any]:
 
 def stored_reference(ref: str, config: RegisterConfig | None = None, project: Path = Path()) -> dict[str, Any]:
     """``emosafe-trinary@production`` -> that version's reference. Raises RegistryError (unknown ref, none stored)."""
-    from registry.core import Registry, registry_root
+    from registry.core import open_registry
     from registry.names import parse_ref
 
     config = config or RegisterConfig()
-    registry = Registry(registry_root(config, project), config.gate, config.wandb_project)
+    registry = open_registry(config, project)
     return reference_of(registry.resolve(parse_ref(ref)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 
 from tests.fixtures.augment_project import CANARY, make_params
 from tests.fixtures.common import REPO, TINY_ROWS, VENV_BIN, write_params
+from tests.fixtures.team_servers import S3, Postgres, postgres, seaweedfs
 
 # Offline, quiet, and nothing written outside the test's tmp folders.
 os.environ.update(
@@ -31,6 +32,29 @@ os.environ.update(
     }
 )
 os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """A real PostgreSQL 16 (pgserver) for the session; ``new_database()`` gives each test its own database."""
+    with postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3]:
+    """A real S3-compatible store (seaweedfs) for the session, its AWS_* variables set for boto3 and DVC."""
+    with seaweedfs() as server:
+        saved = {k: os.environ.get(k) for k in server.env}
+        os.environ.update(server.env)
+        try:
+            yield server
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @pytest.fixture

@@ -93,11 +93,11 @@ def gather(params: Params) -> tuple[Any, list[Path]]:
 def _registry(params: Params) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     from components.report.summary import estimate_text
     from registry.card import LINEAGE_FIELDS, render_card
-    from registry.core import Registry, registry_root
+    from registry.core import open_registry
 
     config = params.register
     try:
-        registry = Registry(registry_root(config), config.gate, config.wandb_project, read_only=True)
+        registry = open_registry(config, read_only=True)
     except EmosafeError:  # no registry yet: an empty section
         return [], [], []
     models, versions = [], []

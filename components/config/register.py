@@ -6,6 +6,7 @@ The gate (``components/release/promotion.py``) reads only ``register.gate``; the
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -89,7 +90,17 @@ class RegisterConfig(Frozen):
 
     store: str = Field(
         default=".emosafe/registry",
-        description="Registry folder (SQLite metadata + sha256 artifact store); EMOSAFE_REGISTRY overrides it.",
+        description="Registry folder (SQLite metadata + sha256 artifact store), or a shared PostgreSQL database "
+        "(postgresql://host:port/db; the password from PGPASSWORD, never here); EMOSAFE_REGISTRY overrides it.",
+    )
+    artifacts: str | None = Field(
+        default=None,
+        description="Where artifacts live: null = the registry folder's objects/; s3://bucket/prefix = S3-compatible "
+        "storage (credentials and endpoint from AWS_* variables). A PostgreSQL store needs it.",
+    )
+    cache: str = Field(
+        default=".emosafe/registry-cache",
+        description="Local folder for verified checkouts when the store is a server (a folder store keeps them).",
     )
     wandb_project: str = Field(default="emosafe", description="W&B project used to link versions when online.")
     report: str = Field(
@@ -97,3 +108,10 @@ class RegisterConfig(Frozen):
         description="The register stage's record: versions, created flags, gate verdicts (no text; a DVC out).",
     )
     gate: GateConfig = GateConfig()
+
+    @field_validator("store")
+    @classmethod
+    def _no_password(cls, store: str) -> str:
+        if re.match(r"^[a-z]+://[^/@:]+:[^/@]+@", store):
+            raise ValueError("a password does not belong in params: put it in PGPASSWORD (or ~/.pgpass)")
+        return store

@@ -56,13 +56,13 @@ class ModelHolder:
 
     def alias_version(self) -> str | None:
         """The version the alias holds now (None when the service follows no alias)."""
-        from registry.core import Registry, registry_root
+        from registry.core import open_registry
         from registry.names import parse_ref
 
         if not self.follows_alias:
             return None
         config = self.params.register
-        registry = Registry(registry_root(config, self.root), config.gate, config.wandb_project, read_only=True)
+        registry = open_registry(config, self.root, read_only=True)
         return str(registry.resolve(parse_ref(self.model)).version)
 
     def refresh(self) -> str | None:

@@ -26,7 +26,7 @@ from components.config.predict import PredictConfig
 from components.config.register import RegisterConfig
 from components.data.dataset import to_frame
 from components.data.sources import read_source
-from components.errors import EvaluationError, RegistryError
+from components.errors import EvaluationError
 from components.evaluation.bootstrap import Bootstrap
 from components.evaluation.measure import check_frame
 from components.evaluation.measure import evaluate as evaluate_frame
@@ -35,7 +35,7 @@ from components.evaluation.suites import Suite, read_suites, suite_section
 from components.io import atomic_write_json, refuse_overwriting_inputs, sha256_file
 from components.provenance import provenance
 from components.release.reevaluation import FloorReview, review_floors, stored_thresholds
-from registry.core import LoadedModel, Registry, registry_root, who_am_i
+from registry.core import LoadedModel, Registry, open_registry, who_am_i
 from registry.names import parse_ref
 from registry.store import EvaluationRecord
 
@@ -123,10 +123,8 @@ def read_feedback(path: Path) -> _Feedback:
 
 def _open_registry(config: RegisterConfig, root: Path) -> Registry:
     """The configured registry; refuses to create an empty one (nothing could be in production there)."""
-    where = registry_root(config, root)
-    if not (where / "registry.db").is_file():
-        raise RegistryError(f"{where}: no registry here (register.store / EMOSAFE_REGISTRY); register a version first")
-    return Registry(where, config.gate, config.wandb_project)
+    open_registry(config, root, read_only=True)  # raises RegistryError "no registry here" rather than create one
+    return open_registry(config, root)
 
 
 def _measure(

@@ -63,13 +63,13 @@ def register(params: Params, root: Path = Path()) -> RegisterOutcome:
     Raises EmosafeError naming the missing run folder or evaluation report (all checked before the first write),
     MetricsFormatError for a malformed report, RegistryError for a refused folder (symlink, pickle).
     """
-    from registry.core import Registry, registry_root
+    from registry.core import open_registry
     from registry.names import default_name
 
     config, settings = params.register, params.evaluate
     jobs = [(model, task) for model in settings.fine_tuned_models for task in settings.tasks]
     inputs = {job: _inputs(params.evaluate, root, *job) for job in jobs}
-    registry = Registry(registry_root(config, root), config.gate, config.wandb_project)
+    registry = open_registry(config, root)
     rows = []
     for (model, task), (run_dir, report_path, payload) in inputs.items():
         lineage = _data_lineage(params.train, root, run_dir, payload)

@@ -60,7 +60,7 @@ def ship(params: Params, root: Path = Path()) -> ShipOutcome:
     match its manifest), AliasConflictError (the alias moved during the run: run again). All inputs are read and
     checked before the first registry write.
     """
-    from registry.core import Registry, registry_root
+    from registry.core import open_registry
 
     config = params.ship
     out = root / config.output
@@ -69,7 +69,7 @@ def ship(params: Params, root: Path = Path()) -> ShipOutcome:
         atomic_write_json(out, summary)
         return ShipOutcome((), out, summary)
     bundles = {task: _bundle(params.export, root, task) for task in config.tasks}
-    registry = Registry(registry_root(params.register, root), ship_gate(params), params.register.wandb_project)
+    registry = open_registry(params.register, root, ship_gate(params))
     candidates = _candidates(root / params.register.report)
     rows = [_ship_one(params, registry, root, task, *bundles[task], candidates) for task in config.tasks]
     summary = _summary(params, rows)

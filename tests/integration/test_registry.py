@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,23 @@ GATE = GateConfig(default_f1_floor=0.5, trinary_macro_f1_floor=0.6, unsafe_recal
 CANARY = "CANARY-i want to end it all tonight-CANARY"
 
 
+@pytest.fixture(params=["folder", "postgres+s3"])
+def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
+    """Each registry test runs on both backends: the folder (SQLite + local objects, the embedded default) and the
+    shared one (a real PostgreSQL and a real S3-compatible store, one database and one prefix per test)."""
+    if request.param == "folder":
+        return Registry(tmp_path / "store", GATE)
+    from registry.postgres_store import PostgresMetadataStore
+    from registry.s3_store import S3BlobStore
+
+    pg, s3 = request.getfixturevalue("postgres_server"), request.getfixturevalue("s3_server")
+    meta = PostgresMetadataStore(pg.new_database())
+    return Registry(tmp_path / "cache", GATE, meta=meta, blobs=S3BlobStore(s3.new_prefix()))
+
+
 @pytest.fixture
-def reg(tmp_path: Path) -> Registry:
+def folder_reg(tmp_path: Path) -> Registry:
+    """For tests about the folder backend itself (its files, its read-only mount, processes sharing the folder)."""
     return Registry(tmp_path / "store", GATE)
 
 
@@ -158,12 +174,25 @@ def test_rollback_moves_back_and_is_recorded(reg: Registry, tmp_path: Path) -> N
     assert reg.verify() == []
 
 
-def flip_one_byte(reg: Registry, sha: str) -> Path:
+def rewrite_blob(reg: Registry, sha: str, change: Callable[[bytes], bytes]) -> None:
+    """Damage a stored blob behind the registry's back, wherever the backend keeps it."""
+    from registry.s3_store import S3BlobStore
+
+    if isinstance(reg.blobs, S3BlobStore):
+        key = reg.blobs.location(sha).split("/", 3)[3]
+        body = reg.blobs.client.get_object(Bucket=reg.blobs.bucket, Key=key)["Body"].read()
+        reg.blobs.client.put_object(Bucket=reg.blobs.bucket, Key=key, Body=change(body))
+        return
     blob = Path(reg.blobs.location(sha))
-    data = bytearray(blob.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    blob.write_bytes(bytes(data))
-    return blob
+    blob.write_bytes(change(blob.read_bytes()))
+
+
+def flip_one_byte(reg: Registry, sha: str) -> None:
+    def flip(data: bytes) -> bytes:
+        middle = len(data) // 2
+        return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
+
+    rewrite_blob(reg, sha, flip)
 
 
 def test_a_one_byte_flip_is_detected_and_refused_on_load(reg: Registry, tmp_path: Path) -> None:
@@ -201,11 +230,12 @@ def _first_load(root: str, version: int, start: float) -> str:
     return "ok"
 
 
-def test_concurrent_first_loads_of_one_version_all_succeed(reg: Registry, tmp_path: Path) -> None:
+def test_concurrent_first_loads_of_one_version_all_succeed(folder_reg: Registry, tmp_path: Path) -> None:
     """4 processes loading a version for the first time hit `Directory not empty` in 9 of 40 loads (item 3)."""
     import multiprocessing
     import time
 
+    reg = folder_reg
     versions = [register(reg, tmp_path, f"v{i}") for i in range(5)]
     context = multiprocessing.get_context("fork")
     with context.Pool(4) as pool:
@@ -224,8 +254,7 @@ def test_a_truncated_blob_and_a_tampered_checkout_are_refused(reg: Registry, tmp
     with pytest.raises(ArtifactIntegrityError, match=r"meta\.json"):
         reg.load(ref)
     config = next(a for a in reg.resolve(ref).artifacts if a.path.endswith("config.json"))
-    blob = Path(reg.blobs.location(config.sha256))
-    blob.write_bytes(blob.read_bytes()[:-3])
+    rewrite_blob(reg, config.sha256, lambda data: data[:-3])
     assert any("truncated" in p for p in reg.verify())
 
 
@@ -332,8 +361,9 @@ def test_a_damaged_or_missing_registry_is_one_line_and_nothing_is_created(tmp_pa
         assert "Traceback" not in done.stderr
 
 
-def test_read_commands_never_write_to_the_registry(reg: Registry, tmp_path: Path) -> None:
+def test_read_commands_never_write_to_the_registry(folder_reg: Registry, tmp_path: Path) -> None:
     """list/show/verify/history open read-only (a read-only mount or another user's registry can be inspected)."""
+    reg = folder_reg
     register(reg, tmp_path, "a")
     reg.meta.close()
 
