@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         help="params.yaml (the embedded default, recorded in dvc.yaml) or a profile's params file in its own folder "
         "(e.g. configs/real/params.yaml, recorded in the dvc.yaml beside it); default: %(default)s",
     )
+    parser.add_argument(
+        "--cluster",
+        default=None,
+        help="train the ladder's runs concurrently on Dask: 'local' (worker processes on this machine) or a "
+        "scheduler address (tcp://host:8786); default: one after another in this process",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of --cluster local (default: 2)")
     args = parser.parse_args(argv)
     use_project_home(Path.cwd())
     starting = start_temporary_api()
@@ -72,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         waited = time.perf_counter()
         starting.join()
         print(f"the flow waited {time.perf_counter() - waited:.1f}s for the API", file=sys.stderr, flush=True)
-    result = pipeline(args.params)
+    from flows.engine import task_runner
+
+    runner = task_runner(args.cluster, args.workers)
+    result = (pipeline if runner is None else pipeline.with_options(task_runner=runner))(args.params)
     print(json.dumps({key: result[key] for key in ("ran", "skipped", "data", "pushed")}, indent=1))
     return 0
 

@@ -12,7 +12,6 @@ import importlib
 import json
 import logging
 import logging.handlers
-import os
 import re
 import subprocess
 import types
@@ -238,27 +237,47 @@ def test_flagged_reevaluation_emits_the_event_the_retrain_trigger_expects(
     assert len(emitted) == 1  # not flagged: no event
 
 
-def _mark_worker(folder: str) -> None:
-    """ProcessPoolTaskRunner initializer (runs in each worker process): leave the worker's pid as a file."""
-    (Path(folder) / str(os.getpid())).touch()
+def _adapters(root: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return {
+        task: load_file(root / "models" / f"tiny-{task}" / "adapter" / "adapter_model.safetensors")
+        for task in ("trinary", "taxonomy")
+    }
 
 
-def test_a_process_pool_runner_gets_the_trainings_submitted_to_its_workers(harness: None, tmp_path: Path) -> None:
-    """With a runner other than the in-process thread pool, each (model, task) training is submitted to it."""
-    from prefect.task_runners import ProcessPoolTaskRunner
+def test_a_dask_cluster_trains_the_ladder_on_its_workers_with_the_sequential_results(
+    harness: None, tmp_path: Path
+) -> None:
+    """`--cluster tcp://...`: each (model, task) training is submitted to an existing Dask cluster, runs on its
+    worker processes, and gives the adapters the sequential run gives (same seeds)."""
+    import torch
+    from distributed import Client, LocalCluster, get_task_stream
 
+    from flows.engine import task_runner
     from flows.train import train_flow
 
-    workers = tmp_path / "workers"
-    workers.mkdir()
-    tiny_llama_folder(tmp_path / "tiny-llama")
-    write_project(tmp_path, {"tiny": {"family": "llama", "source": "tiny-llama", "convert": True}}, hyper={"epochs": 1})
-    runner = ProcessPoolTaskRunner(max_workers=2, initializer=_mark_worker, initargs=(str(workers),))
-    runs = train_flow.with_options(task_runner=runner)("params.yaml", str(tmp_path))  # type: ignore[arg-type]
+    sequential, spread = tmp_path / "sequential", tmp_path / "spread"
+    for root in (sequential, spread):
+        tiny_llama_folder(root / "tiny-llama")
+        write_project(root, {"tiny": {"family": "llama", "source": "tiny-llama", "convert": True}}, hyper={"epochs": 1})
+    train_flow("params.yaml", str(sequential))
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+        get_task_stream(client) as stream,
+    ):
+        runner = task_runner(cluster.scheduler_address)
+        runs = train_flow.with_options(task_runner=runner)("params.yaml", str(spread))  # type: ignore[arg-type]
+        workers = set(client.scheduler_info()["workers"])
     assert [r.stage for r in runs] == ["train@tiny-trinary", "train@tiny-taxonomy"] and all(r.ran for r in runs)
-    assert all((tmp_path / "models" / f"tiny-{t}" / "meta.json").is_file() for t in ("trinary", "taxonomy"))
-    pids = {int(p.name) for p in workers.iterdir()}
-    assert pids and os.getpid() not in pids  # trained in the pool's worker processes, not in the flow's
+    ran_on = {task["worker"] for task in stream.data}
+    assert len(stream.data) >= 2 and ran_on <= workers  # the trainings ran on the cluster's worker processes
+    for task, weights in _adapters(spread).items():
+        expected = _adapters(sequential)[task]
+        assert weights.keys() == expected.keys()
+        for name, tensor in weights.items():
+            torch.testing.assert_close(tensor, expected[name], atol=1e-5, rtol=1e-4, msg=f"{task} {name}")
 
 
 def _lock_md5(root: Path, path: str) -> str:
