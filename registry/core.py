@@ -46,6 +46,7 @@ from registry.wandb_link import link_version
 
 log = logging.getLogger(__name__)
 ENV_VAR = "EMOSAFE_REGISTRY"
+ARTIFACTS_ENV_VAR = "EMOSAFE_ARTIFACTS"  # overrides register.artifacts, as EMOSAFE_REGISTRY overrides register.store
 
 
 def registry_store(config: RegisterConfig) -> str:
@@ -62,21 +63,21 @@ def registry_root(config: RegisterConfig, project: Path = Path()) -> Path:
 def open_registry(
     config: RegisterConfig, project: Path = Path(), gate: GateConfig | None = None, read_only: bool = False
 ) -> Registry:
-    """The registry ``register.store`` / ``register.artifacts`` select (EMOSAFE_REGISTRY overrides the store):
+    """The registry ``register.store`` / ``register.artifacts`` select (EMOSAFE_REGISTRY / EMOSAFE_ARTIFACTS override):
     a folder (SQLite + local objects, the embedded default) or PostgreSQL metadata with S3-compatible artifacts."""
-    store = registry_store(config)
+    store, artifacts = registry_store(config), os.environ.get(ARTIFACTS_ENV_VAR) or config.artifacts
     gate = gate or config.gate
     if not is_postgres_url(store):
-        blobs = None if config.artifacts is None else S3BlobStore(config.artifacts)
+        blobs = None if artifacts is None else S3BlobStore(artifacts)
         return Registry(project / store, gate, config.wandb_project, read_only, blobs=blobs)
-    if config.artifacts is None:
+    if artifacts is None:
         raise RegistryError(
             "register.store is a PostgreSQL database but register.artifacts is unset: a shared registry needs shared "
             "artifacts (s3://bucket/prefix)"
         )
     meta = PostgresMetadataStore(store, read_only=read_only)
     return Registry(
-        project / config.cache, gate, config.wandb_project, read_only, meta=meta, blobs=S3BlobStore(config.artifacts)
+        project / config.cache, gate, config.wandb_project, read_only, meta=meta, blobs=S3BlobStore(artifacts)
     )
 
 

@@ -189,13 +189,32 @@ def reevaluate(
 def serve(
     port: Annotated[int, typer.Option("--port", help="Loopback port of the Prefect server.")] = 4200,
     home: Annotated[Path, typer.Option("--home", help="PREFECT_HOME (database, logs).")] = Path(".emosafe/prefect"),
+    team: Annotated[
+        bool,
+        typer.Option(
+            "--team",
+            help="Also start the shared stack (the `team` extra): PostgreSQL for the registry and for Prefect, an "
+            "S3-compatible store for artifacts and DVC, a Dask cluster for the ladder (data in .emosafe/team).",
+        ),
+    ] = False,
+    s3_port: Annotated[int, typer.Option("--s3-port", help="With --team: the object store's S3 port.")] = 8333,
+    dask_port: Annotated[int, typer.Option("--dask-port", help="With --team: the Dask scheduler's port.")] = 8786,
+    prefect_database: Annotated[
+        str | None,
+        typer.Option(
+            "--prefect-database",
+            help="The Prefect server's database (postgresql+asyncpg://...; needs the pg_trgm extension, which the "
+            "team stack's PostgreSQL lacks); default: SQLite in --home.",
+        ),
+    ] = None,
 ) -> None:
     """Start a local Prefect server on 127.0.0.1, deploy prefect.yaml (schedules included) and run a worker.
 
     The API asks for basic authentication (any local user could otherwise trigger deployments): the string is
     $EMOSAFE_SERVE_AUTH (user:password) or one generated into <home>/api-auth; the UI asks for it once. Prints the
     UI address and where the login is; Ctrl-C or SIGTERM stops the worker and the server. Runs execute in this
-    folder.
+    folder. With --team the worker's runs use the shared registry, and the variables clients need are written to
+    team/env.sh beside --home (.emosafe/team/env.sh; docs/team.md).
     """
     import signal
 
@@ -211,6 +230,9 @@ def serve(
     home.mkdir(parents=True, exist_ok=True)
     auth, auth_file = serve_auth(home.resolve())
     env = server_env(port, home.resolve(), auth)
+    if prefect_database:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database
+    stack = _start_team(home.resolve().parent / "team", env, s3_port, dask_port) if team else None
     server = start_server(port, env, home / "server.log")
     worker = None
     try:
@@ -227,6 +249,22 @@ def serve(
         if worker is not None:
             stop(worker)
         stop(server)
+        if stack is not None:
+            stack.stop()
+
+
+def _start_team(folder: Path, env: dict[str, str], s3_port: int, dask_port: int) -> Any:
+    """Start the team stack, point ``env`` (server and worker) at it, write its client variables; returns it."""
+    from flows.team import start_team
+
+    stack = start_team(folder, s3_port, dask_port)
+    env |= stack.env
+    lines = [f"export {key}={value}" for key, value in sorted(stack.env.items())]
+    (folder / "env.sh").write_text("\n".join(lines) + "\n")
+    typer.echo(f"Team stack up: `source {folder / 'env.sh'}` in a shell to use it (docs/team.md)")
+    for line in lines:
+        typer.echo(f"  {line}")
+    return stack
 
 
 @app.command("serve-model")
