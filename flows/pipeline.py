@@ -8,8 +8,8 @@ and a stage that ran is committed to dvc.lock as ``dvc repro`` would. From ``reg
 registry and dvc.lock back to the checkpoint taken before it (flows/release.py), then fails the flow.
 
 Training runs are separate task runs, run as ``flows.train.run_ladder`` decides: one at a time in the flow's thread
-with the default in-process runner, submitted to separate workers with a Dask or Ray runner
-(``pipeline.with_options(task_runner=...)``). Run it with ``python -m flows.pipeline`` (Prefect starts a temporary
+with the default in-process runner, submitted to separate workers on a Dask cluster (``flows/engine.py``,
+``python -m flows --cluster``). Run it with ``python -m flows.pipeline`` (Prefect starts a temporary
 local API; ``make run``) or through the ``pipeline-weekly`` deployment (prefect.yaml).
 """
 

@@ -80,7 +80,7 @@ def run_ladder(
 
     Inline because torch threads, accelerate and W&B hold process-wide state, two cores gain nothing from sharing,
     and the same trainings read 13-60% slower in the pool's worker thread than in the flow's (docs/decisions.md).
-    A Dask or Ray runner (``flow.with_options(task_runner=...)``) gets them submitted, to run on separate workers.
+    A Dask runner (``flows/engine.py``, ``python -m flows --cluster``) gets them submitted to its worker processes.
     """
     if _in_process():
         return [train_task(params, model, name, root, pipeline) for model, name in entries]
