@@ -43,6 +43,7 @@ def start_seaweedfs(folder: Path, ports: dict[str, int], log_file: Path) -> subp
     folder.mkdir(parents=True, exist_ok=True)
     command = [_bin("weed"), "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"]
     command += ["-master.volumeSizeLimitMB=64", "-volume.max=32", "-master.telemetry=false"]  # nothing leaves
+    command += ["-s3.port.iceberg=0", "-s3.port.lance=0"]  # catalog servers on fixed ports: not needed, may clash
     for name in ("master", "volume", "filer", "s3"):
         command += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={ports[name + '_grpc']}"]
     handle = log_file.open("ab")

@@ -273,6 +273,11 @@ def test_a_dask_cluster_trains_the_ladder_on_its_workers_with_the_sequential_res
     assert [r.stage for r in runs] == ["train@tiny-trinary", "train@tiny-taxonomy"] and all(r.ran for r in runs)
     ran_on = {task["worker"] for task in stream.data}
     assert len(stream.data) >= 2 and ran_on <= workers  # the trainings ran on the cluster's worker processes
+    spans = sorted(
+        ((s["start"], s["stop"]) for t in stream.data for s in t["startstops"] if s["action"] == "compute"),
+        key=lambda span: span[1] - span[0],
+    )[-2:]  # the two trainings
+    assert max(start for start, _ in spans) < min(stop for _, stop in spans)  # both were in flight at once
     for task, weights in _adapters(spread).items():
         expected = _adapters(sequential)[task]
         assert weights.keys() == expected.keys()

@@ -30,12 +30,28 @@ def reg(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
     shared one (a real PostgreSQL and a real S3-compatible store, one database and one prefix per test)."""
     if request.param == "folder":
         return Registry(tmp_path / "store", GATE)
+    pg, s3 = request.getfixturevalue("postgres_server"), request.getfixturevalue("s3_server")
+    return _reopen((str(tmp_path / "cache"), pg.new_database(), s3.new_prefix()))
+
+
+def _where(reg: Registry) -> tuple[str, str | None, str | None]:
+    """What another process needs to open the same registry: its folder, and the servers when it has them."""
     from registry.postgres_store import PostgresMetadataStore
     from registry.s3_store import S3BlobStore
 
-    pg, s3 = request.getfixturevalue("postgres_server"), request.getfixturevalue("s3_server")
-    meta = PostgresMetadataStore(pg.new_database())
-    return Registry(tmp_path / "cache", GATE, meta=meta, blobs=S3BlobStore(s3.new_prefix()))
+    if isinstance(reg.meta, PostgresMetadataStore) and isinstance(reg.blobs, S3BlobStore):
+        return str(reg.root), reg.meta.url, f"s3://{reg.blobs.bucket}/{reg.blobs.prefix.removesuffix('/objects')}"
+    return str(reg.root), None, None
+
+
+def _reopen(where: tuple[str, str | None, str | None]) -> Registry:
+    from registry.postgres_store import PostgresMetadataStore
+    from registry.s3_store import S3BlobStore
+
+    root, url, artifacts = where
+    if url is None or artifacts is None:
+        return Registry(Path(root), GATE)
+    return Registry(Path(root), GATE, meta=PostgresMetadataStore(url), blobs=S3BlobStore(artifacts))
 
 
 @pytest.fixture
@@ -219,29 +235,29 @@ def test_a_file_added_to_a_checkout_is_refused(reg: Registry, tmp_path: Path) ->
         reg.load(ref)
 
 
-def _first_load(root: str, version: int, start: float) -> str:
+def _first_load(where: tuple[str, str | None, str | None], version: int, start: float) -> str:
     import time
 
+    registry = _reopen(where)
     time.sleep(max(0.0, start - time.time()))  # every process reaches the empty checkout at once
     try:
-        Registry(Path(root), GATE).load(ModelRef("emosafe-trinary", version=version))
+        registry.load(ModelRef("emosafe-trinary", version=version))
     except Exception as exc:  # reported to the parent, which asserts there were none
         return f"{type(exc).__name__}: {exc}"
     return "ok"
 
 
-def test_concurrent_first_loads_of_one_version_all_succeed(folder_reg: Registry, tmp_path: Path) -> None:
+def test_concurrent_first_loads_of_one_version_all_succeed(reg: Registry, tmp_path: Path) -> None:
     """4 processes loading a version for the first time hit `Directory not empty` in 9 of 40 loads (item 3)."""
     import multiprocessing
     import time
 
-    reg = folder_reg
     versions = [register(reg, tmp_path, f"v{i}") for i in range(5)]
     context = multiprocessing.get_context("fork")
     with context.Pool(4) as pool:
         for version in versions:
             start = time.time() + 0.3
-            results = pool.starmap(_first_load, [(str(reg.root), version, start)] * 4)
+            results = pool.starmap(_first_load, [(_where(reg), version, start)] * 4)
             assert results == ["ok"] * 4, results
     assert reg.verify() == []
 
