@@ -17,17 +17,42 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(trials: int = 1000) -> dict[str, Any]:
+def run(trials: int = 1000, backend: str = "folder") -> dict[str, Any]:
+    """``backend``: ``folder`` (SQLite + local objects) or ``servers`` (PostgreSQL + an S3-compatible store, real
+    servers started from the team extra's wheels; each process gets its own working folder)."""
     sys.path.insert(0, str(REPO))
-    from tests.fixtures.registry_torture import concurrent_run, invariants, kill_trials, seed_registry
+    import contextlib
+    import os
 
+    from tests.fixtures.registry_torture import concurrent_run, invariants, kill_trials, seed_registry, use_servers
+    from tests.fixtures.team_servers import postgres, seaweedfs
+
+    figures: dict[str, Any] = {"backend": backend}
+    with contextlib.ExitStack() as servers:
+        prepare = _prepare(servers, backend, postgres, seaweedfs, use_servers, os.environ)
+        figures |= _measure(trials, prepare, concurrent_run, invariants, kill_trials, seed_registry)
+    return figures
+
+
+def _prepare(servers: Any, backend: str, postgres: Any, seaweedfs: Any, use_servers: Any, environ: Any) -> Any:
+    """A function that readies a fresh temp folder for the harness (nothing to do for the folder backend)."""
+    if backend == "folder":
+        return lambda root: None
+    pg, s3 = servers.enter_context(postgres()), servers.enter_context(seaweedfs())
+    environ.update(s3.env)
+    return lambda root: use_servers(root, pg.new_database(), s3.new_prefix())
+
+
+def _measure(trials: int, prepare: Any, concurrent_run: Any, invariants: Any, kill_trials: Any, seed: Any) -> Any:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        seed_registry(Path(tmp))
+        prepare(Path(tmp))
+        seed(Path(tmp))
         outcome = kill_trials(Path(tmp), trials=trials, max_delay_s=0.08, seed=42)
         figures["kill_trials"] = {**outcome, "failures": len(outcome["failures"]), "examples": outcome["failures"][:5]}
     with tempfile.TemporaryDirectory() as tmp:
-        seed_registry(Path(tmp))
+        prepare(Path(tmp))
+        seed(Path(tmp))
         outcome = concurrent_run(Path(tmp), processes=8, operations=100, loads=True)
         figures["concurrency_8x100_with_loads"] = {
             "moves": sum(len(r["seqs"]) for r in outcome["results"]),
@@ -45,4 +70,5 @@ def run(trials: int = 1000) -> dict[str, Any]:
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 1000), indent=2))
+    args = sys.argv[1:]
+    print(json.dumps(run(int(args[0]) if args else 1000, args[1] if len(args) > 1 else "folder"), indent=2))

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from registry.core import Registry
-from tests.fixtures.registry_torture import GATE, NAME, concurrent_run, invariants, kill_trials, seed_registry
+from tests.fixtures.registry_torture import (
+    NAME,
+    concurrent_run,
+    invariants,
+    kill_trials,
+    open_at,
+    seed_registry,
+    use_servers,
+)
+from tests.fixtures.team_servers import S3, Postgres
 
 
 def test_sigkill_at_random_points_never_tears_the_registry(tmp_path: Path) -> None:
@@ -22,17 +30,36 @@ def test_sigkill_at_random_points_never_tears_the_registry(tmp_path: Path) -> No
     assert 10 <= outcome["trials_with_progress"] < 60, outcome
 
 
+def test_sigkill_never_tears_the_shared_registry(postgres_server: Postgres, s3_server: S3, tmp_path: Path) -> None:
+    """The same kills against PostgreSQL + the object store: a killed writer's transaction is rolled back."""
+    use_servers(tmp_path, postgres_server.new_database(), s3_server.new_prefix())
+    seed_registry(tmp_path)
+    outcome = kill_trials(tmp_path, trials=30, max_delay_s=0.15, seed=2)
+    assert outcome["failures"] == []
+    assert 3 <= outcome["trials_with_progress"] < 30, outcome
+
+
+@pytest.mark.slow
+def test_eight_machines_a_hundred_moves_each_on_the_shared_registry(
+    postgres_server: Postgres, s3_server: S3, tmp_path: Path
+) -> None:
+    """#21 acceptance: 8 processes with their own working folders x 100 moves and loads against one PostgreSQL
+    and one object store."""
+    use_servers(tmp_path, postgres_server.new_database(), s3_server.new_prefix())
+    _racing(tmp_path, 100)
+
+
 def _racing(tmp_path: Path, operations: int) -> None:
     """8 processes x ``operations`` alias moves (registrations, promotions, rollbacks), each followed by a model
     load (half of them of the newest version, so first loads race): every acknowledged move has its own history
     row, no row exists that nobody acknowledged, no worker crashed, and verify is clean."""
     seed_registry(tmp_path)
-    before = {e.seq for e in Registry(tmp_path / "store", GATE).meta.history()}
+    before = {e.seq for e in open_at(tmp_path).meta.history()}
     outcome = concurrent_run(tmp_path, processes=8, operations=operations, loads=True)
     assert outcome["codes"] == [0] * 8
     claimed = [seq for result in outcome["results"] for seq in result["seqs"]]
     assert len(claimed) == 8 * operations and len(set(claimed)) == 8 * operations
-    history = Registry(tmp_path / "store", GATE).meta.history(NAME)
+    history = open_at(tmp_path).meta.history(NAME)
     assert {e.seq for e in history} - before == set(claimed)
     assert invariants(tmp_path) == []  # each alias's history is one chain ending at the alias; verify() is clean
     loads = sum(r["loads"] for r in outcome["results"])
