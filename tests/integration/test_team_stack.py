@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import boto3
+import pytest
 
 from components.config.register import RegisterConfig
 from registry.core import open_registry
@@ -37,6 +38,7 @@ def _alive(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # about 35 s on 2 cores: the fast suite's servers are tested in the registry suites
 def test_serve_team_starts_the_shared_stack_and_sigterm_stops_it(tmp_path: Path) -> None:
     from distributed import Client
 
