@@ -193,7 +193,7 @@ def serve(
         bool,
         typer.Option(
             "--team",
-            help="Also start the shared stack (the `team` extra): PostgreSQL for the registry and for Prefect, an "
+            help="Also start the shared stack (the `team` extra): PostgreSQL for the registry, an "
             "S3-compatible store for artifacts and DVC, a Dask cluster for the ladder (data in .emosafe/team).",
         ),
     ] = False,
