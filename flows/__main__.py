@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes of --cluster local (default: 2)")
     args = parser.parse_args(argv)
+    # Offline by default, as under `make run` (the Makefile exports the same): the temporary server would otherwise
+    # try to send Prefect's anonymous telemetry from the user's machine.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     use_project_home(Path.cwd())
     starting = start_temporary_api()
     from flows.pipeline import pipeline  # the stages' imports, while the API starts
