@@ -1,5 +1,7 @@
 """`emosafe serve --team` as a user starts it: PostgreSQL, the object store, the Dask cluster, the Prefect server and
-a worker, all reachable with the variables it writes to env.sh; SIGTERM stops every one of them."""
+a worker, all reachable with the variables it writes to env.sh; SIGTERM stops every one of them. Where the machine
+has a PostgreSQL with the pg_trgm extension (Debian's postgresql-contrib), the Prefect server runs on it
+(`--prefect-database`); pgserver's build lacks the extension, so the registry's PostgreSQL cannot host Prefect."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 import boto3
+import psycopg
 import pytest
 
 from components.config.register import RegisterConfig
@@ -18,6 +21,7 @@ from registry.names import ModelRef
 from tests.fixtures.common import REPO, VENV_BIN
 from tests.fixtures.registry_runs import bound, make_run, trinary_metrics
 from tests.fixtures.serving import free_port
+from tests.fixtures.team_servers import system_postgres
 
 
 def _env_file(path: Path) -> dict[str, str]:
@@ -40,12 +44,19 @@ def _alive(marker: str) -> list[int]:
 
 @pytest.mark.slow  # about 35 s on 2 cores: the fast suite's servers are tested in the registry suites
 def test_serve_team_starts_the_shared_stack_and_sigterm_stops_it(tmp_path: Path) -> None:
+    with system_postgres("prefect") as prefect_db:
+        _serve_team(tmp_path, prefect_db)
+
+
+def _serve_team(tmp_path: Path, prefect_db: str | None) -> None:
     from distributed import Client
 
     port, s3_port, dask_port, home = free_port(), free_port(), free_port(), tmp_path / "prefect"
     env = {**os.environ, "EMOSAFE_SERVE_AUTH": "emosafe:test-only-secret"}
     command = [str(VENV_BIN / "emosafe"), "serve", "--team", "--port", str(port), "--home", str(home)]
     command += ["--s3-port", str(s3_port), "--dask-port", str(dask_port)]
+    if prefect_db is not None:
+        command += ["--prefect-database", prefect_db.replace("postgresql://", "postgresql+asyncpg://")]
     serve = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     saved = {key: os.environ.get(key) for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     try:
@@ -56,6 +67,10 @@ def test_serve_team_starts_the_shared_stack_and_sigterm_stops_it(tmp_path: Path)
             assert time.monotonic() < deadline and serve.poll() is None, "".join(seen)[-3000:]
         team = _env_file(tmp_path / "team" / "env.sh")
         assert team["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{s3_port}"
+        if prefect_db is not None:  # the deployments are rows in PostgreSQL, not in a SQLite file
+            with psycopg.connect(prefect_db) as db:
+                deployments = {row[0] for row in db.execute("SELECT name FROM deployment")}
+            assert {"pipeline-weekly", "monitor-hourly", "reevaluate-daily", "retrain-on-alarm"} == deployments
 
         # The shared registry: PostgreSQL metadata, artifacts in the stack's bucket.
         os.environ.update({k: v for k, v in team.items() if k.startswith("AWS_")})
