@@ -50,7 +50,8 @@ def render_card(
         f"# {record.name} v{record.version}",
         "",
         f"- Task: **{record.task}**; aliases now: {', '.join(held) or 'none'}; registered {record.created_at}",
-        f"- Artifact manifest sha256: `{record.manifest_sha256}`; W&B: {record.wandb_link}",
+        f"- Artifact manifest sha256: `{record.manifest_sha256}`; W&B model registry: {record.wandb_link} (the "
+        "training run is under lineage)",
         f"- Figures: {_evidence(lineage.get('evidence'))}",
         "",
         "## Data and lineage",
