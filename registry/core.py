@@ -54,12 +54,6 @@ def registry_store(config: RegisterConfig) -> str:
     return os.environ.get(ENV_VAR) or config.store
 
 
-def registry_root(config: RegisterConfig, project: Path = Path()) -> Path:
-    """The registry's local folder: the store itself, or for a server store the checkout cache."""
-    store = registry_store(config)
-    return project / (config.cache if is_postgres_url(store) else store)
-
-
 def open_registry(
     config: RegisterConfig, project: Path = Path(), gate: GateConfig | None = None, read_only: bool = False
 ) -> Registry:

@@ -9,6 +9,7 @@ transaction or none of it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -134,32 +135,11 @@ class SqlMetadataStore:
                     f"{move.name}@{move.champion_alias} moved to {_v(champion)} after the gate compared against "
                     f"{_v(move.champion)}; re-run the gate"
                 )
-        at = now()
-        cursor = self._db.execute(
-            "INSERT INTO history (name, alias, at, from_version, to_version, who, why, action, gate_report_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-            (
-                move.name,
-                move.alias,
-                at,
-                current,
-                move.to_version,
-                move.who,
-                move.why,
-                move.action,
-                move.gate_report_hash,
-            ),
-        )
-        seq = int(cursor.fetchone()[0])
-        self._db.execute(
-            "INSERT INTO aliases VALUES (?, ?, ?, ?) ON CONFLICT (name, alias) DO UPDATE SET version = ?, seq = ?",
-            (move.name, move.alias, move.to_version, seq, move.to_version, seq),
-        )
-        return AliasEvent(
-            seq,
+        event = AliasEvent(
+            0,
             move.name,
             move.alias,
-            at,
+            now(),
             current,
             move.to_version,
             move.who,
@@ -167,6 +147,17 @@ class SqlMetadataStore:
             move.action,
             move.gate_report_hash,
         )
+        cursor = self._db.execute(
+            "INSERT INTO history (name, alias, at, from_version, to_version, who, why, action, gate_report_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+            dataclasses.astuple(event)[1:],  # every field but seq, which the database assigns
+        )
+        seq = int(cursor.fetchone()[0])
+        self._db.execute(
+            "INSERT INTO aliases VALUES (?, ?, ?, ?) ON CONFLICT (name, alias) DO UPDATE SET version = ?, seq = ?",
+            (move.name, move.alias, move.to_version, seq, move.to_version, seq),
+        )
+        return dataclasses.replace(event, seq=seq)
 
     def history(self, name: str | None = None, alias: str | None = None) -> list[AliasEvent]:
         clauses = [c for c, v in (("name = ?", name), ("alias = ?", alias)) if v is not None]

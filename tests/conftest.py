@@ -57,6 +57,15 @@ def s3_server() -> Iterator[S3]:
                     os.environ[key] = value
 
 
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    """A real (ephemeral) Prefect API for the flows a test module runs in-process."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
 @pytest.fixture
 def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
     def _write(rows: list[dict[str, Any]], name: str = "rows.jsonl") -> Path:

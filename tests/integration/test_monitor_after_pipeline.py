@@ -10,32 +10,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
 from flows.serve import deploy_all, prefect, server_env, start_server, start_worker, stop, wait_healthy
 from tests.fixtures.common import REPO, VENV_BIN
-from tests.fixtures.flow_project import TASK, make_project
+from tests.fixtures.flow_project import LAX_GATE, TASK, make_project
 from tests.fixtures.prefect_api import flow_run_states, free_port
-
-LAX_GATE = {
-    "default_f1_floor": 0.0,
-    "suites": {},
-    "trinary_macro_f1_floor": 0.0,
-    "unsafe_recall_floor": 0.0,
-    "quantized": {"max_macro_f1_drop": 1.0, "max_category_f1_drop": 1.0, "min_label_agreement": 0.0},
-}
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _project(root: Path) -> Path:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from flows.serve import api_url, deploy_all, server_env, start_server, stop, wait_healthy
-from tests.fixtures.common import REPO
+from tests.fixtures.common import REPO, live_processes
 from tests.fixtures.prefect_api import free_port, post
 
 SCHEDULED = {
@@ -81,19 +81,6 @@ def test_serve_auth_is_generated_once_private_and_overridable(tmp_path: Path, mo
         serve_auth(tmp_path)
 
 
-def _processes_with(marker: str) -> list[int]:
-    """Live processes whose environment names ``marker`` (the test's PREFECT_HOME)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_emosafe_serve_stops_its_server_and_worker_on_sigterm(tmp_path: Path) -> None:
     """SIGTERM (docker stop, systemd) once killed `emosafe serve` alone, leaving its server and worker running."""
     import os
@@ -111,13 +98,13 @@ def test_emosafe_serve_stops_its_server_and_worker_on_sigterm(tmp_path: Path) ->
         assert serve.stdout is not None
         while "Prefect UI" not in serve.stdout.readline():  # printed once deployed and the worker started
             assert time.monotonic() < deadline and serve.poll() is None, "emosafe serve did not come up"
-        assert len(_processes_with(str(home))) >= 2  # the server and the worker (and their children)
+        assert len(live_processes(str(home))) >= 2  # the server and the worker (and their children)
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=60)
     deadline = time.monotonic() + 30
-    while _processes_with(str(home)) and time.monotonic() < deadline:
+    while live_processes(str(home)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _processes_with(str(home)) == []
+    assert live_processes(str(home)) == []
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens on the API port any more

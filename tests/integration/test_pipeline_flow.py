@@ -16,7 +16,6 @@ import re
 import subprocess
 import types
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -49,14 +48,6 @@ def dvc(root: Path, *args: str) -> str:
     done = subprocess.run([str(VENV_BIN / "dvc"), *args], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _outs(root: Path) -> dict[str, list[str]]:
@@ -296,10 +287,9 @@ def _lock_md5(root: Path, path: str) -> str:
 def _live_versions(root: Path) -> dict[str, list[int]]:
     """Registered versions per model that are not withdrawn (what a rollback must restore)."""
     from components.config import load_params
-    from registry.core import Registry, registry_root
+    from registry.core import open_registry
 
-    config = load_params(root / "params.yaml").register
-    registry = Registry(registry_root(config, root), config.gate)
+    registry = open_registry(load_params(root / "params.yaml").register, root)
     names = sorted({r.name for r in registry.meta.list_versions()})
     return {
         n: [r.version for r in registry.meta.list_versions(n) if r.version not in registry.meta.withdrawn(n)]

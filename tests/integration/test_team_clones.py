@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,28 +19,13 @@ from components.config import load_params
 from registry.core import open_registry
 from registry.names import ModelRef
 from tests.fixtures.common import VENV_BIN
-from tests.fixtures.flow_project import make_project
+from tests.fixtures.flow_project import LAX_GATE, make_project
 from tests.fixtures.team_servers import S3, Postgres
 
 pytestmark = pytest.mark.slow
 
-LAX_GATE = {
-    "default_f1_floor": 0.0,
-    "suites": {},
-    "trinary_macro_f1_floor": 0.0,
-    "unsafe_recall_floor": 0.0,
-    "quantized": {"max_macro_f1_drop": 1.0, "max_category_f1_drop": 1.0, "min_label_agreement": 0.0},
-}
 GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost", "GIT_COMMITTER_NAME": "t"}
 GIT |= {"GIT_COMMITTER_EMAIL": "t@localhost"}
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _run(cwd: Path, *command: str) -> str:

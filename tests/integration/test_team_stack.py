@@ -18,7 +18,7 @@ import pytest
 from components.config.register import RegisterConfig
 from registry.core import open_registry
 from registry.names import ModelRef
-from tests.fixtures.common import REPO, VENV_BIN
+from tests.fixtures.common import REPO, VENV_BIN, live_processes
 from tests.fixtures.registry_runs import bound, make_run, trinary_metrics
 from tests.fixtures.serving import free_port
 from tests.fixtures.team_servers import system_postgres
@@ -27,19 +27,6 @@ from tests.fixtures.team_servers import system_postgres
 def _env_file(path: Path) -> dict[str, str]:
     pairs = (line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines() if line)
     return dict(pairs)
-
-
-def _alive(marker: str) -> list[int]:
-    """Live processes whose environment or command line names ``marker`` (the test's folder)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 @pytest.mark.slow  # about 35 s on 2 cores: the fast suite's servers are tested in the registry suites
@@ -101,6 +88,6 @@ def _serve_team(tmp_path: Path, prefect_db: str | None) -> None:
             else:
                 os.environ[key] = value
     deadline = time.monotonic() + 30
-    while _alive(str(tmp_path)) and time.monotonic() < deadline:
+    while live_processes(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _alive(str(tmp_path)) == []  # server, worker, PostgreSQL, seaweedfs and Dask all stopped
+    assert live_processes(str(tmp_path)) == []  # server, worker, PostgreSQL, seaweedfs and Dask all stopped

@@ -55,16 +55,10 @@ def load_model_under_test(reference: str, params_path: Path) -> ModelUnderTest:
 
 def _bundle(params: Params, reference: str) -> ModelUnderTest:
     """A registry version or an exported bundle: the loading and scoring path of ``emosafe predict``."""
-    from components.errors import EmosafeError
     from components.export.runtime import OnnxPredictor
     from components.stages.predict import resolve_model
-    from registry.core import looks_like_ref, registry_root
 
-    if looks_like_ref(reference):
-        store = registry_root(params.register, Path())
-        if not store.is_dir():  # opening it would create an empty registry as a side effect of a typo
-            raise EmosafeError(f"no registry at {store} (run `make run`, or set EMOSAFE_REGISTRY)")
-    folder, name, version = resolve_model(params.register, reference, Path())
+    folder, name, version = resolve_model(params.register, reference, Path())  # read-only: never creates a registry
     config = params.predict
     onnx = OnnxPredictor(folder, config.variant, config.batch_size, config.num_threads)
     return ModelUnderTest(f"{name}@{version}", onnx.task, onnx, onnx.labels.thresholds)
