@@ -83,6 +83,8 @@ def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
     from components.export.bundle import LABELS_FILE, label_map
     from components.export.merged import encode, load_merged, pad, read_run
     from components.export.onnx import export_onnx, model_bytes, quantize_int8
+    from components.export.runtime import OnnxPredictor
+    from components.stages.export import calibration_batches
 
     torch.set_num_threads(threads)
     config, source = export_config()
@@ -100,7 +102,13 @@ def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
     exported = export_onnx(model, *sample, folder / "model_fp32.onnx", config.opset, 2_000_000_000)
     settings = config.quantize
     log.info("quantizing with %s (%s)", settings.model_dump(mode="json"), source)
-    quantized = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000)
+    import pandas as pd
+
+    frame = pd.read_parquet(Path(os.environ.get("EMOSAFE_BENCH_DATA", REPO / DATA)))
+    calibration = calibration_batches(config, frame, OnnxPredictor(folder, "fp32", verify=False))
+    quantized = quantize_int8(
+        folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000, calibration
+    )
     quality = _quality(folder, model, tokenizer, labels, test, config, threads)
     return {
         "load_merge_s": round(load_s, 1),
@@ -115,6 +123,7 @@ def _build_run(folder: Path, run_dir: Path, threads: int) -> dict[str, Any]:
             "excluded_nodes": list(quantized.excluded_nodes),
             "unmatched_exclusions": list(getattr(quantized, "unmatched", ())),
             "quantized_nodes": quantized.quantized_nodes,
+            "activations": quantized.activations,
         },
         "quality": quality,
     }
@@ -176,7 +185,6 @@ def _build(folder: Path, layers: int) -> dict[str, Any]:
     import torch
     from transformers import LlamaForSequenceClassification
 
-    from components.config.export import QuantizeConfig
     from components.export.onnx import export_onnx, model_bytes, quantize_int8
     from components.models import SMOLLM2, cut_layers, load_tokenizer, resolve
 
@@ -192,7 +200,14 @@ def _build(folder: Path, layers: int) -> dict[str, Any]:
     model.save_pretrained(folder / "torch", safe_serialization=True)
     ids = torch.randint(100, 40000, (2, 16))
     exported = export_onnx(model, ids, torch.ones_like(ids), folder / "model_fp32.onnx", 18, 2_000_000_000)
-    quantized = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", QuantizeConfig(), 2_000_000_000)
+    config, _ = export_config()
+    batches = [
+        {"input_ids": ids, "attention_mask": torch.ones_like(ids)} for ids in torch.randint(100, 40000, (4, 8, 64))
+    ]
+    calibration = [{k: v.numpy() for k, v in batch.items()} for batch in batches]  # random ids: speed only
+    quantized = quantize_int8(
+        folder / "model_fp32.onnx", folder / "model_int8.onnx", config.quantize, 2_000_000_000, calibration
+    )
     return {
         "load_s": round(load_s, 1),
         "export_s": round(exported.seconds, 1),

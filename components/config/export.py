@@ -18,17 +18,22 @@ QuantOp = Literal["MatMul", "Gather", "Gemm", "Attention", "LSTM", "EmbedLayerNo
 
 
 class QuantizeConfig(Frozen):
-    """onnxruntime int8 weights (docs/export.md "Choosing the int8 recipe").
+    """onnxruntime int8 (docs/export.md "Choosing the int8 recipe").
 
-    ``method: block8`` (default): MatMul weights int8 in symmetric blocks of ``block_size`` (``MatMulNBits``, 8 bits),
-    computed in fp32 (``accuracy_level`` 0) or with activations quantized per block (4); Gather (embeddings) dynamic
-    int8. Block 16 + fp32 compute was the only recipe within the limits on SmolLM2-135M (both tasks, test).
-    ``method: dynamic``: ``quantize_dynamic`` on ``op_types``: one activation scale per tensor, which the LLaMA
-    activation outliers (``down_proj`` inputs up to ~3000 vs ~2 typical) crush (0.83 trinary agreement).
+    ``method: per_token_split`` (default): every MatMul with a constant weight becomes ``MatMulIntegerToFloat`` with
+    int8 weights per output channel and uint8 activations scaled per token; input channels whose calibration peak
+    exceeds ``outlier_threshold`` go through an fp32 MatMul beside it; SmoothQuant factors (``smooth_alpha``) are
+    folded into the RMSNorm weights and up_proj. ``per_token`` / ``outlier_split``: one half of it.
+    ``method: block8``: MatMul weights int8 in symmetric blocks of ``block_size`` (``MatMulNBits``, 8 bits), computed
+    in fp32 (``accuracy_level`` 0): closest to fp32, slower than the fp32 file. ``method: dynamic``:
+    ``quantize_dynamic``: one activation scale per tensor, which the LLaMA activation outliers crush.
     """
 
-    method: Literal["dynamic", "block8"] = Field(
-        default="block8", description="block8: blockwise int8 MatMul + dynamic int8 Gather; dynamic: quantize_dynamic."
+    method: Literal["dynamic", "block8", "per_token", "outlier_split", "per_token_split"] = Field(
+        default="per_token_split",
+        description="block8: blockwise int8 MatMul + dynamic int8 Gather; dynamic: quantize_dynamic; per_token / "
+        "outlier_split / per_token_split: int8 activations with a scale per token, outlier channels kept fp32, or "
+        "both (components/export/activation_int8.py).",
     )
     block_size: int = Field(default=16, ge=16, le=256, description="block8: weights (and activations) per int8 block.")
     accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
@@ -50,13 +55,29 @@ class QuantizeConfig(Frozen):
     exclude_reason: str | None = Field(default=None, description="Why nodes are excluded (recorded with them).")
     reduce_range: bool = Field(default=False, description="dynamic: 7-bit weights (old x86 without VNNI); less exact.")
     smooth_alpha: float | None = Field(
-        default=None,
+        default=0.8,
         gt=0,
         le=1,
-        description="SmoothQuant-style rescaling of every MLP's up_proj/down_proj before the fp32 export "
-        "(components/export/smoothing.py: same fp32 function, smaller down_proj activation outliers); null: off.",
+        description="SmoothQuant factor alpha. dynamic/block8: every MLP's up_proj/down_proj rescaled in torch before "
+        "the fp32 export (components/export/smoothing.py). per_token/outlier_split/per_token_split: 1/s folded into "
+        "the node producing each int8 activation (RMSNorm weights, up_proj columns) in the graph; null: off.",
     )
     smooth_messages: int = Field(default=64, ge=1, description="Smoothing calibration: the first train messages.")
+    outlier_threshold: float = Field(
+        default=10.0,
+        gt=0,
+        description="outlier_split / per_token_split: input channels whose calibration peak max|x| exceeds this stay "
+        "fp32 (a Gather + fp32 MatMul beside the int8 one).",
+    )
+    outlier_max_channels: int = Field(
+        default=64, ge=1, description="outlier_split / per_token_split: at most this many channels per activation."
+    )
+    calibration_messages: int = Field(
+        default=64,
+        ge=1,
+        description="per_token / outlier_split / per_token_split: the first train messages (by id) whose activation "
+        "peaks choose the outlier channels and the smoothing factors.",
+    )
 
     @model_validator(mode="after")
     def _block_is_a_power_of_two(self) -> QuantizeConfig:

@@ -1,7 +1,8 @@
 """ONNX export and int8 quantization: the graph side of a bundle (``onnx``, ``onnxruntime.quantization``).
 
-Together with ``components/export/runtime.py`` (the ONNX Runtime predictor a server ships) these are the only
-modules that import ``onnx``/``onnxruntime``, so an upgrade of either touches this folder's two files only.
+Together with ``components/export/runtime.py`` (the ONNX Runtime predictor a server ships) and
+``components/export/activation_int8.py`` (the per-token rewrite) these are the only modules that import
+``onnx``/``onnxruntime``, so an upgrade of either touches this folder only.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import fnmatch
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ class QuantizeInfo:
     quantized_nodes: dict[str, int]
     excluded_nodes: tuple[str, ...]
     unmatched: tuple[str, ...] = ()  # exclude patterns/names that named no quantizable node
+    activations: dict[str, Any] | None = None  # per_token / outlier_split: calibration and rewrite (quantization.json)
 
 
 def export_onnx(
@@ -76,11 +78,19 @@ def export_onnx(
     return ExportInfo(path, external, size, time.perf_counter() - started)
 
 
-def quantize_int8(source: Path, target: Path, settings: QuantizeConfig, external_over: int) -> QuantizeInfo:
+def quantize_int8(
+    source: Path,
+    target: Path,
+    settings: QuantizeConfig,
+    external_over: int,
+    calibration: Sequence[Mapping[str, Any]] = (),
+) -> QuantizeInfo:
     """int8 weights, activations quantized at run time (``settings.method``, components/config/export.py).
 
     ``block8``: Gather (token embeddings, most of a 1B's bytes) dynamic int8 per channel, then every MatMul with a
     constant weight as ``MatMulNBits`` 8-bit symmetric blocks. ``dynamic``: ``quantize_dynamic`` on ``op_types``.
+    ``per_token`` / ``outlier_split`` / ``per_token_split``: the graph rewrite of components/export/activation_int8.py,
+    calibrated on ``calibration`` (``input_ids``/``attention_mask`` batches of train messages).
     Nodes named by ``exclude_nodes``/``exclude_modules`` stay fp32. Raises onnxruntime's errors unchanged.
     """
     started = time.perf_counter()
@@ -90,17 +100,67 @@ def quantize_int8(source: Path, target: Path, settings: QuantizeConfig, external
     levels = [logger.level for logger in quiet]
     for logger in quiet:  # the quantizers log one line per tensor
         logger.setLevel(max(logger.level, logging.WARNING))
+    activations = None
     try:
         if settings.method == "dynamic":
             _dynamic(source, target, settings, settings.op_types, excluded, large)
-        else:
+        elif settings.method == "block8":
             _block8(source, target, settings, excluded, large, model_bytes(source) > external_over)
+        else:
+            activations = _activation_int8(source, target, settings, excluded, large, calibration)
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
     counts = op_counts(target)
     quantized = {op: n for op, n in counts.items() if op in _QUANT_OPS}
-    return QuantizeInfo(target, model_bytes(target), time.perf_counter() - started, quantized, excluded, unmatched)
+    seconds = time.perf_counter() - started
+    return QuantizeInfo(target, model_bytes(target), seconds, quantized, excluded, unmatched, activations)
+
+
+def _activation_int8(
+    source: Path,
+    target: Path,
+    settings: QuantizeConfig,
+    excluded: Sequence[str],
+    large: bool,
+    calibration: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Calibrate (when the recipe splits or smooths), then rewrite; returns what quantization.json records."""
+    from components.export import activation_int8
+
+    split = settings.method in ("outlier_split", "per_token_split")
+    outliers = None
+    if split or settings.smooth_alpha is not None:
+        if not calibration:
+            raise ValueError(f"quantize.method {settings.method} needs calibration batches (train messages)")
+        outliers = activation_int8.calibrate(
+            source,
+            calibration,
+            settings.outlier_threshold if split else float("inf"),
+            settings.outlier_max_channels,
+            excluded,
+            node_modules(source),
+        )
+    info = activation_int8.rewrite(
+        source,
+        target,
+        per_token="all" if settings.method != "outlier_split" else "none",
+        outliers=outliers.channels if outliers else None,
+        peaks=outliers.activation_peaks if outliers else None,
+        alpha=settings.smooth_alpha,
+        excluded=excluded,
+        quantize_gather="Gather" in settings.op_types,
+        external=large,
+    )
+    return {
+        "calibration": outliers.to_dict() if outliers else None,
+        "int8_matmuls": info.matmuls,
+        "activations_quantized": info.activations,
+        "activations_split": info.split_tensors,
+        "activations_smoothed": info.smoothed_tensors,
+        "embedding_tables": info.gathers,
+        "matmuls_kept_fp32": list(info.kept_fp32),
+    }
 
 
 def _dynamic(
@@ -199,6 +259,8 @@ _QUANT_OPS = {
     "DequantizeLinear",
     "DynamicQuantizeMatMul",
     "GatherBlockQuantized",
+    "MatMulIntegerToFloat",
+    "QuantizeLinear",
 }
 
 

@@ -130,8 +130,9 @@ class OnnxPredictor:
     """The evaluation ``Predictor`` over an exported bundle (ONNX Runtime + tokenizers; no torch).
 
     Scores follow the Predictor contract: trinary (n, 3) softmax, taxonomy (n, 6) sigmoid. Messages are sorted by
-    length into batches so padding stays short; int8 activations are quantized per batch, so a message's int8
-    scores can move by float noise with its batch neighbours (never enough to fail the agreement check in tests).
+    length into batches so padding stays short. With the per-tensor int8 recipes (``dynamic``, ``block8`` at
+    accuracy level 4) activations are quantized per batch, so a message's int8 scores can move by float noise with its
+    batch neighbours; the per-token recipes give every message its own scales.
     """
 
     def __init__(
@@ -189,14 +190,23 @@ class OnnxPredictor:
 
     def run_ids(self, sequences: Sequence[Sequence[int]]) -> NDArray[np.float32]:
         """Logits for already tokenised messages, right-padded with the model's pad id (as in training)."""
+        result: NDArray[np.float32] = self.session.run(["logits"], self.feed(sequences))[0]
+        return result
+
+    def feed(self, sequences: Sequence[Sequence[int]]) -> dict[str, NDArray[np.int64]]:
+        """The session inputs for tokenised messages: ``input_ids`` right-padded with the pad id, ``attention_mask``."""
         width = max(1, *(len(s) for s in sequences))
         ids = np.full((len(sequences), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(sequences), width), dtype=np.int64)
         for i, seq in enumerate(sequences):
             ids[i, : len(seq)] = seq
             mask[i, : len(seq)] = 1
-        result: NDArray[np.float32] = self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
-        return result
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def feeds(self, texts: Sequence[str]) -> list[dict[str, NDArray[np.int64]]]:
+        """``feed`` batches of ``batch_size`` messages, each truncated to max_length (int8 calibration)."""
+        encoded = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        return [self.feed(encoded[i : i + self.batch_size]) for i in range(0, len(encoded), self.batch_size)]
 
     def predict(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """Probabilities per message; with the bundle's ``long_messages: windows``, a message longer than

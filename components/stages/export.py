@@ -158,8 +158,8 @@ def _smooth(
     from components.export.merged import encode, pad
     from components.export.smoothing import smooth_mlp
 
-    if config.quantize.smooth_alpha is None:
-        return None
+    if config.quantize.smooth_alpha is None or config.quantize.method not in ("dynamic", "block8"):
+        return None  # the per-token recipes fold their smoothing into the graph (components/export/activation_int8.py)
     train = frame[frame["split"] == "train"].sort_values("id").head(config.quantize.smooth_messages)
     if train.empty:
         raise SourceFileError(Path(config.input), "no train rows (rule: quantize.smooth_alpha calibrates on train)")
@@ -184,7 +184,11 @@ def quantize_and_check(
     from components.export import onnx as onnx_export
 
     quantized = onnx_export.quantize_int8(
-        folder / MODEL_FILES["fp32"], folder / MODEL_FILES["int8"], config.quantize, config.external_data_bytes
+        folder / MODEL_FILES["fp32"],
+        folder / MODEL_FILES["int8"],
+        config.quantize,
+        config.external_data_bytes,
+        calibration_batches(config, frame, fp32),
     )
     figures = _int8_check(config, evaluation, folder, frame, labels, fp32, suites or {})
     figures["quantization"] = {
@@ -195,8 +199,24 @@ def quantize_and_check(
         "excluded_nodes": list(quantized.excluded_nodes),
         "excluded_reason": config.quantize.exclude_reason if quantized.excluded_nodes else None,
         "unmatched_exclusions": list(quantized.unmatched),
+        "activations": quantized.activations,
     }
     return figures
+
+
+def calibration_batches(config: ExportConfig, frame: pd.DataFrame, fp32: Any) -> list[dict[str, Any]]:
+    """The per-token recipes' calibration batches: the first ``calibration_messages`` TRAIN messages by id (never
+    val or test, which judge the result); none for the recipes that do not calibrate."""
+    settings = config.quantize
+    if settings.method in ("dynamic", "block8"):
+        return []
+    train = frame[frame["split"] == "train"].sort_values("id").head(settings.calibration_messages)
+    if train.empty:
+        raise SourceFileError(
+            Path(config.input), f"no train rows (rule: quantize.method {settings.method} calibrates on train)"
+        )
+    batches: list[dict[str, Any]] = fp32.feeds(train["text"].astype(str).tolist())
+    return batches
 
 
 def _int8_check(

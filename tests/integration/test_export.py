@@ -39,9 +39,9 @@ def exported(project: Path) -> Any:
     from components.stages.export import export
 
     # The tiny LLaMA is fitted to its messages (`decisive`: margins of ~7 logits against int8 moves of ~1), so
-    # agreement measures the recipe, not the luck of a random model's margins. The real model's recipe (params.yaml,
-    # block8) was chosen on SmolLM2 (docs/export.md); block8 is exercised in tests/integration/test_export_quant.py.
-    params = parse_params(fx.params_dict(quantize={"method": "dynamic"}))
+    # agreement measures the recipe, not the luck of a random model's margins. The shipped recipe (the code default,
+    # per_token_split) runs here; the others are exercised in tests/integration/test_export_quant.py.
+    params = parse_params(fx.params_dict())
     return export(params, Path("models/tiny-trinary"), root=project)
 
 
@@ -77,7 +77,8 @@ def test_int8_agrees_with_fp32_and_feeds_the_gate(exported: Any) -> None:
 
     report = json.loads((exported.folder / "quantization.json").read_text())
     assert report["passed"] and report["label_agreement"] >= 0.99
-    assert report["quantization"]["quantized_nodes"].get("MatMulInteger", 0) > 0
+    assert report["quantization"]["settings"]["method"] == "per_token_split"
+    assert report["quantization"]["quantized_nodes"].get("MatMulIntegerToFloat", 0) > 0
     card = scorecard_from_dict(report, origin="quantization.json")
     assert card.quantized is not None and card.quantized.label_agreement == report["label_agreement"]
     binding = bind(report, measured_files(exported.folder), {"quantization.json", "manifest.json"})

@@ -24,7 +24,7 @@ from components.export.bundle import label_map
 from tests.fixtures import export_runs as fx
 from tests.fixtures.registry_runs import BOUND
 
-DAMAGING = {"method": "dynamic", "per_channel": False, "reduce_range": True}
+DAMAGING = {"method": "dynamic", "per_channel": False, "reduce_range": True, "smooth_alpha": None}
 OUTLIER_SCALE = 1000.0
 
 
@@ -85,6 +85,7 @@ def test_per_channel_dynamic_with_the_outliers_excluded_passes(damaged: Any, tmp
     root, outcome = damaged
     folder = shutil.copytree(outcome.folder, tmp_path / "bundle")
     fix = {"method": "dynamic", "exclude_modules": ["model.layers.*.mlp.down_proj"], "exclude_reason": "outliers"}
+    fix |= {"smooth_alpha": None}
     params = parse_params(fx.params_dict(quantize=fix))
     frame = pd.read_parquet(root / "data" / "dataset.parquet")
     fp32 = OnnxPredictor(folder, "fp32", verify=False)
@@ -107,7 +108,7 @@ def test_exclude_modules_resolve_to_node_names_and_are_recorded(damaged: Any, tm
     down = sorted(n for n, m in modules.items() if m.endswith("mlp.down_proj"))
     assert len(down) == 2 and modules["node_embedding"] == "model.embed_tokens"  # 2 layers
     patterns = ("model.layers.*.mlp.down_proj", "nothing.*")
-    settings = QuantizeConfig(method="block8", exclude_modules=patterns, exclude_reason="test")
+    settings = QuantizeConfig(method="block8", exclude_modules=patterns, exclude_reason="test", smooth_alpha=None)
     info = quantize_int8(source, tmp_path / "int8.onnx", settings, 2_000_000_000)
     assert list(info.excluded_nodes) == down and info.unmatched == ("nothing.*",)
     assert info.quantized_nodes["MatMulNBits"] == sum(1 for m in modules.values() if "proj" in m or "score" in m) - 2
@@ -133,3 +134,30 @@ def test_smoothing_before_export_keeps_parity_and_tames_the_planted_outliers(dam
     assert record["max_activation_after"] < record["max_activation_before"] / 20
     assert report["label_agreement"] > damaged_report["label_agreement"]
     assert damaged_report["quantization"]["smoothing"] is None
+
+
+def test_per_tensor_dynamic_fails_where_per_token_with_the_outlier_split_passes(damaged: Any, tmp_path: Path) -> None:
+    """The issue's before/after on one fp32 file: per-tensor dynamic int8 fails the check (the fixture's export);
+    ``per_token_split`` calibrates on train, splits off exactly the planted channels of every down_proj input, and
+    passes the same check and the gate's quantized rule."""
+    from components.export.runtime import OnnxPredictor
+    from components.stages.export import quantize_and_check
+
+    root, outcome = damaged
+    before = json.loads((outcome.folder / "quantization.json").read_text())
+    assert before["passed"] is False and before["quantization"]["settings"]["method"] == "dynamic"
+    folder = shutil.copytree(outcome.folder, tmp_path / "bundle")
+    params = parse_params(fx.params_dict(quantize={"method": "per_token_split", "smooth_alpha": 0.5}))
+    frame = pd.read_parquet(root / "data" / "dataset.parquet")
+    fp32 = OnnxPredictor(folder, "fp32", verify=False)
+    after = quantize_and_check(params.export, params.evaluate, folder, frame, label_map("trinary", 32), fp32)
+    assert after["passed"] and after["label_agreement"] >= 0.99, after["comparison"]["problems"]
+    assert after["label_agreement"] > before["label_agreement"]
+    record = after["quantization"]["activations"]
+    split = record["calibration"]["by_module"]
+    assert {m for m in split if m.endswith("mlp.down_proj")} == {f"model.layers.{i}.mlp.down_proj" for i in (0, 1)}
+    assert all(split[f"model.layers.{i}.mlp.down_proj"]["channels"][:3] == [0, 1, 2] for i in (0, 1))
+    assert record["calibration"]["messages"] == int((frame["split"] == "train").sum())  # train only, never val/test
+    assert after["quantization"]["quantized_nodes"]["MatMulIntegerToFloat"] == record["activations_quantized"]
+    _, quantized = _gate(after | {"data_hash": "d" * 64})
+    assert quantized.passed
