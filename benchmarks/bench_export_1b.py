@@ -6,13 +6,15 @@ depend on the weights' values). Three fresh processes, so each peak RSS (VmHWM) 
 
 1. ``export``: build the model directly in fp32, dynamo export through ``components.export.onnx.export_onnx`` (external
    data, since the weights are ~5 GB);
-2. ``quantize``: ``components.export.onnx.quantize_int8`` with params.yaml's ``export.quantize`` (the export stage's own
-   recipe; exclusions, if any, are reported);
-3. ``measure`` (``MEASURES`` times, each a fresh process): imports only numpy + onnxruntime, loads the int8 file,
+2. ``measure`` of the fp32 file once (the tokens/s the int8 file is compared with);
+3. ``quantize``: ``components.export.onnx.quantize_int8`` with params.yaml's ``export.quantize`` (the export stage's own
+   recipe; exclusions, if any, are reported). The per-token recipes calibrate on ``CALIBRATION`` random-id batches
+   (the weights are random too: the channels found mean nothing, the memory and time are the real ones);
+4. ``measure`` (``MEASURES`` times, each a fresh process): imports only numpy + onnxruntime, loads the int8 file,
    runs batch 1 x 128 tokens: peak RSS and tokens/s (prefill, the whole message scored once). torch is never
    imported there (checked). The goal (<= 2.0 GB) is judged on the worst run.
 
-Slow (minutes) and memory-hungry (quantization peaked near 15 GB): never part of the default ``run.py`` list.
+Slow (minutes) and memory-hungry (the fp32 file is ~5 GB): never part of the default ``run.py`` list.
 Each heavy step first waits for ``MIN_AVAILABLE_GB`` of MemAvailable (the machine is shared), and a step is killed
 if MemAvailable falls under ``FLOOR_GB`` while it runs.
 
@@ -39,6 +41,7 @@ THREADS = 2
 MIN_AVAILABLE_GB = 14.0
 WAIT_S, WAIT_TRIES = 120, 5
 GIB = 2**30 / 1e9  # GB per GiB: /proc reports binary units, the goal is stated in GB
+CALIBRATION = 2  # random-id batches of 8 x 64 tokens for the per-token recipes' calibration pass
 MEASURES = 3  # fresh measuring processes: the peak RSS of the same file varied by ~0.2 GiB between runs
 FLOOR_GB = 1.5  # a running step is killed when the machine's MemAvailable falls under this
 
@@ -52,8 +55,10 @@ def run(
         _wait_for_memory(min_available_gb)
         export = _child("export", folder, str(layers or 0))
         _wait_for_memory(min_available_gb)
+        fp32_run = _child("measure", folder, "fp32")
+        _wait_for_memory(min_available_gb)
         quantize = _child("quantize", folder)
-        measures = [_child("measure", folder) for _ in range(MEASURES)]
+        measures = [_child("measure", folder, "int8") for _ in range(MEASURES)]
     fp32, int8 = export.pop("fp32_bytes"), quantize.pop("int8_bytes")
     peaks = [m["peak_rss_gib"] for m in measures]
     rates = sorted(m["tokens_per_s"] for m in measures)
@@ -68,6 +73,8 @@ def run(
             "tokens_per_s_median": rates[len(rates) // 2],
             "runs": measures,
         },
+        "fp32_inference": fp32_run,
+        "int8_over_fp32_tokens_per_s": round(rates[len(rates) // 2] / fp32_run["tokens_per_s"], 2),
         "sizes": {
             "fp32_gb": round(fp32 / 1e9, 3),
             "int8_gb": round(int8 / 1e9, 3),
@@ -170,13 +177,17 @@ def _export(folder: Path, layers: int) -> dict[str, Any]:
 
 
 def _quantize(folder: Path) -> dict[str, Any]:
+    import numpy as np
     from bench_export import export_config
 
     from components.export.onnx import model_bytes, quantize_int8
 
     config, source = export_config()
     settings = config.quantize
-    info = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000)
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(1000, 100000, size=(8, 64), dtype=np.int64) for _ in range(CALIBRATION)]
+    calibration = [{"input_ids": ids, "attention_mask": np.ones_like(ids)} for ids in batches]
+    info = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000, calibration)
     for path in folder.glob("model_fp32.onnx*"):
         path.unlink()  # the measure step must not be able to touch the fp32 weights
     return {
@@ -185,14 +196,15 @@ def _quantize(folder: Path) -> dict[str, Any]:
         "excluded_nodes": list(info.excluded_nodes),
         "unmatched_exclusions": list(getattr(info, "unmatched", ())),
         "quantized_nodes": info.quantized_nodes,
+        "activations": {k: v for k, v in (info.activations or {}).items() if k != "calibration"},
         "quantize_s": round(info.seconds, 1),
         "int8_bytes": model_bytes(folder / "model_int8.onnx"),
         "peak_rss_gib": _peak_gib(),
     }
 
 
-def _measure(folder: Path) -> dict[str, Any]:
-    """Only numpy + onnxruntime: what a device holds to score one 128-token message."""
+def _measure(folder: Path, variant: str) -> dict[str, Any]:
+    """Only numpy + onnxruntime: what a device holds to score one 128-token message with ``model_<variant>.onnx``."""
     import numpy as np
     import onnxruntime as ort
 
@@ -200,7 +212,7 @@ def _measure(folder: Path) -> dict[str, Any]:
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
     started = time.perf_counter()
-    session = ort.InferenceSession(str(folder / "model_int8.onnx"), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(folder / f"model_{variant}.onnx"), options, providers=["CPUExecutionProvider"])
     load_s, loaded = time.perf_counter() - started, _rss_gib()
     batch, tokens = SHAPE
     ids = np.random.default_rng(0).integers(1000, 100000, size=(batch, tokens), dtype=np.int64)
@@ -213,6 +225,7 @@ def _measure(folder: Path) -> dict[str, Any]:
         times.append(time.perf_counter() - started)
     p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
     return {
+        "variant": variant,
         "shape": list(SHAPE),
         "repeats": REPEATS,
         "session_load_s": round(load_s, 1),
@@ -236,7 +249,7 @@ if __name__ == "__main__":
         if step == "export":
             figures = _export(where, int(sys.argv[4]))
         else:
-            figures = _quantize(where) if step == "quantize" else _measure(where)
+            figures = _quantize(where) if step == "quantize" else _measure(where, sys.argv[4])
         print(json.dumps(figures))
     else:
         args = sys.argv[1:]

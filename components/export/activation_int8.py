@@ -40,6 +40,7 @@ MIN_OUTPUTS = 16
 #: Smallest activation scale: an all-zero row (padding) would otherwise divide by zero.
 EPSILON = 1e-8
 ZERO_POINT = 128  # uint8 activations, symmetric around 128
+ROWS_PER_STEP = 8192  # embedding rows quantized per step
 MIN_SCALE = 1e-5  # smallest smoothing factor (as components/export/smoothing.py)
 
 
@@ -130,16 +131,20 @@ def calibrate(
     probe = Path(probe_name)
     try:
         onnx.save(model, str(probe))
-        session = ort.InferenceSession(str(probe), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.disable_prepacking", "1")  # no packed second copy of the weights
+        session = ort.InferenceSession(str(probe), options, providers=["CPUExecutionProvider"])
     finally:
         probe.unlink(missing_ok=True)
     order = list(names)
+    accepted = {i.name for i in session.get_inputs()}
     peaks: dict[str, NDArray[np.float32]] = {}
     messages = 0
     for feed in feeds:
         mask = np.asarray(feed["attention_mask"]).astype(bool)
         messages += int(mask.shape[0])
-        for name, value in zip(order, session.run(order, dict(feed)), strict=True):
+        inputs = {k: v for k, v in feed.items() if k in accepted}  # attention_mask may be only for masking
+        for name, value in zip(order, session.run(order, inputs), strict=True):
             tokens = _real_tokens(value, mask)
             peak = np.abs(tokens).max(axis=0) if tokens.size else np.zeros(value.shape[-1], np.float32)
             peaks[name] = np.maximum(peaks[name], peak) if name in peaks else peak
@@ -311,7 +316,10 @@ def rewrite(
             continue
         values = _array(tensor, base)
         row_scale = (np.maximum(np.abs(values).max(axis=1), EPSILON) / 127.0).astype(np.float32)
-        table_int8 = np.clip(np.rint(values / row_scale[:, None]), -127, 127).astype(np.int8)
+        table_int8 = np.empty(values.shape, np.int8)
+        for start in range(0, len(values), ROWS_PER_STEP):  # a 1B's table is 1 GB: no full-size temporaries
+            rows = slice(start, start + ROWS_PER_STEP)
+            table_int8[rows] = np.clip(np.rint(values[rows] / row_scale[rows, None]), -127, 127)
         del values
         name = f"i8_table{gathers}"
         constants += [
