@@ -89,7 +89,11 @@ def export(
         figures["quantization"]["evidence"] = evidence_block(tmp, "export", {QUANTIZATION, MANIFEST})
         atomic_write_json(tmp / QUANTIZATION, figures["quantization"])
         atomic_write_json(tmp / MANIFEST, build_manifest(tmp))
-        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by a server
+        # mkdtemp, the atomic writes and onnx's external-data writer make everything private (0700 / 0600); a
+        # bundle is meant to be read by a server that may run as another user
+        for path in tmp.iterdir():
+            path.chmod(0o644)
+        tmp.chmod(0o755)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -69,6 +69,12 @@ def test_export_writes_a_hf_style_bundle_with_parity(exported: Any) -> None:
     assert fx.CANARY not in "".join(p.read_text(errors="ignore") for p in folder.glob("*.json"))
 
 
+def test_every_bundle_file_is_readable_by_a_server_of_another_user(exported: Any) -> None:
+    assert exported.folder.stat().st_mode & 0o777 == 0o755
+    modes = {path.name: path.stat().st_mode & 0o777 for path in exported.folder.iterdir()}
+    assert set(modes.values()) == {0o644}, modes  # the atomic writes and onnx's .data writer create 0600 files
+
+
 def test_int8_agrees_with_fp32_and_feeds_the_gate(exported: Any) -> None:
     from components.config.register import GateConfig
     from components.release.evidence import bind, measured_files
