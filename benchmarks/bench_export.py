@@ -149,6 +149,16 @@ def export_config() -> tuple[Any, str]:
     return config, source
 
 
+def random_calibration(batches: int, low: int, high: int) -> list[dict[str, Any]]:
+    """Calibration batches of 8 x 64 random token ids, for models whose weights are random too: the channels the
+    per-token recipes find then mean nothing, but the time and memory of the pass are the real ones."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(low, high, size=(8, 64), dtype=np.int64) for _ in range(batches)]
+    return [{"input_ids": batch, "attention_mask": np.ones_like(batch)} for batch in ids]
+
+
 def _test_split(path: Path) -> Any:
     import pandas as pd
 
@@ -201,10 +211,7 @@ def _build(folder: Path, layers: int) -> dict[str, Any]:
     ids = torch.randint(100, 40000, (2, 16))
     exported = export_onnx(model, ids, torch.ones_like(ids), folder / "model_fp32.onnx", 18, 2_000_000_000)
     config, _ = export_config()
-    batches = [
-        {"input_ids": ids, "attention_mask": torch.ones_like(ids)} for ids in torch.randint(100, 40000, (4, 8, 64))
-    ]
-    calibration = [{k: v.numpy() for k, v in batch.items()} for batch in batches]  # random ids: speed only
+    calibration = random_calibration(4, 100, 40000)  # a random head: speed only
     quantized = quantize_int8(
         folder / "model_fp32.onnx", folder / "model_int8.onnx", config.quantize, 2_000_000_000, calibration
     )

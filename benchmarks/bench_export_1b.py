@@ -177,16 +177,13 @@ def _export(folder: Path, layers: int) -> dict[str, Any]:
 
 
 def _quantize(folder: Path) -> dict[str, Any]:
-    import numpy as np
-    from bench_export import export_config
+    from bench_export import export_config, random_calibration
 
     from components.export.onnx import model_bytes, quantize_int8
 
     config, source = export_config()
     settings = config.quantize
-    rng = np.random.default_rng(0)
-    batches = [rng.integers(1000, 100000, size=(8, 64), dtype=np.int64) for _ in range(CALIBRATION)]
-    calibration = [{"input_ids": ids, "attention_mask": np.ones_like(ids)} for ids in batches]
+    calibration = random_calibration(CALIBRATION, 1000, 100000)
     info = quantize_int8(folder / "model_fp32.onnx", folder / "model_int8.onnx", settings, 2_000_000_000, calibration)
     for path in folder.glob("model_fp32.onnx*"):
         path.unlink()  # the measure step must not be able to touch the fp32 weights

@@ -79,6 +79,12 @@ class QuantizeConfig(Frozen):
         "peaks choose the outlier channels and the smoothing factors.",
     )
 
+    @property
+    def rewrites_activations(self) -> bool:
+        """The per-token / outlier-split recipes (components/export/activation_int8.py), which calibrate on train
+        messages and fold ``smooth_alpha`` into the graph; ``dynamic`` and ``block8`` do neither."""
+        return self.method in ("per_token", "outlier_split", "per_token_split")
+
     @model_validator(mode="after")
     def _block_is_a_power_of_two(self) -> QuantizeConfig:
         if self.block_size & (self.block_size - 1):

@@ -24,7 +24,6 @@ peak is about the int8 result plus the largest fp32 tensor (the 1B shape: ~1.3 G
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -35,13 +34,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from components.export.smoothing import smoothing_factors
+
 #: MatMuls whose weight has fewer output channels stay fp32 (the classification head: 3 or 6 outputs).
 MIN_OUTPUTS = 16
 #: Smallest activation scale: an all-zero row (padding) would otherwise divide by zero.
 EPSILON = 1e-8
 ZERO_POINT = 128  # uint8 activations, symmetric around 128
 ROWS_PER_STEP = 8192  # embedding rows quantized per step
-MIN_SCALE = 1e-5  # smallest smoothing factor (as components/export/smoothing.py)
 
 
 @dataclass(frozen=True)
@@ -106,11 +106,10 @@ def calibrate(
     max_channels: int,
     excluded: Sequence[str] = (),
     modules: Mapping[str, str] | None = None,
-    only: Sequence[str] = ("*",),
 ) -> Outliers:
     """Run the fp32 file on ``feeds`` (``input_ids``/``attention_mask`` batches of TRAIN messages) and pick, per
-    input of a quantizable MatMul whose module matches ``only``, the channels whose peak over the real tokens exceeds
-    ``threshold`` (at most ``max_channels``, the largest first)."""
+    input of a quantizable MatMul, the channels whose peak over the real tokens exceeds ``threshold`` (at most
+    ``max_channels``, the largest first)."""
     import onnx
     import onnxruntime as ort
 
@@ -118,9 +117,7 @@ def calibrate(
     modules = modules or {}
     names: dict[str, str] = {}
     for node in quantizable(model, excluded):
-        module = modules.get(node.name, "")
-        if any(fnmatch.fnmatchcase(module or node.name, pattern) for pattern in only):
-            names.setdefault(node.input[0], module or node.name)
+        names.setdefault(node.input[0], modules.get(node.name) or node.name)
     known = {o.name for o in model.graph.output}
     for name in names:
         if name not in known:
@@ -169,7 +166,7 @@ def _real_tokens(value: NDArray[Any], mask: NDArray[np.bool_]) -> NDArray[np.flo
 def rewrite(
     source: Path,
     target: Path,
-    per_token: str,
+    per_token: bool,
     outliers: Mapping[str, Sequence[int]] | None = None,
     peaks: Mapping[str, NDArray[np.float32]] | None = None,
     alpha: float | None = None,
@@ -178,7 +175,8 @@ def rewrite(
     external: bool = False,
 ) -> RewriteInfo:
     """Write ``target``: ``source`` with every quantizable MatMul int8 (see the module docstring) and, with
-    ``quantize_gather``, the embedding Gather int8 per row. ``outliers``: activation tensor -> channels split off;
+    ``quantize_gather``, the embedding Gather int8 per row. ``per_token``: one activation scale per token, else one
+    per tensor. ``outliers``: activation tensor -> channels split off;
     ``peaks`` + ``alpha``: SmoothQuant factors per activation channel (both from ``calibrate``). ``external``:
     weights to ``<target>.data`` (sources over protobuf's 2 GB)."""
     import onnx
@@ -238,10 +236,7 @@ def rewrite(
                     "Gather", [x, f"{prefix}_outlier_idx"], [f"{prefix}_outliers"], name=f"{prefix}_Split", axis=-1
                 ),
             ]
-        token_level = per_token == "all" or (
-            per_token == "unsmoothed" and not (plan.fold_constant or plan.fold_columns)
-        )
-        quantize, zero_point, rows = _quantize_nodes(rest, prefix, token_level, plan.width)
+        quantize, zero_point, rows = _quantize_nodes(rest, prefix, per_token, plan.width)
         block += quantize
         constants += [rows] if rows is not None else []
         # One GEMM for all readers (q/k/v, gate/up): their int8 weights side by side, the output split after.
@@ -448,18 +443,6 @@ def _quantize_nodes(x: str, prefix: str, per_token: bool, width: int) -> tuple[l
         "i8_zp",
         numpy_helper.from_array(np.array([-1, width], np.int64), f"{p}_rows"),
     )
-
-
-def smoothing_factors(
-    activation_peaks: NDArray[np.float32], weight_peaks: NDArray[np.float32], alpha: float
-) -> NDArray[np.float32]:
-    """SmoothQuant's per-channel factor ``s = max|X|^alpha / max|W|^(1-alpha)`` (Xiao et al. 2023): dividing the
-    activation by ``s`` and multiplying the weight rows by it moves part of an outlier channel's range into the
-    weights. A channel never seen active keeps 1."""
-    x = np.maximum(activation_peaks.astype(np.float32), MIN_SCALE)
-    w = np.maximum(weight_peaks.astype(np.float32), MIN_SCALE)
-    factors = np.maximum(x**alpha / w ** (1 - alpha), MIN_SCALE)
-    return np.where(activation_peaks > 0, factors, 1.0).astype(np.float32)
 
 
 def _array(tensor: Any, base: str) -> NDArray[np.float32]:

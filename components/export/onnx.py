@@ -144,7 +144,7 @@ def _activation_int8(
     info = activation_int8.rewrite(
         source,
         target,
-        per_token="all" if settings.method != "outlier_split" else "none",
+        per_token=settings.method != "outlier_split",
         outliers=outliers.channels if outliers else None,
         peaks=outliers.activation_peaks if outliers else None,
         alpha=settings.smooth_alpha,

@@ -18,6 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 log = logging.getLogger(__name__)
 
 #: Smallest scale applied (a channel never seen active would otherwise be multiplied by ~0 in the weights).
@@ -82,6 +85,19 @@ def activation_peaks(model: Any, batches: Iterable[tuple[Any, Any]]) -> list[Any
     return peaks
 
 
+def smoothing_factors(
+    activation_peaks: NDArray[np.float32], weight_peaks: NDArray[np.float32], alpha: float
+) -> NDArray[np.float32]:
+    """SmoothQuant's per-channel factor ``s = max|X|^alpha / max|W|^(1-alpha)`` (Xiao et al. 2023): dividing the
+    activation by ``s`` and multiplying the weight rows by it moves part of an outlier channel's range into the
+    weights. A channel never seen active keeps 1. Shared by the torch rescaling here and the per-token graph rewrite
+    (components/export/activation_int8.py)."""
+    x = np.maximum(activation_peaks.astype(np.float32), MIN_SCALE)
+    w = np.maximum(weight_peaks.astype(np.float32), MIN_SCALE)
+    factors = np.maximum(x**alpha / w ** (1 - alpha), MIN_SCALE)
+    return np.where(activation_peaks > 0, factors, 1.0).astype(np.float32)
+
+
 def smooth_mlp(model: Any, batches: Iterable[tuple[Any, Any]], alpha: float, messages: int = 0) -> SmoothingInfo:
     """Rescale every layer's up_proj/down_proj pair in place (see the module docstring); returns what changed.
 
@@ -95,9 +111,8 @@ def smooth_mlp(model: Any, batches: Iterable[tuple[Any, Any]], alpha: float, mes
     before = after = 0.0
     with torch.no_grad():
         for (up, down), peak in zip(pairs, peaks, strict=True):
-            weight_peak = down.weight.abs().amax(dim=0).float().clamp(min=MIN_SCALE)
-            scale = (peak.clamp(min=MIN_SCALE) ** alpha / weight_peak ** (1 - alpha)).clamp(min=MIN_SCALE)
-            scale = torch.where(peak > 0, scale, torch.ones_like(scale))  # a silent channel is left alone
+            weight_peak = down.weight.abs().amax(dim=0).float()
+            scale = torch.from_numpy(smoothing_factors(peak.numpy(), weight_peak.numpy(), alpha))
             up.weight.div_(scale.to(up.weight.dtype).unsqueeze(1))
             if getattr(up, "bias", None) is not None:
                 up.bias.div_(scale.to(up.bias.dtype))

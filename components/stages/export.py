@@ -162,12 +162,10 @@ def _smooth(
     from components.export.merged import encode, pad
     from components.export.smoothing import smooth_mlp
 
-    if config.quantize.smooth_alpha is None or config.quantize.method not in ("dynamic", "block8"):
+    if config.quantize.smooth_alpha is None or config.quantize.rewrites_activations:
         return None  # the per-token recipes fold their smoothing into the graph (components/export/activation_int8.py)
-    train = frame[frame["split"] == "train"].sort_values("id").head(config.quantize.smooth_messages)
-    if train.empty:
-        raise SourceFileError(Path(config.input), "no train rows (rule: quantize.smooth_alpha calibrates on train)")
-    encoded = encode(tokenizer, train["text"].astype(str).tolist(), max_length)
+    texts = _first_train(config, frame, config.quantize.smooth_messages, "quantize.smooth_alpha")
+    encoded = encode(tokenizer, texts, max_length)
     step = config.batch_size
     batches = [pad(encoded[i : i + step], int(tokenizer.pad_token_id)) for i in range(0, len(encoded), step)]
     return smooth_mlp(model, batches, config.quantize.smooth_alpha, len(encoded)).to_dict()
@@ -212,15 +210,20 @@ def calibration_batches(config: ExportConfig, frame: pd.DataFrame, fp32: Any) ->
     """The per-token recipes' calibration batches: the first ``calibration_messages`` TRAIN messages by id (never
     val or test, which judge the result); none for the recipes that do not calibrate."""
     settings = config.quantize
-    if settings.method in ("dynamic", "block8"):
+    if not settings.rewrites_activations:
         return []
-    train = frame[frame["split"] == "train"].sort_values("id").head(settings.calibration_messages)
-    if train.empty:
-        raise SourceFileError(
-            Path(config.input), f"no train rows (rule: quantize.method {settings.method} calibrates on train)"
-        )
-    batches: list[dict[str, Any]] = fp32.feeds(train["text"].astype(str).tolist())
+    texts = _first_train(config, frame, settings.calibration_messages, f"quantize.method {settings.method}")
+    batches: list[dict[str, Any]] = fp32.feeds(texts)
     return batches
+
+
+def _first_train(config: ExportConfig, frame: pd.DataFrame, count: int, setting: str) -> list[str]:
+    """The first ``count`` TRAIN messages by id, what every calibration reads (never val or test, which judge)."""
+    train = frame[frame["split"] == "train"].sort_values("id").head(count)
+    if train.empty:
+        raise SourceFileError(Path(config.input), f"no train rows (rule: {setting} calibrates on train)")
+    texts: list[str] = train["text"].astype(str).tolist()
+    return texts
 
 
 def _int8_check(

@@ -99,8 +99,8 @@ def test_per_token_with_the_split_tracks_fp32_and_per_tensor_without_it_does_not
     source = _block(tmp_path / "fp32.onnx")
     found = ai.calibrate(source, _feeds(), threshold=THRESHOLD, max_channels=8)
     x = _inputs()
-    split = ai.rewrite(source, tmp_path / "split.onnx", "all", found.channels, found.activation_peaks, alpha=0.5)
-    plain = ai.rewrite(source, tmp_path / "tensor.onnx", "none")
+    split = ai.rewrite(source, tmp_path / "split.onnx", True, found.channels, found.activation_peaks, alpha=0.5)
+    plain = ai.rewrite(source, tmp_path / "tensor.onnx", False)
     assert (split.matmuls, split.activations, split.split_tensors, split.smoothed_tensors) == (4, 2, 1, 2)
     assert plain.kept_fp32 == ("head",) and plain.split_tensors == 0
     assert _error(tmp_path / "split.onnx", source, x) < 0.02
@@ -114,7 +114,7 @@ def test_per_token_with_the_split_tracks_fp32_and_per_tensor_without_it_does_not
 def test_shared_inputs_are_quantized_once_into_one_gemm_and_smoothing_is_folded(tmp_path: Path) -> None:
     source = _block(tmp_path / "fp32.onnx")
     found = ai.calibrate(source, _feeds(), threshold=THRESHOLD, max_channels=8)
-    ai.rewrite(source, tmp_path / "int8.onnx", "all", found.channels, found.activation_peaks, alpha=0.5)
+    ai.rewrite(source, tmp_path / "int8.onnx", True, found.channels, found.activation_peaks, alpha=0.5)
     model = onnx.load(str(tmp_path / "int8.onnx"))
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("MatMulIntegerToFloat") == 2  # q|k|up side by side, and down
@@ -130,8 +130,8 @@ def test_shared_inputs_are_quantized_once_into_one_gemm_and_smoothing_is_folded(
 def test_a_message_gets_the_same_int8_scores_whatever_its_batch_neighbours(tmp_path: Path) -> None:
     """Per token, each message has its own scales; one scale per tensor lets a loud neighbour move a message."""
     source = _block(tmp_path / "fp32.onnx", planted=False)
-    ai.rewrite(source, tmp_path / "token.onnx", "all")
-    ai.rewrite(source, tmp_path / "tensor.onnx", "none")
+    ai.rewrite(source, tmp_path / "token.onnx", True)
+    ai.rewrite(source, tmp_path / "tensor.onnx", False)
     x = _inputs(batch=1)
     loud = np.concatenate([x, 20.0 * _inputs(seed=9, batch=1)])
     moved = {}
@@ -152,7 +152,7 @@ def test_embedding_rows_are_int8_with_one_scale_per_row(tmp_path: Path) -> None:
         [numpy_helper.from_array(table, "E")],
     )
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(tmp_path / "e.onnx"))
-    info = ai.rewrite(tmp_path / "e.onnx", tmp_path / "e8.onnx", "all")
+    info = ai.rewrite(tmp_path / "e.onnx", tmp_path / "e8.onnx", True)
     ids = np.array([[0, 7, 49], [3, 3, 12]], np.int64)
     got = ort.InferenceSession(str(tmp_path / "e8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})[0]
     step = np.abs(table).max(axis=1) / 127
@@ -163,8 +163,8 @@ def test_external_data_in_and_out(tmp_path: Path) -> None:
     """Sources over protobuf's limit carry their weights in a .data file: read tensor by tensor, written the same."""
     source = _block(tmp_path / "fp32.onnx", external=True)
     target = tmp_path / "out" / "int8.onnx"
-    ai.rewrite(source, target, "all", external=True)
-    inline = ai.rewrite(_block(tmp_path / "inline.onnx"), tmp_path / "inline8.onnx", "all")
+    ai.rewrite(source, target, True, external=True)
+    inline = ai.rewrite(_block(tmp_path / "inline.onnx"), tmp_path / "inline8.onnx", True)
     assert (target.parent / "int8.onnx.data").is_file()
     locations = {
         entry.value
@@ -191,5 +191,5 @@ def test_excluded_and_narrow_matmuls_stay_fp32(tmp_path: Path) -> None:
     model: Any = onnx.load(str(source))
     assert [n.name for n in ai.quantizable(model)] == ["q_proj", "k_proj", "up_proj", "down_proj"]
     assert [n.name for n in ai.quantizable(model, excluded=("k_proj",))] == ["q_proj", "up_proj", "down_proj"]
-    info = ai.rewrite(source, tmp_path / "int8.onnx", "all", excluded=("down_proj",))
+    info = ai.rewrite(source, tmp_path / "int8.onnx", True, excluded=("down_proj",))
     assert set(info.kept_fp32) == {"down_proj", "head"} and info.matmuls == 3
