@@ -141,12 +141,16 @@ def _rows(fold: Any) -> dict[str, int]:
 
 
 def _summary(payload: dict[str, Any]) -> dict[str, Any]:
-    test = payload["splits"]["test"]
+    """What the log line shows. Macro-F1 is the one over the classes the held-out rows have (``figures.test``), as
+    the scaling report's table shows it: a source with no unsafe rows would otherwise enter a 0 for that class and
+    read about a third lower than the report."""
+    figures = payload["figures"]["test"]
     return {
         "model": payload["model"],
         "held_out": payload["holdout"]["source"],
         "test_rows": payload["holdout"]["rows"].get("test", 0),
-        "macro_f1": test["macro_f1"]["value"],
-        "unsafe_recall": payload["figures"]["test"]["unsafe_recall"]["value"],
-        "safe_flag_rate": payload["figures"]["test"]["safe_flag_rate"]["value"],
+        "classes": list(figures["classes"]),
+        "macro_f1": figures["macro_f1"]["value"],
+        "unsafe_recall": figures["unsafe_recall"]["value"],
+        "safe_flag_rate": figures["safe_flag_rate"]["value"],
     }

@@ -104,3 +104,28 @@ def test_the_held_out_rows_are_the_reports_rows_and_read_back_as_a_corpus(projec
     assert len(records) == 12 and set(ids) <= set(human_b["id"])
     labels = dict(zip(human_b["id"], human_b["label"], strict=True))
     assert [r.label for r in records] == [labels[i] for i in ids]
+
+
+def test_the_logged_summary_averages_over_the_classes_the_source_has() -> None:
+    """A source with no unsafe rows: the log line shows the report's macro-F1 (two classes), not the 3-class one."""
+    from components.stages.holdout import _summary
+
+    def interval(value: float) -> dict[str, float]:
+        return {"value": value, "low": value - 0.05, "high": value + 0.05}
+
+    payload = {
+        "model": "tiny",
+        "holdout": {"source": "b", "rows": {"test": 12}},
+        "splits": {"test": {"macro_f1": interval(0.34), "n": 12}},
+        "figures": {
+            "test": {
+                "classes": ["safe", "borderline"],
+                "macro_f1": interval(0.51),
+                "unsafe_recall": interval(0.0),
+                "safe_flag_rate": interval(0.25),
+            }
+        },
+    }
+    summary = _summary(payload)
+    assert summary["macro_f1"] == 0.51 and summary["classes"] == ["safe", "borderline"]
+    assert summary["safe_flag_rate"] == 0.25 and summary["test_rows"] == 12
