@@ -9,8 +9,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Frozen, InheritedSeed, inherited_seed
+from components.schema import Label
 
 _PROMPT_VERSION = re.compile(r"^[a-z][a-z0-9_]*_v[0-9]+$")
+_AIM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -71,6 +73,43 @@ class OpenAIGeneratorConfig(Frozen):
         return self
 
 
+def _prompt_version(value: str) -> str:
+    if not _PROMPT_VERSION.match(value):
+        raise ValueError("must look like <name>_v<number>, e.g. reinterpret_v1 (the prompt file's stem)")
+    return value
+
+
+class AugmentAim(Frozen):
+    """A pass of rewrites aimed at a gap an evaluation showed: which train parents, which prompt, and why.
+
+    Aims only ever rewrite human train rows, so what they add stays in train; the suites that showed the gap are
+    never read by this stage (the training-leak test in tests/integration/test_augment.py holds for every pass).
+    """
+
+    why: str = Field(
+        min_length=1,
+        description="The gap this aim answers and where it was seen (a suite, a figure); recorded in summary.json.",
+    )
+    prompt_version: str = Field(description="prompts/augment/<prompt_version>.txt; recorded on every rewrite.")
+    labels: list[Label] | None = Field(
+        default=None,
+        min_length=1,
+        description="Parent labels to rewrite (each rewrite inherits its parent's); null: all.",
+    )
+    sources: list[str] | None = Field(
+        default=None, min_length=1, description="Parent sources (prepare.sources names); null: every source."
+    )
+    max_parents: int | None = Field(
+        default=64, ge=1, description="Cap on parents (label-balanced, seeded, as the main pass); null: every one."
+    )
+    rewrites_per_message: int = Field(default=1, ge=1, le=10, description="Rewrites asked per parent message.")
+
+    @field_validator("prompt_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        return _prompt_version(value)
+
+
 class AugmentConfig(Frozen):
     """Which train messages get rewritten, by what, with which prompt, and how rewrites are labelled."""
 
@@ -95,6 +134,11 @@ class AugmentConfig(Frozen):
     temperature: float = Field(default=0.7, ge=0, le=2, description="0 = greedy.")
     top_p: float = Field(default=0.9, gt=0, le=1)
     max_chars: int = Field(default=400, ge=20, description="Longer rewrites are filtered as too_long.")
+    aims: dict[str, AugmentAim] = Field(
+        default_factory=dict,
+        description='Extra passes aimed at gaps the suites showed, by name (docs/augment.md, "Aims"); after the '
+        "main pass, with the same generator, filters and label policy.",
+    )
     seed: InheritedSeed = inherited_seed("Generation seed")
     input_dir: str | None = Field(
         default=None, description="Folder holding prepare's dataset.parquet; null: prepare.output_dir."
@@ -105,8 +149,14 @@ class AugmentConfig(Frozen):
     @field_validator("prompt_version", "label_prompt_version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not _PROMPT_VERSION.match(value):
-            raise ValueError("must look like <name>_v<number>, e.g. reinterpret_v1 (the prompt file's stem)")
+        return _prompt_version(value)
+
+    @field_validator("aims")
+    @classmethod
+    def _aim_names(cls, value: dict[str, AugmentAim]) -> dict[str, AugmentAim]:
+        bad = [name for name in value if not _AIM_NAME.match(name)]
+        if bad:
+            raise ValueError(f"aim names {bad} must be lower-case snake_case (they name the pass in summary.json)")
         return value
 
     @model_validator(mode="after")

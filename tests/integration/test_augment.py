@@ -27,6 +27,7 @@ from tests.fixtures.augment_project import make_params, train_ids
 from tests.fixtures.common import REPO
 
 CANARY = "zebra-canary-7f3a"
+AIM = {"why": "test: calm questions flagged", "prompt_version": "advice_question_v1"}
 
 
 class Scripted:
@@ -282,6 +283,10 @@ def test_disabled_passes_rows_through(root: Path) -> None:
         ({"openai": {"base_url": "api.openai.com"}}, "augment.openai.base_url"),
         ({"cache_dir": "data/augmented"}, "augment"),
         ({"generator": "chatgpt"}, "augment.generator"),
+        ({"aims": {"calm": {"prompt_version": "advice_question_v1"}}}, "augment.aims.calm.why"),
+        ({"aims": {"Calm Questions": AIM}}, "augment.aims"),
+        ({"aims": {"calm": AIM | {"labels": ["fine"]}}}, "augment.aims.calm.labels"),
+        ({"aims": {"calm": AIM | {"prompt_version": "advice"}}}, "augment.aims.calm.prompt_version"),
     ],
 )
 def test_bad_augment_params_name_the_key(section: dict[str, Any], key: str) -> None:
@@ -313,7 +318,7 @@ def test_malformed_prompt_files_are_rejected(text: str, rule: str) -> None:
 
 
 def test_shipped_prompts_parse_and_render_braces_literally() -> None:
-    for version in ("reinterpret_v1", "label_v1"):
+    for version in ("reinterpret_v1", "label_v1", "advice_question_v1"):
         prompt = parse_prompt((REPO / f"prompts/augment/{version}.txt").read_text(), version, version, "0")
         turns = prompt.render("a {weird} message")
         assert turns[-1].role == "user" and "a {weird} message" in turns[-1].content
@@ -400,3 +405,71 @@ def test_real_smollm2_rewrites_three_messages(root: Path) -> None:
     print(f"SmolLM2: 3 rewrites in {time.monotonic() - started:.1f}s incl. load; kept {result.summary['rewrites']}")
     again = augment(make_params(root, max_parents=3), root)
     assert again.run["rewrites"] == {"cache_hits": 3, "generated": 0}
+
+
+# --- aims ----------------------------------------------------------------------------------------------------------
+
+
+def advice_or_rewrite(request: GenerationRequest) -> str:
+    """The aim's prompt gets a question, the main prompt the usual rewrite: which prompt produced a row shows."""
+    if "calm question" in request.messages[0].content:
+        return f"How should I deal with this: {message_of(request)}?"
+    return rewrite_of(request)
+
+
+def two_sources(root: Path) -> set[str]:
+    """Split the tiny corpus into two sources (odd rows become 'other'); returns the 'other' safe train ids."""
+    path = root / "out" / "dataset.parquet"
+    prepared = pd.read_parquet(path)
+    prepared.loc[prepared.index % 2 == 1, "source"] = "other"
+    prepared.to_parquet(path, index=False)
+    chosen = prepared[(prepared["source"] == "other") & (prepared["label"] == "safe") & (prepared["split"] == "train")]
+    return set(chosen["id"])
+
+
+def test_an_aim_rewrites_only_its_parents_with_its_prompt_and_says_why(root: Path) -> None:
+    other_safe = two_sources(root)
+    aim = AIM | {"labels": ["safe"], "sources": ["other"], "max_parents": None}
+    augment(make_params(root, max_parents=4, aims={"calm_questions": aim}), root, generator=Scripted(advice_or_rewrite))
+    frame, summary, run = read(root)
+    rewrites = frame[frame["origin"] == "augmented"]
+    aimed = rewrites[rewrites["aug_prompt_version"] == "advice_question_v1"]
+    main = rewrites[rewrites["aug_prompt_version"] == "reinterpret_v1"]
+    assert set(aimed["parent_id"]) == other_safe and len(main) == 4  # the main pass is unchanged by the aim
+    assert aimed["text"].str.startswith("How should I deal with this").all()
+    assert set(aimed["label"]) == {"safe"} and set(aimed["split"]) == {"train"}
+    assert summary["aims"] == {
+        "calm_questions": {
+            "why": AIM["why"],
+            "prompt_version": "advice_question_v1",
+            "parents": len(other_safe),
+            "requested": len(other_safe),
+            "kept": len(other_safe),
+            "filtered": dict.fromkeys(FILTER_REASONS, 0),
+            "label": {"safe": len(other_safe), "borderline": 0, "unsafe": 0},
+        }
+    }
+    assert summary["rewrites"]["requested"] == 4 + len(other_safe) and summary["rewrites"]["kept"] == len(rewrites)
+    assert run["rewrites"]["generated"] == 4 + len(other_safe)
+    assert "prompts/augment/advice_question_v1.txt" in summary["provenance"]["inputs"]
+    assert frame["id"].is_unique and frame["text_hash"].is_unique
+    assert CANARY not in json.dumps(summary)
+
+
+def test_a_later_pass_never_repeats_a_kept_text(root: Path) -> None:
+    """Two aims that ask the same thing of the same parents: the second one's rewrites are duplicates."""
+    aims = {"first": AIM | {"max_parents": 3}, "second": AIM | {"max_parents": 3}}
+    augment(make_params(root, max_parents=1, aims=aims), root, generator=Scripted(advice_or_rewrite))
+    frame, summary, _ = read(root)
+    assert summary["aims"]["first"]["kept"] == 3
+    assert summary["aims"]["second"]["kept"] == 0 and summary["aims"]["second"]["filtered"]["duplicate"] == 3
+    assert summary["rewrites"]["filtered"]["duplicate"] == 3 and frame["text_hash"].is_unique
+
+
+def test_an_aim_at_an_unknown_source_or_prompt_stops_before_generating(root: Path) -> None:
+    counting = Scripted(advice_or_rewrite)
+    with pytest.raises(EmosafeError, match=re.escape("augment.aims[calm].sources: ['nowhere'] not in the prepared")):
+        augment(make_params(root, aims={"calm": AIM | {"sources": ["nowhere"]}}), root, generator=counting)
+    with pytest.raises(EmosafeError, match="prompt version 'advice_question_v9' not found"):
+        augment(make_params(root, aims={"calm": AIM | {"prompt_version": "advice_question_v9"}}), root, counting)
+    assert counting.calls == 0 and not (root / "aug").exists()
