@@ -106,16 +106,26 @@ def _holdout_stage(train: Mapping[str, Any], profile: Params, params_file: str, 
     training = [key for key in train["params"][0][params_file] if key != "train.output_dir"]
     evaluation = ["evaluate.bootstrap_resamples", "evaluate.confidence", "evaluate.seed", "evaluate.operating_point"]
     evaluation += ["evaluate.threshold_grid", "evaluate.canaries", "evaluate.suites", "train.checkpoint_dir"]
+    matrix: dict[str, list[Any]] = {
+        "model": list(config.models or train_config.active.models),
+        "source": list(config.sources),
+    }
+    cmd = f"emosafe holdout --params {params_file} --model ${{item.model}} --source ${{item.source}}"
+    fold, stem = "without-${item.source}", "${item.model}-without-${item.source}"
+    if config.seeds:  # one more axis: the same (rung, source) once per training seed
+        matrix["seed"] = list(config.seeds)
+        cmd += " --seed ${item.seed}"
+        fold, stem = fold + "/seed-${item.seed}", stem + "-seed${item.seed}"
     return {
         "wdir": wdir,
-        "matrix": {"model": list(config.models or train_config.active.models), "source": list(config.sources)},
-        "cmd": f"emosafe holdout --params {params_file} --model ${{item.model}} --source ${{item.source}}",
+        "matrix": matrix,
+        "cmd": cmd,
         "deps": [*data, _norm(profile.evaluate.canaries), *suites, *stage_code_deps("holdout")],
         "params": [{params_file: ["holdout", *training, *evaluation]}],
         "outs": [
-            f"{_norm(config.output_dir)}/without-${{item.source}}/${{item.model}}-{config.task}",
+            f"{_norm(config.output_dir)}/{fold}/${{item.model}}-{config.task}",
             # not a DVC metric: 12 of them made `dvc metrics show` unreadable; the scaling report tabulates them
-            {f"{_norm(config.reports_dir)}/${{item.model}}-without-${{item.source}}.json": {"cache": False}},
+            {f"{_norm(config.reports_dir)}/{stem}.json": {"cache": False}},
         ],
     }
 

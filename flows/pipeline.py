@@ -108,7 +108,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
         curate_task(params, root, dvcfile),
     ]
     runs += run_ladder(params, root, ladder(params, root), dvcfile)
-    runs += [holdout_task(params, model, source, root, dvcfile) for model, source in holdouts(params)]
+    runs += [holdout_task(params, model, source, root, dvcfile, seed) for model, source, seed in holdouts(params)]
     runs += [evaluate_task(params, root, dvcfile), report_task(params, root, dvcfile)]
     transaction = checkpoint_task(params, root, dvcfile)
     try:

@@ -42,23 +42,34 @@ def train_task(params: Params, model: str, task_name: str, root: str = ".", pipe
 
 
 @task(name="holdout", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
-def holdout_task(params: Params, model: str, source: str, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
-    """Train one rung without one source and score it on that source = DVC stage ``holdout@<model>-<source>``."""
-    target = f"holdout@{model}-{source}"
+def holdout_task(
+    params: Params, model: str, source: str, root: str = ".", pipeline: str = PIPELINE_FILE, seed: int | None = None
+) -> StageRun:
+    """Train one rung without one source and score it on that source = DVC stage ``holdout@<model>-<source>``
+    (``holdout@<model>-<source>-<seed>`` with ``holdout.seeds``)."""
+    target = holdout_target(model, source, seed)
     run = stage(
         "holdout",
         root,
-        lambda: holdout_stage.holdout(params, model, source, Path(root)).summary,
+        lambda: holdout_stage.holdout(params, model, source, Path(root), seed).summary,
         target,
         pipeline,
     )
     return StageRun(target, run.ran, run.targets, run.summary)
 
 
-def holdouts(params: Params) -> list[tuple[str, str]]:
-    """(model, held-out source) of every leave-one-source-out run; none when ``holdout.sources`` is empty."""
+def holdout_target(model: str, source: str, seed: int | None) -> str:
+    """The DVC name of one holdout item: DVC joins a matrix item's values with '-' in dvc.yaml's axis order."""
+    return f"holdout@{model}-{source}" + ("" if seed is None else f"-{seed}")
+
+
+def holdouts(params: Params) -> list[tuple[str, str, int | None]]:
+    """(model, held-out source, seed) of every leave-one-source-out run, in dvc.yaml's matrix order; seed None
+    when ``holdout.seeds`` is empty; none when ``holdout.sources`` is empty."""
     config = params.holdout
-    return [(model, source) for model in config.models or list(params.train.active.models) for source in config.sources]
+    seeds: tuple[int | None, ...] = config.seeds or (None,)
+    models = config.models or list(params.train.active.models)
+    return [(model, source, seed) for model in models for source in config.sources for seed in seeds]
 
 
 def ladder(params: Params, root: str, models: list[str] | None = None) -> list[tuple[str, str]]:

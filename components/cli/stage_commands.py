@@ -130,6 +130,10 @@ def holdout(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="A ladder rung (holdout.models, or any of the profile).")
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="The training seed, one of holdout.seeds (required when that list is set)."),
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
     write_rows: Annotated[
         Path | None,
@@ -144,7 +148,8 @@ def holdout(
 
     Writes holdout.output_dir/without-<source>/<model>-<task>/ (the run) and
     holdout.reports_dir/<model>-without-<source>.json (metrics with CIs on the held-out source, the shipped suites,
-    canaries; no text). The scaling report tabulates every holdout report.
+    canaries; no text). The scaling report tabulates every holdout report. With holdout.seeds each seed is a run of
+    its own (without-<source>/seed-<N>/, <model>-without-<source>-seed<N>.json) on the same held-out rows.
     """
     passive_omp()
     from components.config import load_params
@@ -157,7 +162,7 @@ def holdout(
         return
     if model is None:
         raise typer.BadParameter("--model is required unless --write-rows is given", param_hint="--model")
-    outcome = run_holdout(load_params(params), model, source)
+    outcome = run_holdout(load_params(params), model, source, seed=seed)
     typer.echo(f"{outcome.report}: {outcome.summary}")
 
 

@@ -6,6 +6,7 @@ ladder's own (``components.training.runner``, the active profile's hyper-paramet
 evaluation path every other report uses (``components.evaluation.model_report``), with the operating point fitted on the
 other sources' val rows. Writes ``<output_dir>/without-<S>/<model>-<task>/`` (the run) and
 ``<reports_dir>/<model>-without-<S>.json`` (metrics with CIs on S, no text); the scaling report tabulates them.
+With ``holdout.seeds`` an item is also one seed: ``without-<S>/seed-<N>/`` and ``<model>-without-<S>-seed<N>.json``.
 ``held_out_rows`` writes a fold's test rows as a corpus, so any other model (the embedded default's, a registry
 version) can be scored on exactly the rows a holdout report used, with ``emosafe evaluate --data``.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Params
+from components.config.train import TrainConfig
 from components.data.holdout import leave_out
 from components.data.tables import read_table_records
 from components.errors import ConfigError
@@ -41,24 +43,33 @@ class HoldoutOutcome:
     summary: dict[str, Any]  # model, held-out source, rows, test macro-F1 and unsafe recall (no text)
 
 
-def holdout(params: Params, model: str, source: str, root: Path = Path()) -> HoldoutOutcome:
-    """Train ``model`` without ``source`` and score it on ``source``; checks run before anything is written."""
+def holdout(params: Params, model: str, source: str, root: Path = Path(), seed: int | None = None) -> HoldoutOutcome:
+    """Train ``model`` without ``source`` and score it on ``source``; checks run before anything is written.
+
+    ``seed`` (one of ``holdout.seeds``) replaces the training seed only: the held-out rows and the fold stay the
+    ones ``params.seed`` chooses, so the runs of one item differ by their training alone."""
     config = params.holdout
     if source not in config.sources:
         raise ConfigError(f"holdout: source '{source}' is not in holdout.sources {list(config.sources)}")
     if model not in (config.models or tuple(params.train.active.models)):
         raise ConfigError(f"holdout: model '{model}' is not in holdout.models {list(config.models)}")
+    if (seed is None) != (not config.seeds) or (seed is not None and seed not in config.seeds):
+        raise ConfigError(
+            f"holdout: seed {seed} does not match holdout.seeds {list(config.seeds)} (give one of them, or none "
+            "when the list is empty)"
+        )
     data = root / params.train.input
     frame = read_parquet_input(data, "training input not found; run `dvc repro` (prepare/augment) first")
     fold = leave_out(frame, source, config.max_test_rows, params.seed)
     canary_path = root / params.evaluate.canaries
     canaries = parse_canaries(read_table_records(canary_path, "jsonl"), canary_path)
-    runs = root / config.output_dir / f"without-{source}"
+    runs = root / config.output_dir / config.fold_dir(source, seed)
     runs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=runs, prefix=".fold-") as tmp:
         fold_path = Path(tmp) / "dataset.parquet"
         fold.to_parquet(fold_path, index=False)
-        trained = run_training(_fold_config(params, fold_path, runs, root), model, config.task, root, __name__)
+        fold_config = _fold_config(params, fold_path, runs, root, config.fold_dir(source, seed), seed)
+        trained = run_training(fold_config, model, config.task, root, __name__)
     from components.export.merged import run_predictor
 
     predictor, info = run_predictor(trained.folder, config.task, root)
@@ -68,7 +79,12 @@ def holdout(params: Params, model: str, source: str, root: Path = Path()) -> Hol
     payload = run_one(predictor, inputs, params.evaluate) | {
         "model": model,
         "setting": "holdout",
-        "holdout": {"source": source, "rows": _rows(fold), "run": str(trained.folder.relative_to(root))},
+        "holdout": {
+            "source": source,
+            "seed": seed,
+            "rows": _rows(fold),
+            "run": str(trained.folder.relative_to(root)),
+        },
         "model_info": info,
     }
     held_out = {  # the held-out source as a suite: the binary view the scaling report's holdout table reads
@@ -85,10 +101,10 @@ def holdout(params: Params, model: str, source: str, root: Path = Path()) -> Hol
             "seed": params.seed,
             "params": {"seed": params.seed, "holdout": config.model_dump(mode="json")},
             "data_hash": inputs.data_hash,
-            "run": {"model": model, "held_out": source, "task": config.task},
+            "run": {"model": model, "held_out": source, "task": config.task, "training_seed": _seed(fold_config)},
         },
     )
-    report = root / config.reports_dir / f"{model}-without-{source}.json"
+    report = root / config.reports_dir / f"{config.run_name(model, source, seed)}.json"
     atomic_write_json(report, payload)
     summary = _summary(payload)
     log.info("holdout %s without %s: %s", model, source, summary)
@@ -122,18 +138,29 @@ def held_out_rows(params: Params, source: str, output: Path, root: Path = Path()
     return len(lines)
 
 
-def _fold_config(params: Params, fold_path: Path, runs: Path, root: Path) -> Any:
+def _fold_config(
+    params: Params, fold_path: Path, runs: Path, root: Path, fold_dir: str, seed: int | None
+) -> TrainConfig:
     """The ladder's training section pointed at the fold: its own input, output and checkpoint folders, no W&B
-    artifact (the run is a measurement, never shipped)."""
+    artifact (the run is a measurement, never shipped), and ``seed`` as the training seed when given."""
     train = params.train
+    profiles = dict(train.profiles)
+    if seed is not None:
+        active = train.active
+        profiles[train.profile] = active.model_copy(update={"hyper": active.hyper.model_copy(update={"seed": seed})})
     return train.model_copy(
         update={
             "input": str(fold_path.relative_to(root)),
             "output_dir": str(runs.relative_to(root)),
-            "checkpoint_dir": str(Path(train.checkpoint_dir) / runs.name),
+            "checkpoint_dir": str(Path(train.checkpoint_dir) / fold_dir),
+            "profiles": profiles,
             "wandb": train.wandb.model_copy(update={"log_artifact": False}),
         }
     )
+
+
+def _seed(train: TrainConfig) -> int:
+    return int(train.active.hyper.seed)
 
 
 def _rows(fold: Any) -> dict[str, int]:
@@ -148,6 +175,7 @@ def _summary(payload: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": payload["model"],
         "held_out": payload["holdout"]["source"],
+        "seed": payload["holdout"].get("seed"),
         "test_rows": payload["holdout"]["rows"].get("test", 0),
         "classes": list(figures["classes"]),
         "macro_f1": figures["macro_f1"]["value"],

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Params
+from components.config.holdout import HoldoutConfig
 from components.config.report import ReportConfig
 from components.errors import EmosafeError, MetricsFormatError
 from components.io import atomic_write_bytes, replace_dir, sha256_bytes
@@ -105,9 +106,11 @@ def _read_holdouts(folder: Path, split: str) -> list[tuple[Path, bytes, HoldoutR
     for path in paths:
         data = path.read_bytes()
         item = holdout_row(_json_object(path, data), str(path), split)
-        expected = f"{item.row.model}-without-{item.source}.json"
+        expected = f"{HoldoutConfig.run_name(item.row.model, item.source, item.seed)}.json"
         if path.name != expected:
-            raise MetricsFormatError(f"{path}: model/held-out source inside say {expected} (rule: the name matches)")
+            raise MetricsFormatError(
+                f"{path}: model/held-out source/seed inside say {expected} (rule: the name matches)"
+            )
         found.append((path, data, item))
     return found
 

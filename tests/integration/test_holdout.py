@@ -129,3 +129,37 @@ def test_the_logged_summary_averages_over_the_classes_the_source_has() -> None:
     summary = _summary(payload)
     assert summary["macro_f1"] == 0.51 and summary["classes"] == ["safe", "borderline"]
     assert summary["safe_flag_rate"] == 0.25 and summary["test_rows"] == 12
+
+
+def test_seeds_train_again_on_the_same_held_out_rows(project: Path) -> None:
+    """holdout.seeds: one run per seed, the same fold and held-out rows, only the training seed differs; the
+    scaling report's reader accepts the seeded names, and a seed outside the list is refused before any work."""
+    from components.stages.holdout import holdout
+    from components.stages.report import _read_holdouts
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["holdout"] |= {"seeds": [3, 4], "output_dir": "models/holdout-seeds", "reports_dir": "reports/holdout-seeds"}
+    (project / "params-seeds.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    params = load_params(project / "params-seeds.yaml")
+    for wrong in (None, 5):
+        with pytest.raises(ConfigError, match=re.escape("does not match holdout.seeds [3, 4]")):
+            holdout(params, "tiny", "b", project, wrong)
+    assert not (project / "models" / "holdout-seeds").exists()
+    outcomes = {seed: holdout(params, "tiny", "b", project, seed) for seed in (3, 4)}
+    reports = {seed: json.loads(outcome.report.read_text()) for seed, outcome in outcomes.items()}
+    assert {outcome.report.name for outcome in outcomes.values()} == {
+        "tiny-without-b-seed3.json",
+        "tiny-without-b-seed4.json",
+    }
+    metas = {
+        seed: json.loads(
+            (project / "models/holdout-seeds/without-b" / f"seed-{seed}/tiny-trinary/meta.json").read_text()
+        )
+        for seed in (3, 4)
+    }
+    assert metas[3]["seed"] == 3 and metas[4]["seed"] == 4 and metas[3]["data_hash"] == metas[4]["data_hash"]
+    assert reports[3]["holdout"]["seed"] == 3 and reports[3]["holdout"]["rows"] == reports[4]["holdout"]["rows"]
+    assert reports[3]["suites"]["holdout:b"]["data_hash"] == reports[4]["suites"]["holdout:b"]["data_hash"]
+    assert outcomes[4].summary["seed"] == 4
+    held = _read_holdouts(project / "reports" / "holdout-seeds", "test")
+    assert sorted(item.seed for _, _, item in held) == [3, 4]

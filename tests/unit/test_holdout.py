@@ -107,3 +107,33 @@ def test_a_report_without_its_held_out_figures_is_refused() -> None:
     del payload["holdout"]
     with pytest.raises(MetricsFormatError, match=re.escape("holdout.source")):
         holdout_row(payload, "x.json")
+
+
+def _seeded(model: str, source: str, seed: int, safe_flagged: float) -> dict[str, Any]:
+    payload = copy.deepcopy(_payload(model, source))
+    payload["holdout"]["seed"] = seed
+    payload["suites"][f"holdout:{source}"]["figures"]["safe_flag_rate"] = _estimate(safe_flagged)
+    return payload
+
+
+def test_seeded_runs_get_a_seed_column_and_their_mean_and_range() -> None:
+    rows = [
+        holdout_row(_seeded("minilm", "davidson", seed, flagged), f"minilm-without-davidson-seed{seed}.json")
+        for seed, flagged in ((14, 0.95), (13, 0.85), (15, 0.90))
+    ]
+    table = holdout_markdown(rows)
+    assert "| trinary | minilm | davidson | 13 | 40 | 0.500 [0.400, 0.550] |" in table
+    assert table.index("| 13 |") < table.index("| 14 |") < table.index("| 15 |")
+    across = table[table.index("### Across training seeds") :]
+    assert "| trinary | minilm | davidson | 13, 14, 15 | 0.500 [0.500, 0.500] |" in across
+    assert "0.900 [0.850, 0.950]" in across  # safe flagged: mean 0.90 over seeds 0.85-0.95
+    metrics = holdout_metrics(rows)["minilm"]
+    assert set(metrics) == {"davidson-seed13", "davidson-seed14", "davidson-seed15"}
+    assert "Across training seeds" not in holdout_markdown([holdout_row(_payload("minilm", "davidson"), "x.json")])
+
+
+def test_a_seed_that_is_not_an_integer_is_refused() -> None:
+    payload = _seeded("minilm", "davidson", 13, 0.5)
+    payload["holdout"]["seed"] = "13"
+    with pytest.raises(MetricsFormatError, match=re.escape("holdout.seed")):
+        holdout_row(payload, "x.json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +115,34 @@ def test_the_command_checks_and_writes() -> None:
         timeout=120,
     )
     assert done.returncode == 0 and "current" in done.stdout, done.stdout + done.stderr
+
+
+def test_holdout_seeds_add_an_axis_whose_items_dvc_names_as_the_flow_does(tmp_path: Path) -> None:
+    """With holdout.seeds every (rung, source) runs once per seed; the flow asks DVC for the item by name, so the
+    name DVC gives a matrix item is checked with DVC itself."""
+    from flows.train import holdout_target, holdouts
+
+    raw = _raw(REAL)
+    raw["holdout"]["seeds"] = [13, 14]
+    raw["holdout"]["models"] = ["minilm"]
+    profile = _profile(raw)
+    holdout = profile_pipeline(_main(), load_params(REPO / "params.yaml"), profile, REAL)["stages"]["holdout"]
+    assert holdout["matrix"]["seed"] == [13, 14] and holdout["cmd"].endswith("--seed ${item.seed}")
+    assert holdout["outs"] == [
+        "models-real/holdout/without-${item.source}/seed-${item.seed}/${item.model}-trinary",
+        {"reports/holdout-real/${item.model}-without-${item.source}-seed${item.seed}.json": {"cache": False}},
+    ]
+    (tmp_path / "configs" / "real").mkdir(parents=True)
+    (tmp_path / "configs" / "real" / "dvc.yaml").write_text(render({"stages": {"holdout": holdout}}, REAL))
+    subprocess.run([str(VENV_BIN / "dvc"), "init", "--no-scm", "-q"], cwd=tmp_path, check=True, timeout=120)
+    listed = subprocess.run(
+        [str(VENV_BIN / "dvc"), "stage", "list", "--name-only", "-R", "configs/real"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    names = {line.split(":")[-1].strip() for line in listed.stdout.splitlines() if line.strip()}
+    flow = {holdout_target(model, source, seed) for model, source, seed in holdouts(profile)}
+    assert names == flow and "holdout@minilm-counsel_chat-14" in names
