@@ -53,7 +53,7 @@ def holdout(params: Params, model: str, source: str, root: Path = Path(), seed: 
         raise ConfigError(f"holdout: source '{source}' is not in holdout.sources {list(config.sources)}")
     if model not in (config.models or tuple(params.train.active.models)):
         raise ConfigError(f"holdout: model '{model}' is not in holdout.models {list(config.models)}")
-    if (seed is None) != (not config.seeds) or (seed is not None and seed not in config.seeds):
+    if seed not in (config.seeds or (None,)):
         raise ConfigError(
             f"holdout: seed {seed} does not match holdout.seeds {list(config.seeds)} (give one of them, or none "
             "when the list is empty)"
