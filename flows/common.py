@@ -28,6 +28,9 @@ for _name in PACKAGES:
         logging.getLogger(_name).setLevel(logging.INFO)
 
 
+DEFAULT_PARAMS = "params.yaml"  # the root pipeline's params file (dvc.yaml's commands name it)
+
+
 def read_params(params_path: str, root: str) -> Params:
     """params.yaml parsed once per flow run (at the edge); tasks receive the typed object."""
     return load_params(Path(root) / params_path)

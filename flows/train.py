@@ -17,14 +17,26 @@ from components.config import Params
 from components.stages import convert as convert_stage
 from components.stages import holdout as holdout_stage
 from components.stages import train as train_stage
-from flows.common import pipeline_file, read_params, retry_unless_input_error, stage
+from flows.common import DEFAULT_PARAMS, pipeline_file, read_params, retry_unless_input_error, stage
 from flows.dvc_tasks import PIPELINE_FILE, StageRun
 
 
 @task(name="convert", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)
 def convert_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE) -> StageRun:
-    """Base models -> safetensors folders (once); the summary is the converted model names."""
-    return stage("convert", root, lambda: sorted(convert_stage.convert(params, Path(root)).folders), pipeline=pipeline)
+    """Base models -> safetensors folders (once); the summary is the converted model names.
+
+    A profile that shares the default's ``train.base_dir`` has no convert stage of its own (``emosafe
+    pipeline-file`` checked that its rungs are the default's): the root pipeline's stage runs, with params.yaml, as
+    ``dvc repro`` would. Converting only the profile's rungs and recording that under the root stage would leave a
+    dvc.lock claiming base models the folder lacks, and the default's next run would find them missing."""
+    converting = params
+    if pipeline != PIPELINE_FILE:
+        default = read_params(DEFAULT_PARAMS, root)
+        if Path(default.train.base_dir) == Path(params.train.base_dir):
+            converting = default
+    return stage(
+        "convert", root, lambda: sorted(convert_stage.convert(converting, Path(root)).folders), pipeline=pipeline
+    )
 
 
 @task(name="train", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_input_error)

@@ -178,8 +178,22 @@ def test_a_profile_runs_and_records_in_its_own_pipeline(
     root = make_project(tmp_path / "emosafe", tiny_model=False)
     profile = _alt_profile(root)
     calls, _ = _install_fakes(root, monkeypatch)
+    converted_with: list[str] = []
+    convert_module = importlib.import_module("components.stages.convert")
+    fake_convert = convert_module.convert
+
+    def convert(params: Any, *args: Any) -> Any:
+        converted_with.append(params.register.store)
+        return fake_convert(params, *args)
+
+    monkeypatch.setattr(convert_module, "convert", convert)
     first = pipeline(profile, str(root))
     assert {s.split("@")[0] for s in first["ran"]} == set(STAGE_MODULES)
+    # The shared convert stage ran with params.yaml, as `dvc repro` would, not with the profile's params.
+    from components.config import load_params
+
+    default_store, profile_store = (load_params(root / f).register.store for f in ("params.yaml", ALT))
+    assert converted_with == [default_store] and default_store != profile_store
     own = yaml.safe_load((root / "configs" / "alt" / "dvc.lock").read_text())["stages"]
     assert {"prepare", "train@tiny-trinary", "evaluate", "ship"} <= set(own) and "convert" not in own
     # The shared base models are the default pipeline's convert stage, recorded where that pipeline keeps it.
