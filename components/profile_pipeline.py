@@ -230,8 +230,14 @@ def _substitute(stage: Mapping[str, Any], base: Params, profile: Params, params_
     return walk(dict(stage))  # type: ignore[no-any-return]
 
 
+def shares_base_dir(base: Params, profile: Params) -> bool:
+    """Whether ``profile`` uses the default's base-model folder: its pipeline then has no convert stage, and the
+    default's (run with params.yaml) makes its base models."""
+    return _norm(profile.train.base_dir) == _norm(base.train.base_dir)
+
+
 def _shares_base_models(base: Params, profile: Params, params_file: str) -> bool:
-    if _norm(profile.train.base_dir) != _norm(base.train.base_dir):
+    if not shares_base_dir(base, profile):
         return False
     default = base.train.active.models
     for name, spec in profile.train.active.models.items():

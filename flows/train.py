@@ -14,6 +14,7 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from components.config import Params
+from components.profile_pipeline import shares_base_dir
 from components.stages import convert as convert_stage
 from components.stages import holdout as holdout_stage
 from components.stages import train as train_stage
@@ -32,7 +33,7 @@ def convert_task(params: Params, root: str = ".", pipeline: str = PIPELINE_FILE)
     converting = params
     if pipeline != PIPELINE_FILE:
         default = read_params(DEFAULT_PARAMS, root)
-        if Path(default.train.base_dir) == Path(params.train.base_dir):
+        if shares_base_dir(default, params):
             converting = default
     return stage(
         "convert", root, lambda: sorted(convert_stage.convert(converting, Path(root)).folders), pipeline=pipeline
